@@ -1,0 +1,147 @@
+//! Directory entries: `inode u32, rec_len u16, name_len u8, file_type u8,
+//! name`, padded to 4 bytes; entries of a block chain through `rec_len` and
+//! the last one reaches the block end.
+
+use super::inode::FileKind;
+use super::FormatError;
+
+pub const DIRENT_HEADER: usize = 8;
+pub const MAX_NAME_LEN: usize = 255;
+
+/// `file_type` values (with the `filetype` feature).
+pub const FT_UNKNOWN: u8 = 0;
+pub const FT_REG_FILE: u8 = 1;
+pub const FT_DIR: u8 = 2;
+pub const FT_CHRDEV: u8 = 3;
+pub const FT_BLKDEV: u8 = 4;
+pub const FT_FIFO: u8 = 5;
+pub const FT_SOCK: u8 = 6;
+pub const FT_SYMLINK: u8 = 7;
+
+pub fn file_type_of(kind: FileKind) -> u8 {
+    match kind {
+        FileKind::Regular => FT_REG_FILE,
+        FileKind::Directory => FT_DIR,
+        FileKind::CharDevice => FT_CHRDEV,
+        FileKind::BlockDevice => FT_BLKDEV,
+        FileKind::Fifo => FT_FIFO,
+        FileKind::Socket => FT_SOCK,
+        FileKind::Symlink => FT_SYMLINK,
+    }
+}
+
+/// Space an entry with a name of `name_len` bytes needs.
+pub const fn rec_len_for(name_len: usize) -> usize {
+    (DIRENT_HEADER + name_len + 3) & !3
+}
+
+/// One entry as found in a block.
+#[derive(Clone, Copy, Debug)]
+pub struct DirEntry<'a> {
+    pub offset: usize,
+    pub inode: u32,
+    pub rec_len: usize,
+    pub file_type: u8,
+    pub name: &'a [u8],
+}
+
+impl DirEntry<'_> {
+    /// Bytes of `rec_len` not needed by this entry itself (0 for an unused slot
+    /// counts its whole rec_len as free).
+    pub fn slack(&self) -> usize {
+        if self.inode == 0 {
+            self.rec_len
+        } else {
+            self.rec_len - rec_len_for(self.name.len())
+        }
+    }
+}
+
+/// Parse every entry of one directory block, checking each the way the
+/// kernel's `ext2_check_page` does. `max_ino` bounds inode numbers.
+pub fn parse_block(block: &[u8], max_ino: u32) -> Result<Vec<DirEntry<'_>>, FormatError> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < block.len() {
+        let bad = |m: &str| Err(FormatError::BadDirEntry(off, m.to_string()));
+        if off + DIRENT_HEADER > block.len() {
+            return bad("entry header crosses block end");
+        }
+        let inode = u32::from_le_bytes(block[off..off + 4].try_into().unwrap());
+        let rec_len = u16::from_le_bytes(block[off + 4..off + 6].try_into().unwrap()) as usize;
+        // A 64 KiB block stores rec_len 65536 as 0; we only allow up to 4 KiB blocks.
+        let name_len = block[off + 6] as usize;
+        let file_type = block[off + 7];
+        if rec_len < DIRENT_HEADER || rec_len % 4 != 0 {
+            return bad("bad rec_len");
+        }
+        if off + rec_len > block.len() {
+            return bad("rec_len crosses block end");
+        }
+        if inode != 0 && rec_len < rec_len_for(name_len) {
+            return bad("rec_len too small for name");
+        }
+        if inode > max_ino {
+            return bad("inode number out of range");
+        }
+        let name_end = (off + DIRENT_HEADER + name_len).min(off + rec_len);
+        out.push(DirEntry {
+            offset: off,
+            inode,
+            rec_len,
+            file_type,
+            name: &block[off + DIRENT_HEADER..name_end],
+        });
+        off += rec_len;
+    }
+    Ok(out)
+}
+
+/// Write an entry header and name at `off`.
+pub fn write_entry(block: &mut [u8], off: usize, inode: u32, rec_len: usize, ft: u8, name: &[u8]) {
+    block[off..off + 4].copy_from_slice(&inode.to_le_bytes());
+    block[off + 4..off + 6].copy_from_slice(&(rec_len as u16).to_le_bytes());
+    block[off + 6] = name.len() as u8;
+    block[off + 7] = ft;
+    block[off + DIRENT_HEADER..off + DIRENT_HEADER + name.len()].copy_from_slice(name);
+}
+
+/// Change only the rec_len of the entry at `off`.
+pub fn set_rec_len(block: &mut [u8], off: usize, rec_len: usize) {
+    block[off + 4..off + 6].copy_from_slice(&(rec_len as u16).to_le_bytes());
+}
+
+/// Change only the inode (and file type) of the entry at `off`.
+pub fn set_inode(block: &mut [u8], off: usize, inode: u32, ft: u8) {
+    block[off..off + 4].copy_from_slice(&inode.to_le_bytes());
+    block[off + 7] = ft;
+}
+
+/// An empty directory block: one unused entry spanning it.
+pub fn empty_block(block: &mut [u8]) {
+    block.fill(0);
+    let len = block.len();
+    write_entry(block, 0, 0, len, 0, b"");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_reject() {
+        let mut b = vec![0u8; 1024];
+        write_entry(&mut b, 0, 2, 12, FT_DIR, b".");
+        write_entry(&mut b, 12, 2, 1012, FT_DIR, b"..");
+        let e = parse_block(&b, 100).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].name, b"..");
+        assert_eq!(e[1].slack(), 1012 - 12);
+        set_rec_len(&mut b, 12, 2000);
+        assert!(parse_block(&b, 100).is_err());
+        set_rec_len(&mut b, 12, 6);
+        assert!(parse_block(&b, 100).is_err());
+        set_rec_len(&mut b, 12, 1012);
+        assert!(parse_block(&b, 1).is_err());
+    }
+}
