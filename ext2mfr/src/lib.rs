@@ -6,4 +6,11 @@
 //! the FUSE adapter, and the gate that runs each request under AMA and a
 //! recovery domain.
 
+pub mod cache;
+pub mod device;
+pub mod error;
 pub mod format;
+pub mod frames;
+pub mod fs;
+pub mod fuse;
+pub mod options;

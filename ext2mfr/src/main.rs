@@ -1,1 +1,192 @@
-fn main() { eprintln!("ext2mfr: the daemon is not built yet (issue 3)"); std::process::exit(1); }
+//! `ext2mfr IMAGE MOUNTPOINT [-o opt,...] [-f]`: mount an ext2 image through
+//! FUSE. The same argument form works from `mount -t fuse.ext2mfr IMAGE DIR
+//! -o ...` and from an fstab line. Without `-f` the daemon goes to the
+//! background once the mount is up (so mount(8) returns when it is usable).
+//!
+//! A clean unmount (umount, fusermount3 -u, SIGTERM, SIGINT, SIGHUP) writes
+//! everything back and marks the super block clean before the process exits.
+
+use ext2mfr::fs::{Ext2, FsConfig};
+use ext2mfr::fuse::FuseFs;
+use ext2mfr::options::MountOptions;
+use fuser::{MountOption, SessionACL};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+const USAGE: &str = "usage: ext2mfr IMAGE MOUNTPOINT [-o option[,option...]] [-f]
+
+  -f          stay in the foreground
+  -o OPTIONS  ro, rw, allow_other, allow_root, default_permissions, fsname=NAME,
+              subtype=NAME, noatime, atime, nodev, nosuid, noexec,
+              cache=SIZE (block cache, default 64M), threads=N (default 4),
+              commit=SECS (background write-back interval, default 5; 0 = off),
+              recovery=off, ama=off, baseline";
+
+struct Args {
+    image: PathBuf,
+    mountpoint: PathBuf,
+    options: MountOptions,
+    foreground: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut pos = Vec::new();
+    let mut lists = Vec::new();
+    let mut foreground = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "-V" | "--version" => {
+                println!("ext2mfr {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            "-f" => foreground = true,
+            "-o" => lists.push(it.next().ok_or("option -o needs an argument")?),
+            s if s.starts_with("-o") => lists.push(s[2..].to_string()),
+            s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown argument '{s}'")),
+            _ => pos.push(a),
+        }
+    }
+    if pos.len() != 2 {
+        return Err("expected IMAGE and MOUNTPOINT".into());
+    }
+    let options = MountOptions::parse(lists.iter().map(String::as_str))?;
+    let mountpoint = PathBuf::from(&pos[1]);
+    if !mountpoint.is_dir() {
+        return Err(format!("mount point {} is not a directory", mountpoint.display()));
+    }
+    Ok(Args { image: PathBuf::from(&pos[0]), mountpoint, options, foreground })
+}
+
+/// Block the termination signals in every thread; one thread waits for them.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain libc signal-set manipulation on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
+        .init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ext2mfr: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let o = &args.options;
+    let config = FsConfig { read_only: o.read_only, cache_bytes: o.cache_bytes, atime: o.atime };
+    let fs = match Ext2::mount(&args.image, config) {
+        Ok(fs) => Arc::new(fs),
+        Err(e) => {
+            eprintln!("ext2mfr: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for w in &fs.mount_warnings {
+        eprintln!("ext2mfr: warning: {}: {w}", args.image.display());
+    }
+
+    let mut mount_options = vec![
+        MountOption::FSName(o.fsname.clone().unwrap_or_else(|| args.image.display().to_string())),
+        MountOption::Subtype(o.subtype.clone().unwrap_or_else(|| "ext2mfr".into())),
+        MountOption::DefaultPermissions,
+        if o.read_only { MountOption::RO } else { MountOption::RW },
+        if o.dev { MountOption::Dev } else { MountOption::NoDev },
+        if o.suid { MountOption::Suid } else { MountOption::NoSuid },
+        if o.exec { MountOption::Exec } else { MountOption::NoExec },
+    ];
+    if !o.atime {
+        mount_options.push(MountOption::NoAtime);
+    }
+    let mut fuse_config = fuser::Config::default();
+    fuse_config.mount_options = mount_options;
+    fuse_config.acl = if o.allow_other {
+        SessionACL::All
+    } else if o.allow_root {
+        SessionACL::RootAndOwner
+    } else {
+        SessionACL::Owner
+    };
+    fuse_config.n_threads = Some(o.threads);
+    fuse_config.clone_fd = true;
+
+    let sigs = block_signals();
+    let mut session = match fuser::Session::new(FuseFs::new(fs.clone()), &args.mountpoint, &fuse_config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ext2mfr: mounting on {}: {e}", args.mountpoint.display());
+            let _ = fs.unmount();
+            return ExitCode::from(1);
+        }
+    };
+    if !args.foreground {
+        // Mounted: let the caller go on, serve from a child (no threads yet).
+        // SAFETY: fork with a single thread running; the child only continues
+        // this program.
+        match unsafe { libc::fork() } {
+            -1 => {
+                eprintln!("ext2mfr: fork: {}", std::io::Error::last_os_error());
+                return ExitCode::from(1);
+            }
+            0 => unsafe {
+                libc::setsid();
+            },
+            _ => return ExitCode::SUCCESS,
+        }
+    }
+
+    let mut unmounter = session.unmount_callable();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut sig = 0;
+            // SAFETY: waits on the set blocked above.
+            unsafe { libc::sigwait(&sigs, &mut sig) };
+            log::info!("signal {sig}: unmounting");
+            if let Err(e) = unmounter.unmount() {
+                log::error!("unmount after signal {sig}: {e}");
+            }
+        })
+        .expect("spawn signal thread");
+    if o.commit_secs > 0 && !o.read_only {
+        let fs = fs.clone();
+        let every = Duration::from_secs(o.commit_secs);
+        std::thread::Builder::new()
+            .name("writeback".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                if let Err(e) = fs.sync() {
+                    log::error!("background write-back: {e}");
+                }
+            })
+            .expect("spawn writeback thread");
+    }
+
+    let served = session.run();
+    if let Err(e) = &served {
+        log::error!("FUSE session ended with an error: {e}");
+    }
+    match fs.unmount() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ext2mfr: writing back at unmount failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The block cache: a bounded, sharded map from block number to a frame,
+//! with dirty tracking and write-back (on fsync, when a shard is over its
+//! share of the capacity, and at unmount). Frames come from the
+//! [`FrameAllocator`], whose failure surfaces as `NoMem`.
+//!
+//! Locking: a shard mutex is held only for the map operation itself and for
+//! the I/O of a miss or an eviction in that shard; a buffer's data lock is
+//! taken after (never while waiting for) a shard lock by the same thread.
+
+use crate::device::Device;
+use crate::error::{corrupt, Result};
+use crate::frames::{Frame, FrameAllocator};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+const SHARDS: usize = 64;
+
+pub struct Buf {
+    blk: u64,
+    data: RwLock<Frame>,
+    dirty: AtomicBool,
+    /// Second-chance bit for the clock eviction.
+    referenced: AtomicBool,
+}
+
+pub type BufRef = Arc<Buf>;
+
+impl Buf {
+    pub fn blk(&self) -> u64 {
+        self.blk
+    }
+    pub fn read(&self) -> RwLockReadGuard<'_, Frame> {
+        self.data.read()
+    }
+    /// Write access; the block is dirty from now on.
+    pub fn write(&self) -> RwLockWriteGuard<'_, Frame> {
+        let g = self.data.write();
+        self.dirty.store(true, Ordering::Release);
+        g
+    }
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<u64, BufRef>,
+    clock: VecDeque<u64>,
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub writebacks: u64,
+}
+
+pub struct BlockCache {
+    dev: Arc<Device>,
+    frames: Arc<FrameAllocator>,
+    shards: Vec<Mutex<Shard>>,
+    shard_capacity: usize,
+    blocks_count: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: AtomicU64,
+    writebacks: AtomicU64,
+}
+
+impl BlockCache {
+    pub fn new(dev: Arc<Device>, frames: Arc<FrameAllocator>, blocks_count: u64) -> BlockCache {
+        let shard_capacity = (frames.limit() / SHARDS).max(4);
+        BlockCache {
+            dev,
+            frames,
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_capacity,
+            blocks_count,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            writebacks: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, blk: u64) -> &Mutex<Shard> {
+        &self.shards[(blk as usize) % SHARDS]
+    }
+
+    fn check(&self, blk: u64) -> Result<()> {
+        if blk == 0 || blk >= self.blocks_count {
+            return Err(corrupt(format!("block number {blk} out of range")));
+        }
+        Ok(())
+    }
+
+    /// The cached block, read from the image on a miss.
+    pub fn get(&self, blk: u64) -> Result<BufRef> {
+        self.lookup(blk, false)
+    }
+
+    /// A block just allocated: its old contents do not matter, so it is not
+    /// read; it starts zeroed and dirty.
+    pub fn get_zeroed(&self, blk: u64) -> Result<BufRef> {
+        let b = self.lookup(blk, true)?;
+        b.write().fill(0);
+        Ok(b)
+    }
+
+    /// The block if it is cached, without reading or allocating.
+    pub fn peek(&self, blk: u64) -> Option<BufRef> {
+        self.shard(blk).lock().map.get(&blk).cloned()
+    }
+
+    fn lookup(&self, blk: u64, fresh: bool) -> Result<BufRef> {
+        self.check(blk)?;
+        let mut shard = self.shard(blk).lock();
+        if let Some(b) = shard.map.get(&blk) {
+            b.referenced.store(true, Ordering::Relaxed);
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(b.clone());
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        if shard.map.len() >= self.shard_capacity {
+            self.evict_some(&mut shard)?;
+        }
+        let mut frame = self.frames.alloc()?;
+        if !fresh {
+            if let Err(e) = self.dev.read_block(blk, &mut frame) {
+                self.frames.release(frame);
+                return Err(e);
+            }
+        }
+        let b = Arc::new(Buf {
+            blk,
+            data: RwLock::new(frame),
+            dirty: AtomicBool::new(false),
+            referenced: AtomicBool::new(false),
+        });
+        shard.map.insert(blk, b.clone());
+        shard.clock.push_back(blk);
+        Ok(b)
+    }
+
+    /// Clock eviction inside one shard: skip buffers in use elsewhere and
+    /// recently referenced ones; write back a dirty victim first.
+    fn evict_some(&self, shard: &mut Shard) -> Result<()> {
+        let mut budget = shard.clock.len() * 2;
+        while shard.map.len() >= self.shard_capacity && budget > 0 {
+            budget -= 1;
+            let Some(blk) = shard.clock.pop_front() else { break };
+            let Some(b) = shard.map.get(&blk) else { continue };
+            if Arc::strong_count(b) > 1 || b.referenced.swap(false, Ordering::Relaxed) {
+                shard.clock.push_back(blk);
+                continue;
+            }
+            if b.is_dirty() {
+                if let Err(e) = self.write_back(b) {
+                    shard.clock.push_back(blk);
+                    return Err(e);
+                }
+            }
+            let b = shard.map.remove(&blk).expect("present");
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+            if let Ok(buf) = Arc::try_unwrap(b) {
+                self.frames.release(buf.data.into_inner());
+            }
+        }
+        // Every buffer in use: let the shard run over its share for now.
+        Ok(())
+    }
+
+    fn write_back(&self, b: &Buf) -> Result<()> {
+        let data = b.data.read();
+        b.dirty.store(false, Ordering::Release);
+        if let Err(e) = self.dev.write_block(b.blk, &data) {
+            b.dirty.store(true, Ordering::Release);
+            return Err(e);
+        }
+        self.writebacks.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Write every dirty block to the image (in block order), then sync it.
+    pub fn flush_all(&self) -> Result<()> {
+        let mut dirty: Vec<BufRef> = Vec::new();
+        for s in &self.shards {
+            let s = s.lock();
+            dirty.extend(s.map.values().filter(|b| b.is_dirty()).cloned());
+        }
+        dirty.sort_by_key(|b| b.blk);
+        for b in &dirty {
+            if b.is_dirty() {
+                self.write_back(b)?;
+            }
+        }
+        self.dev.sync()
+    }
+
+    pub fn dirty_count(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().map.values().filter(|b| b.is_dirty()).count()).sum()
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evictions: self.evictions.load(Ordering::Relaxed),
+            writebacks: self.writebacks.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.dev
+    }
+}

@@ -1,0 +1,177 @@
+//! Block and inode allocation over the group bitmaps. Each group's mutex
+//! guards its bitmaps and descriptor counts; only one is held at a time.
+
+use super::Ext2;
+use crate::error::{corrupt, FsError, Result};
+use crate::format::bitmap;
+use std::sync::atomic::Ordering;
+
+impl Ext2 {
+    /// Allocate one block, preferably at or after `goal`. Unprivileged callers
+    /// may not use the reserved blocks.
+    pub(crate) fn alloc_block(&self, goal: u32, privileged: bool) -> Result<u32> {
+        self.check_writable()?;
+        let reserve = if privileged { 0 } else { self.geo.r_blocks as i64 };
+        // Claim one free block from the global count first, so concurrent
+        // allocators never overdraw it.
+        let prev = self.free_blocks.fetch_sub(1, Ordering::AcqRel);
+        if prev <= reserve {
+            self.free_blocks.fetch_add(1, Ordering::AcqRel);
+            return Err(FsError::NoSpace);
+        }
+        let goal = goal.clamp(self.geo.first_data_block, self.geo.blocks_count - 1);
+        let g0 = self.geo.group_of_block(goal);
+        for k in 0..self.geo.groups {
+            let g = (g0 + k) % self.geo.groups;
+            let start = if k == 0 { goal - self.geo.group_first_block(g) } else { 0 };
+            match self.alloc_in_group(g, start as usize) {
+                Ok(Some(b)) => return Ok(b),
+                Ok(None) => continue,
+                Err(e) => {
+                    self.free_blocks.fetch_add(1, Ordering::AcqRel);
+                    return Err(e);
+                }
+            }
+        }
+        self.free_blocks.fetch_add(1, Ordering::AcqRel);
+        Err(corrupt("free block count says space is left, but every bitmap is full"))
+    }
+
+    fn alloc_in_group(&self, g: u32, start: usize) -> Result<Option<u32>> {
+        let mut desc = self.groups[g as usize].lock();
+        if desc.bg_free_blocks_count.get() == 0 {
+            return Ok(None);
+        }
+        let n = self.geo.blocks_in_group(g) as usize;
+        let bm = self.cache.get(self.geo.block_bitmap[g as usize] as u64)?;
+        let found = bitmap::find_clear(&bm.read(), start.min(n), n);
+        let Some(i) = found else {
+            return Err(corrupt(format!("group {g} counts free blocks but its bitmap is full")));
+        };
+        bitmap::set(&mut bm.write(), i);
+        let c = desc.bg_free_blocks_count.get();
+        desc.bg_free_blocks_count.set(c - 1);
+        Ok(Some(self.geo.group_first_block(g) + i as u32))
+    }
+
+    /// Free blocks (any order). A block already free is logged as corruption
+    /// and skipped, so a damaged file cannot inflate the free counts.
+    pub(crate) fn release_blocks(&self, blocks: &mut [u32]) -> Result<()> {
+        blocks.sort_unstable();
+        let mut i = 0;
+        while i < blocks.len() {
+            let b = blocks[i];
+            if b < self.geo.first_data_block || b >= self.geo.blocks_count {
+                log::error!("freeing block {b} out of range; skipped");
+                i += 1;
+                continue;
+            }
+            let g = self.geo.group_of_block(b);
+            let first = self.geo.group_first_block(g);
+            let mut desc = self.groups[g as usize].lock();
+            let bm = self.cache.get(self.geo.block_bitmap[g as usize] as u64)?;
+            let mut bits = bm.write();
+            let mut freed = 0u16;
+            while i < blocks.len() && self.geo.group_of_block(blocks[i]) == g {
+                let idx = (blocks[i] - first) as usize;
+                if bitmap::test(&bits, idx) {
+                    bitmap::clear(&mut bits, idx);
+                    freed += 1;
+                } else {
+                    log::error!("freeing block {} which is already free", blocks[i]);
+                }
+                i += 1;
+            }
+            let c = desc.bg_free_blocks_count.get();
+            desc.bg_free_blocks_count.set(c + freed);
+            self.free_blocks.fetch_add(freed as i64, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Allocate an inode. Directories go to a group with above-average free
+    /// inodes and the most free blocks (spreading the tree, as Orlov does);
+    /// files stay in their parent's group when it has room.
+    pub(crate) fn alloc_inode(&self, parent: u32, is_dir: bool) -> Result<u32> {
+        self.check_writable()?;
+        let prev = self.free_inodes.fetch_sub(1, Ordering::AcqRel);
+        if prev <= 0 {
+            self.free_inodes.fetch_add(1, Ordering::AcqRel);
+            return Err(FsError::NoSpace);
+        }
+        let groups = self.geo.groups;
+        let parent_group = (parent.max(1) - 1) / self.geo.inodes_per_group;
+        let mut order: Vec<u32> = (0..groups).map(|k| (parent_group + k) % groups).collect();
+        if is_dir && groups > 1 {
+            let avg = self.free_inodes() / groups as u64;
+            let mut best: Option<(u16, u32)> = None;
+            for &g in &order {
+                let d = self.groups[g as usize].lock();
+                let (fi, fb) = (d.bg_free_inodes_count.get(), d.bg_free_blocks_count.get());
+                if fi as u64 >= avg && fi > 0 && best.is_none_or(|(b, _)| fb > b) {
+                    best = Some((fb, g));
+                }
+            }
+            if let Some((_, g)) = best {
+                order.retain(|&x| x != g);
+                order.insert(0, g);
+            }
+        }
+        for g in order {
+            match self.alloc_inode_in_group(g, is_dir) {
+                Ok(Some(ino)) => return Ok(ino),
+                Ok(None) => continue,
+                Err(e) => {
+                    self.free_inodes.fetch_add(1, Ordering::AcqRel);
+                    return Err(e);
+                }
+            }
+        }
+        self.free_inodes.fetch_add(1, Ordering::AcqRel);
+        Err(corrupt("free inode count says inodes are left, but every bitmap is full"))
+    }
+
+    fn alloc_inode_in_group(&self, g: u32, is_dir: bool) -> Result<Option<u32>> {
+        let mut desc = self.groups[g as usize].lock();
+        if desc.bg_free_inodes_count.get() == 0 {
+            return Ok(None);
+        }
+        let ipg = self.geo.inodes_per_group as usize;
+        let bm = self.cache.get(self.geo.inode_bitmap[g as usize] as u64)?;
+        // Never hand out a reserved inode (below s_first_ino), even if its bit is clear.
+        let first = if g == 0 { self.geo.first_ino as usize - 1 } else { 0 };
+        let found = bitmap::find_clear(&bm.read(), first, ipg).filter(|&i| i >= first);
+        let Some(i) = found else {
+            return Err(corrupt(format!("group {g} counts free inodes but its bitmap is full")));
+        };
+        bitmap::set(&mut bm.write(), i);
+        let c = desc.bg_free_inodes_count.get();
+        desc.bg_free_inodes_count.set(c - 1);
+        if is_dir {
+            let d = desc.bg_used_dirs_count.get();
+            desc.bg_used_dirs_count.set(d + 1);
+        }
+        Ok(Some(g * self.geo.inodes_per_group + i as u32 + 1))
+    }
+
+    pub(crate) fn free_inode_bit(&self, ino: u32, is_dir: bool) -> Result<()> {
+        let g = (ino - 1) / self.geo.inodes_per_group;
+        let i = ((ino - 1) % self.geo.inodes_per_group) as usize;
+        let mut desc = self.groups[g as usize].lock();
+        let bm = self.cache.get(self.geo.inode_bitmap[g as usize] as u64)?;
+        let mut bits = bm.write();
+        if !bitmap::test(&bits, i) {
+            log::error!("freeing inode {ino} which is already free");
+            return Ok(());
+        }
+        bitmap::clear(&mut bits, i);
+        let c = desc.bg_free_inodes_count.get();
+        desc.bg_free_inodes_count.set(c + 1);
+        if is_dir {
+            let d = desc.bg_used_dirs_count.get();
+            desc.bg_used_dirs_count.set(d.saturating_sub(1));
+        }
+        self.free_inodes.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! Block mapping: logical file blocks to disk blocks through the direct and
+//! indirect pointers, allocating on write and freeing on truncate.
+
+use super::Ext2;
+use crate::error::{corrupt, FsError, Result};
+use crate::format::block_ptr::{block_path, read_ptr, slot_span, write_ptr};
+use crate::format::inode::{Inode, IND_BLOCK, N_BLOCKS, N_DIRECT, TIND_BLOCK};
+
+impl Ext2 {
+    fn check_ptr(&self, p: u32) -> Result<u32> {
+        if p != 0 && (p < self.geo.first_data_block || p >= self.geo.blocks_count) {
+            return Err(corrupt(format!("block pointer {p} out of range")));
+        }
+        Ok(p)
+    }
+
+    /// The disk block of logical block `lblk`, or `None` for a hole.
+    pub(crate) fn map(&self, inode: &Inode, lblk: u64) -> Result<Option<u32>> {
+        let Some(path) = block_path(lblk, self.geo.ptrs()) else {
+            return Ok(None);
+        };
+        let mut p = self.check_ptr(inode.block(path.slot))?;
+        for level in 0..path.depth {
+            if p == 0 {
+                return Ok(None);
+            }
+            let b = self.cache.get(p as u64)?;
+            let v = read_ptr(&b.read(), path.idx[level]);
+            p = self.check_ptr(v)?;
+        }
+        Ok((p != 0).then_some(p))
+    }
+
+    /// The disk block of `lblk`, allocating it (and any missing indirect
+    /// blocks) near `goal`. Returns the block and whether it is new (its
+    /// contents are then undefined and the caller must initialize them).
+    pub(crate) fn map_alloc(
+        &self,
+        inode: &mut Inode,
+        lblk: u64,
+        goal: u32,
+        privileged: bool,
+    ) -> Result<(u32, bool)> {
+        let path = block_path(lblk, self.geo.ptrs()).ok_or(FsError::TooBig)?;
+        let spb = self.geo.sectors_per_block();
+        let mut p = self.check_ptr(inode.block(path.slot))?;
+        let mut goal = goal;
+        let mut is_new = false;
+        if p == 0 {
+            p = self.alloc_block(goal, privileged)?;
+            inode.i_blocks.set(inode.i_blocks.get() + spb);
+            inode.i_block[path.slot].set(p);
+            is_new = true;
+            if path.depth > 0 {
+                self.cache.get_zeroed(p as u64)?;
+            }
+        }
+        for level in 0..path.depth {
+            goal = p + 1;
+            let parent = self.cache.get(p as u64)?;
+            let v = self.check_ptr(read_ptr(&parent.read(), path.idx[level]))?;
+            if v != 0 {
+                p = v;
+                is_new = false;
+                continue;
+            }
+            let nb = self.alloc_block(goal, privileged)?;
+            inode.i_blocks.set(inode.i_blocks.get() + spb);
+            if level + 1 < path.depth {
+                self.cache.get_zeroed(nb as u64)?;
+            }
+            write_ptr(&mut parent.write(), path.idx[level], nb);
+            p = nb;
+            is_new = true;
+        }
+        Ok((p, is_new))
+    }
+
+    /// Free every block from logical block `keep` on (data and the indirect
+    /// blocks that become empty), through all indirect levels.
+    pub(crate) fn truncate_blocks(&self, inode: &mut Inode, keep: u64) -> Result<()> {
+        let ptrs = self.geo.ptrs();
+        let mut freed: Vec<u32> = Vec::new();
+        for slot in 0..N_BLOCKS {
+            let p = self.check_ptr(inode.block(slot))?;
+            if p == 0 {
+                continue;
+            }
+            let (first, span) = slot_span(slot, ptrs);
+            if slot < N_DIRECT {
+                if first >= keep {
+                    freed.push(p);
+                    inode.i_block[slot].set(0);
+                }
+                continue;
+            }
+            let depth = slot - IND_BLOCK + 1;
+            let per_entry = span / ptrs;
+            if first + span <= keep {
+                continue;
+            }
+            if self.truncate_tree(p, depth, first, per_entry, keep, &mut freed)? {
+                freed.push(p);
+                inode.i_block[slot].set(0);
+            }
+        }
+        let spb = self.geo.sectors_per_block();
+        let sectors = freed.len() as u32 * spb;
+        inode.i_blocks.set(inode.i_blocks.get().saturating_sub(sectors));
+        self.release_blocks(&mut freed)?;
+        debug_assert!(TIND_BLOCK == N_BLOCKS - 1);
+        Ok(())
+    }
+
+    /// Walk one indirect block of `depth` levels covering logical blocks from
+    /// `base`, each entry covering `per_entry` blocks. Frees what lies at or
+    /// past `keep`; returns true when the block is left with no pointers.
+    fn truncate_tree(
+        &self,
+        blk: u32,
+        depth: usize,
+        base: u64,
+        per_entry: u64,
+        keep: u64,
+        freed: &mut Vec<u32>,
+    ) -> Result<bool> {
+        let ptrs = self.geo.ptrs() as usize;
+        let buf = self.cache.get(blk as u64)?;
+        let entries: Vec<u32> = {
+            let d = buf.read();
+            (0..ptrs).map(|i| read_ptr(&d, i)).collect()
+        };
+        let mut cleared = Vec::new();
+        let mut remaining = 0usize;
+        for (i, &p) in entries.iter().enumerate() {
+            if p == 0 {
+                continue;
+            }
+            let p = self.check_ptr(p)?;
+            let start = base + i as u64 * per_entry;
+            if start + per_entry <= keep {
+                remaining += 1;
+                continue;
+            }
+            let now_empty = if depth == 1 {
+                true
+            } else {
+                self.truncate_tree(p, depth - 1, start, per_entry / ptrs as u64, keep, freed)?
+            };
+            if now_empty {
+                freed.push(p);
+                cleared.push(i);
+            } else {
+                remaining += 1;
+            }
+        }
+        if !cleared.is_empty() && remaining > 0 {
+            let mut d = buf.write();
+            for i in cleared {
+                write_ptr(&mut d, i, 0);
+            }
+        }
+        Ok(remaining == 0)
+    }
+}

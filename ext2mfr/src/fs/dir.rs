@@ -1,0 +1,212 @@
+//! Directories as ext2 writes them: linear blocks of entries chained by
+//! rec_len. A directory with an htree index reads fine as linear (the index
+//! hides in entries the linear format sees as empty space); the index flag is
+//! cleared when we change the directory, as the kernel's ext2 does.
+
+use super::Ext2;
+use crate::error::{corrupt, Result};
+use crate::format::dirent::{self, rec_len_for, DirEntry, FT_DIR};
+use crate::format::inode::{Inode, INDEX_FL};
+
+/// Where a name was found.
+#[derive(Clone, Copy, Debug)]
+pub struct Found {
+    pub blk: u32,
+    pub offset: usize,
+    /// The entry before it in the same block (removal merges into it).
+    pub prev: Option<usize>,
+    pub ino: u32,
+    pub file_type: u8,
+}
+
+/// One entry for readdir: `next` is the position to continue after it.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub next: u64,
+    pub ino: u32,
+    pub file_type: u8,
+    pub name: Vec<u8>,
+}
+
+impl Ext2 {
+    fn dir_block(&self, dir: &Inode, lblk: u64) -> Result<u32> {
+        self.map(dir, lblk)?
+            .ok_or_else(|| corrupt(format!("directory has a hole at block {lblk}")))
+    }
+
+    fn parse<'a>(&self, data: &'a [u8], blk: u32) -> Result<Vec<DirEntry<'a>>> {
+        dirent::parse_block(data, self.geo.inodes_count)
+            .map_err(|e| corrupt(format!("directory block {blk}: {e}")))
+    }
+
+    fn dir_nblocks(&self, dir: &Inode) -> u64 {
+        dir.size() / self.geo.block_size as u64
+    }
+
+    pub(crate) fn ft(&self, ft: u8) -> u8 {
+        if self.has_filetype() {
+            ft
+        } else {
+            0
+        }
+    }
+
+    pub(crate) fn dir_find(&self, dir: &Inode, name: &[u8]) -> Result<Option<Found>> {
+        for lblk in 0..self.dir_nblocks(dir) {
+            let blk = self.dir_block(dir, lblk)?;
+            let b = self.cache.get(blk as u64)?;
+            let d = b.read();
+            let mut prev = None;
+            for e in self.parse(&d, blk)? {
+                if e.inode != 0 && e.name == name {
+                    return Ok(Some(Found {
+                        blk,
+                        offset: e.offset,
+                        prev,
+                        ino: e.inode,
+                        file_type: e.file_type,
+                    }));
+                }
+                prev = Some(e.offset);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Add `name -> ino`; the caller checked it is not there yet and writes
+    /// `dir` back (size and flags may change).
+    pub(crate) fn dir_add(
+        &self,
+        dir: &mut Inode,
+        name: &[u8],
+        ino: u32,
+        ft: u8,
+        privileged: bool,
+    ) -> Result<()> {
+        let need = rec_len_for(name.len());
+        let ft = self.ft(ft);
+        dir.i_flags.set(dir.i_flags.get() & !INDEX_FL);
+        let nblocks = self.dir_nblocks(dir);
+        for lblk in 0..nblocks {
+            let blk = self.dir_block(dir, lblk)?;
+            let b = self.cache.get(blk as u64)?;
+            let slot = {
+                let d = b.read();
+                self.parse(&d, blk)?
+                    .iter()
+                    .find(|e| e.slack() >= need)
+                    .map(|e| (e.offset, e.inode, e.rec_len, e.name.len()))
+            };
+            if let Some((off, e_ino, rec_len, e_name_len)) = slot {
+                let mut d = b.write();
+                if e_ino == 0 {
+                    dirent::write_entry(&mut d, off, ino, rec_len, ft, name);
+                } else {
+                    let used = rec_len_for(e_name_len);
+                    dirent::set_rec_len(&mut d, off, used);
+                    dirent::write_entry(&mut d, off + used, ino, rec_len - used, ft, name);
+                }
+                return Ok(());
+            }
+        }
+        // No room: append a block.
+        let goal = if nblocks > 0 { self.dir_block(dir, nblocks - 1)? + 1 } else { 0 };
+        let (blk, _) = self.map_alloc(dir, nblocks, goal, privileged)?;
+        let b = self.cache.get_zeroed(blk as u64)?;
+        let bs = self.geo.block_size as usize;
+        dirent::write_entry(&mut b.write(), 0, ino, bs, ft, name);
+        dir.set_size((nblocks + 1) * bs as u64);
+        Ok(())
+    }
+
+    /// Remove a found entry: merge it into the previous entry of its block,
+    /// or mark it unused when it is the first.
+    pub(crate) fn dir_remove(&self, dir: &mut Inode, f: &Found) -> Result<()> {
+        dir.i_flags.set(dir.i_flags.get() & !INDEX_FL);
+        let b = self.cache.get(f.blk as u64)?;
+        let mut d = b.write();
+        let rec_len = u16::from_le_bytes([d[f.offset + 4], d[f.offset + 5]]) as usize;
+        match f.prev {
+            Some(p) => {
+                let prev_len = u16::from_le_bytes([d[p + 4], d[p + 5]]) as usize;
+                dirent::set_rec_len(&mut d, p, prev_len + rec_len);
+            }
+            None => dirent::set_inode(&mut d, f.offset, 0, 0),
+        }
+        Ok(())
+    }
+
+    /// Point a found entry at another inode (rename over an existing name).
+    pub(crate) fn dir_set(&self, dir: &mut Inode, f: &Found, ino: u32, ft: u8) -> Result<()> {
+        dir.i_flags.set(dir.i_flags.get() & !INDEX_FL);
+        let b = self.cache.get(f.blk as u64)?;
+        dirent::set_inode(&mut b.write(), f.offset, ino, self.ft(ft));
+        Ok(())
+    }
+
+    /// True when only "." and ".." are left.
+    pub(crate) fn dir_is_empty(&self, dir: &Inode) -> Result<bool> {
+        for lblk in 0..self.dir_nblocks(dir) {
+            let blk = self.dir_block(dir, lblk)?;
+            let b = self.cache.get(blk as u64)?;
+            let d = b.read();
+            for e in self.parse(&d, blk)? {
+                if e.inode != 0 && e.name != b"." && e.name != b".." {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Entries from byte position `pos` on, at most `max` of them.
+    pub(crate) fn dir_list(&self, dir: &Inode, pos: u64, max: usize) -> Result<Vec<Listed>> {
+        let bs = self.geo.block_size as u64;
+        let mut out = Vec::new();
+        let mut lblk = pos / bs;
+        while lblk < self.dir_nblocks(dir) && out.len() < max {
+            let blk = self.dir_block(dir, lblk)?;
+            let b = self.cache.get(blk as u64)?;
+            let d = b.read();
+            for e in self.parse(&d, blk)? {
+                let here = lblk * bs + e.offset as u64;
+                if here < pos || e.inode == 0 {
+                    continue;
+                }
+                out.push(Listed {
+                    next: here + e.rec_len as u64,
+                    ino: e.inode,
+                    file_type: e.file_type,
+                    name: e.name.to_vec(),
+                });
+                if out.len() >= max {
+                    break;
+                }
+            }
+            lblk += 1;
+        }
+        Ok(out)
+    }
+
+    /// The first block of a new directory: "." and "..".
+    pub(crate) fn dir_init(&self, dir: &mut Inode, ino: u32, parent: u32, privileged: bool) -> Result<()> {
+        let goal = self.geo.group_first_block((ino - 1) / self.geo.inodes_per_group);
+        let (blk, _) = self.map_alloc(dir, 0, goal, privileged)?;
+        let b = self.cache.get_zeroed(blk as u64)?;
+        let bs = self.geo.block_size as usize;
+        let ft = self.ft(FT_DIR);
+        let mut d = b.write();
+        dirent::write_entry(&mut d, 0, ino, 12, ft, b".");
+        dirent::write_entry(&mut d, 12, parent, bs - 12, ft, b"..");
+        dir.set_size(bs as u64);
+        Ok(())
+    }
+
+    /// The inode ".." points at.
+    pub(crate) fn dir_parent(&self, dir: &Inode) -> Result<u32> {
+        match self.dir_find(dir, b"..")? {
+            Some(f) => Ok(f.ino),
+            None => Err(corrupt("directory without '..'")),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Reading and writing inodes in the inode tables (through the block cache).
+
+use super::Ext2;
+use crate::error::{corrupt, Result};
+use crate::format::inode::{Inode, INODE_STRUCT_SIZE};
+
+impl Ext2 {
+    /// Block and byte offset of inode `ino`.
+    fn inode_pos(&self, ino: u32) -> Result<(u64, usize)> {
+        if ino == 0 || ino > self.geo.inodes_count {
+            return Err(corrupt(format!("inode number {ino} out of range")));
+        }
+        let g = (ino - 1) / self.geo.inodes_per_group;
+        let byte = ((ino - 1) % self.geo.inodes_per_group) as u64 * self.geo.inode_size as u64;
+        let bs = self.geo.block_size as u64;
+        Ok((self.geo.inode_table[g as usize] as u64 + byte / bs, (byte % bs) as usize))
+    }
+
+    pub fn read_inode(&self, ino: u32) -> Result<Inode> {
+        let (blk, off) = self.inode_pos(ino)?;
+        let b = self.cache.get(blk)?;
+        let d = b.read();
+        Ok(Inode::from_bytes(&d[off..off + INODE_STRUCT_SIZE]))
+    }
+
+    /// Write the 128-byte core of the inode; bytes beyond it stay as they are.
+    pub(crate) fn write_inode(&self, ino: u32, inode: &Inode) -> Result<()> {
+        let (blk, off) = self.inode_pos(ino)?;
+        let b = self.cache.get(blk)?;
+        b.write()[off..off + INODE_STRUCT_SIZE].copy_from_slice(inode.as_bytes());
+        Ok(())
+    }
+
+    /// Write a freshly allocated inode: the whole on-disk slot is zeroed
+    /// first, so no stale extra fields from a previous owner survive.
+    pub(crate) fn write_new_inode(&self, ino: u32, inode: &Inode) -> Result<()> {
+        let (blk, off) = self.inode_pos(ino)?;
+        let b = self.cache.get(blk)?;
+        let mut d = b.write();
+        d[off..off + self.geo.inode_size as usize].fill(0);
+        d[off..off + INODE_STRUCT_SIZE].copy_from_slice(inode.as_bytes());
+        Ok(())
+    }
+}

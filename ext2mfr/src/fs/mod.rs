@@ -1,0 +1,312 @@
+//! The ext2 file system proper: mount and unmount, and (in the submodules)
+//! inodes, block mapping, allocation, directories and the operations the
+//! FUSE adapter calls.
+//!
+//! Lock order (a thread takes locks only in this order, and never waits for
+//! one while holding a later one):
+//! 1. `rename_lock` (cross-directory renames only, as the kernel's
+//!    `s_vfs_rename_mutex`: it keeps the tree shape stable for the
+//!    "moving a directory into itself" walk);
+//! 2. inode stripe locks ([`locks::InodeLocks`]), in ascending stripe order;
+//! 3. one group mutex at a time (allocation bitmaps and counts of that group);
+//! 4. the lookup-count table (`refs`);
+//! 5. block cache shard mutexes, then buffer data locks (short, leaf-level).
+//! The super block mutex is a leaf: nothing is taken while holding it.
+
+pub mod alloc;
+pub mod attr;
+pub mod bmap;
+pub mod dir;
+pub mod inode;
+pub mod locks;
+pub mod ops;
+pub mod xattr;
+
+use crate::cache::BlockCache;
+use crate::device::Device;
+use crate::error::{FsError, Result};
+use crate::format::group_desc::{self, GROUP_DESC_SIZE};
+use crate::format::superblock::{STATE_VALID};
+use crate::format::{read_image_header, GroupDesc, Superblock};
+use crate::frames::FrameAllocator;
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Mount-time settings of the file system core.
+#[derive(Clone, Debug)]
+pub struct FsConfig {
+    pub read_only: bool,
+    /// Block-cache capacity in bytes.
+    pub cache_bytes: usize,
+    /// Update atime on read (relatime rules), unless `noatime`.
+    pub atime: bool,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        FsConfig { read_only: false, cache_bytes: 64 << 20, atime: true }
+    }
+}
+
+/// Values fixed at mount time, read without locks.
+#[derive(Clone, Debug)]
+pub struct Geometry {
+    pub block_size: u32,
+    pub blocks_count: u32,
+    pub first_data_block: u32,
+    pub blocks_per_group: u32,
+    pub inodes_per_group: u32,
+    pub inodes_count: u32,
+    pub inode_size: u32,
+    pub first_ino: u32,
+    pub groups: u32,
+    pub r_blocks: u32,
+    /// Directory entries carry a file type (INCOMPAT filetype).
+    pub filetype: bool,
+    pub block_bitmap: Vec<u32>,
+    pub inode_bitmap: Vec<u32>,
+    pub inode_table: Vec<u32>,
+}
+
+impl Geometry {
+    pub fn ptrs(&self) -> u64 {
+        self.block_size as u64 / 4
+    }
+    pub fn group_of_block(&self, blk: u32) -> u32 {
+        (blk - self.first_data_block) / self.blocks_per_group
+    }
+    pub fn group_first_block(&self, g: u32) -> u32 {
+        self.first_data_block + g * self.blocks_per_group
+    }
+    pub fn blocks_in_group(&self, g: u32) -> u32 {
+        (self.blocks_count - self.group_first_block(g)).min(self.blocks_per_group)
+    }
+    pub fn sectors_per_block(&self) -> u32 {
+        self.block_size / 512
+    }
+}
+
+pub struct Ext2 {
+    pub geo: Geometry,
+    pub cache: BlockCache,
+    dev: Arc<Device>,
+    frames: Arc<FrameAllocator>,
+    sb: Mutex<Superblock>,
+    /// Per-group descriptor; its mutex also serializes that group's bitmaps.
+    groups: Vec<Mutex<GroupDesc>>,
+    free_blocks: AtomicI64,
+    free_inodes: AtomicI64,
+    locks: locks::InodeLocks,
+    rename_lock: Mutex<()>,
+    /// Kernel references (FUSE lookup counts) per inode, and the inodes whose
+    /// last link is gone but that the kernel still references.
+    refs: Mutex<Refs>,
+    next_generation: AtomicU32,
+    pub config: FsConfig,
+    /// Warnings from mount (unclean state, errors recorded).
+    pub mount_warnings: Vec<String>,
+}
+
+#[derive(Default)]
+struct Refs {
+    lookups: HashMap<u32, u64>,
+    orphans: HashSet<u32>,
+}
+
+pub fn now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{0}: {1}")]
+    Open(String, std::io::Error),
+    #[error("{0}: {1}")]
+    Format(String, crate::format::FormatError),
+    #[error("{0}: {1}; it can be mounted read-only (-o ro)")]
+    NeedsReadOnly(String, String),
+    #[error("{0}: image is {1} bytes but the file system needs {2}")]
+    Truncated(String, u64, u64),
+    #[error("{0}: {1}")]
+    Io(String, FsError),
+}
+
+impl Ext2 {
+    pub fn mount(path: &Path, config: FsConfig) -> std::result::Result<Ext2, MountError> {
+        let name = path.display().to_string();
+        let mut dev =
+            Device::open(path, config.read_only).map_err(|e| MountError::Open(name.clone(), e))?;
+        let (sb, descs) =
+            read_image_header(dev.file()).map_err(|e| MountError::Format(name.clone(), e))?;
+        let check = sb.mount_check().map_err(|e| MountError::Format(name.clone(), e))?;
+        if let (Some(reason), false) = (&check.read_only_reason, config.read_only) {
+            return Err(MountError::NeedsReadOnly(name, reason.clone()));
+        }
+        for w in &check.warnings {
+            log::warn!("{name}: {w}");
+        }
+        let bs = sb.block_size();
+        let need = sb.s_blocks_count.get() as u64 * bs as u64;
+        let have = dev.file().metadata().map(|m| m.len()).unwrap_or(0);
+        let is_blockdev = {
+            use std::os::unix::fs::FileTypeExt;
+            dev.file().metadata().map(|m| m.file_type().is_block_device()).unwrap_or(false)
+        };
+        if !is_blockdev && have < need {
+            return Err(MountError::Truncated(name, have, need));
+        }
+        dev.set_block_size(bs);
+        let dev = Arc::new(dev);
+        let geo = Geometry {
+            block_size: bs,
+            blocks_count: sb.s_blocks_count.get(),
+            first_data_block: sb.s_first_data_block.get(),
+            blocks_per_group: sb.s_blocks_per_group.get(),
+            inodes_per_group: sb.s_inodes_per_group.get(),
+            inodes_count: sb.s_inodes_count.get(),
+            inode_size: sb.inode_size(),
+            first_ino: sb.first_ino(),
+            groups: sb.group_count(),
+            r_blocks: sb.s_r_blocks_count.get(),
+            filetype: sb.has_incompat(crate::format::superblock::feature::INCOMPAT_FILETYPE),
+            block_bitmap: descs.iter().map(|d| d.bg_block_bitmap.get()).collect(),
+            inode_bitmap: descs.iter().map(|d| d.bg_inode_bitmap.get()).collect(),
+            inode_table: descs.iter().map(|d| d.bg_inode_table.get()).collect(),
+        };
+        let frames = Arc::new(FrameAllocator::new(bs as usize, (config.cache_bytes / bs as usize).max(256)));
+        let cache = BlockCache::new(dev.clone(), frames.clone(), geo.blocks_count as u64);
+        let free_blocks: i64 = descs.iter().map(|d| d.bg_free_blocks_count.get() as i64).sum();
+        let free_inodes: i64 = descs.iter().map(|d| d.bg_free_inodes_count.get() as i64).sum();
+        let fs = Ext2 {
+            geo,
+            cache,
+            dev,
+            frames,
+            sb: Mutex::new(sb),
+            groups: descs.into_iter().map(Mutex::new).collect(),
+            free_blocks: AtomicI64::new(free_blocks),
+            free_inodes: AtomicI64::new(free_inodes),
+            locks: locks::InodeLocks::new(),
+            rename_lock: Mutex::new(()),
+            refs: Mutex::new(Refs::default()),
+            next_generation: AtomicU32::new(rand_seed()),
+            config,
+            mount_warnings: check.warnings,
+        };
+        if !fs.config.read_only {
+            // Mark the image in use, as the kernel does: not clean until unmount.
+            let mut sb = fs.sb.lock();
+            let st = sb.s_state.get();
+            sb.s_state.set(st & !STATE_VALID);
+            let mc = sb.s_mnt_count.get();
+            sb.s_mnt_count.set(mc.wrapping_add(1));
+            sb.s_mtime.set(now());
+            drop(sb);
+            fs.write_super(false).map_err(|e| MountError::Io(name.clone(), e))?;
+            fs.dev.sync().map_err(|e| MountError::Io(name, e))?;
+        }
+        Ok(fs)
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.config.read_only
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.config.read_only {
+            Err(FsError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Write the descriptor table and the super block (with the free counts
+    /// summed from the descriptors) to the image. `clean` marks it cleanly
+    /// unmounted.
+    fn write_super(&self, clean: bool) -> Result<()> {
+        let bs = self.geo.block_size as usize;
+        let mut gdt = vec![0u8; group_desc::gdt_blocks(&self.sb.lock()) as usize * bs];
+        let (mut free_b, mut free_i) = (0u64, 0u64);
+        for (i, g) in self.groups.iter().enumerate() {
+            let d = *g.lock();
+            free_b += d.bg_free_blocks_count.get() as u64;
+            free_i += d.bg_free_inodes_count.get() as u64;
+            gdt[i * GROUP_DESC_SIZE..(i + 1) * GROUP_DESC_SIZE].copy_from_slice(bytemuck::bytes_of(&d));
+        }
+        let gdt_off = (self.geo.first_data_block as u64 + 1) * bs as u64;
+        self.dev.write_at(gdt_off, &gdt)?;
+        let bytes = {
+            let mut sb = self.sb.lock();
+            sb.s_free_blocks_count.set(free_b as u32);
+            sb.s_free_inodes_count.set(free_i as u32);
+            sb.s_wtime.set(now());
+            if clean {
+                let st = sb.s_state.get();
+                sb.s_state.set(st | STATE_VALID);
+            }
+            sb.as_bytes().to_vec()
+        };
+        self.dev.write_at(crate::format::superblock::SUPERBLOCK_OFFSET, &bytes)
+    }
+
+    /// Write everything dirty to the image and sync it.
+    pub fn sync(&self) -> Result<()> {
+        if self.config.read_only {
+            return Ok(());
+        }
+        self.cache.flush_all()?;
+        self.write_super(false)?;
+        self.dev.sync()
+    }
+
+    /// Clean unmount: release orphans (unlinked but still referenced inodes),
+    /// write everything back, and mark the super block clean.
+    pub fn unmount(&self) -> Result<()> {
+        if self.config.read_only {
+            return Ok(());
+        }
+        let orphans: Vec<u32> = {
+            let mut r = self.refs.lock();
+            r.lookups.clear();
+            r.orphans.drain().collect()
+        };
+        for ino in orphans {
+            if let Err(e) = self.release_inode(ino) {
+                log::error!("releasing unlinked inode {ino} at unmount: {e}");
+            }
+        }
+        self.cache.flush_all()?;
+        self.write_super(true)?;
+        self.dev.sync()?;
+        log::info!(
+            "unmounted cleanly; cache {:?}, frames peak {}",
+            self.cache.stats(),
+            self.frames.peak()
+        );
+        Ok(())
+    }
+
+    pub fn free_blocks(&self) -> u64 {
+        self.free_blocks.load(Ordering::Relaxed).max(0) as u64
+    }
+    pub fn free_inodes(&self) -> u64 {
+        self.free_inodes.load(Ordering::Relaxed).max(0) as u64
+    }
+    pub fn volume_name(&self) -> String {
+        self.sb.lock().volume_name()
+    }
+}
+
+fn rand_seed() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ d.as_secs() as u32)
+        .unwrap_or(1);
+    t | 1
+}

@@ -1,0 +1,411 @@
+//! The FUSE adapter: decode a request, call the file system, map the result
+//! to a reply (errors to errno). No file-system logic lives here.
+
+use crate::error::FsError;
+use crate::format::dirent;
+use crate::format::inode::{FileKind, ROOT_INO};
+use crate::fs::attr::{Attr, Ctx, SetAttr};
+use crate::fs::Ext2;
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, TimeOrNow, WriteFlags,
+};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long the kernel may cache attributes and names. Every change goes
+/// through this daemon and the kernel, so the kernel's caches stay right.
+const TTL: Duration = Duration::from_secs(1);
+
+pub struct FuseFs {
+    fs: Arc<Ext2>,
+}
+
+impl FuseFs {
+    pub fn new(fs: Arc<Ext2>) -> FuseFs {
+        FuseFs { fs }
+    }
+}
+
+/// FUSE calls the root 1; ext2 calls it 2 (ext2's inode 1, the bad-blocks
+/// inode, is never exposed).
+fn to_ext2(ino: INodeNo) -> u32 {
+    if ino.0 == 1 {
+        ROOT_INO
+    } else {
+        ino.0 as u32
+    }
+}
+
+fn to_fuse(ino: u32) -> INodeNo {
+    INodeNo(if ino == ROOT_INO { 1 } else { ino as u64 })
+}
+
+fn errno(e: FsError) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+fn ctx(req: &Request) -> Ctx {
+    Ctx { uid: req.uid(), gid: req.gid() }
+}
+
+fn kind(k: FileKind) -> FileType {
+    match k {
+        FileKind::Regular => FileType::RegularFile,
+        FileKind::Directory => FileType::Directory,
+        FileKind::Symlink => FileType::Symlink,
+        FileKind::CharDevice => FileType::CharDevice,
+        FileKind::BlockDevice => FileType::BlockDevice,
+        FileKind::Fifo => FileType::NamedPipe,
+        FileKind::Socket => FileType::Socket,
+    }
+}
+
+fn time(secs: u32) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs as u64)
+}
+
+fn secs(t: TimeOrNow) -> u32 {
+    let t = match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    };
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0)
+}
+
+impl FuseFs {
+    fn attr(&self, a: &Attr) -> FileAttr {
+        FileAttr {
+            ino: to_fuse(a.ino),
+            size: a.size,
+            blocks: a.blocks,
+            atime: time(a.atime),
+            mtime: time(a.mtime),
+            ctime: time(a.ctime),
+            crtime: UNIX_EPOCH,
+            kind: kind(a.kind),
+            perm: a.perm,
+            nlink: a.nlink,
+            uid: a.uid,
+            gid: a.gid,
+            rdev: a.rdev,
+            blksize: self.fs.geo.block_size,
+            flags: 0,
+        }
+    }
+
+    fn entry(&self, r: Result<Attr, FsError>, reply: ReplyEntry) {
+        match r {
+            Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(a.generation as u64)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn empty(r: Result<(), FsError>, reply: ReplyEmpty) {
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+}
+
+impl Filesystem for FuseFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.entry(self.fs.lookup(to_ext2(parent), name.as_bytes()), reply)
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(to_ext2(ino), nlookup)
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(to_ext2(ino)) {
+            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let s = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(secs),
+            mtime: mtime.map(secs),
+            ctime: ctime.map(|t| secs(TimeOrNow::SpecificTime(t))),
+        };
+        match self.fs.setattr(&ctx(req), to_ext2(ino), &s) {
+            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.fs.readlink(to_ext2(ino)) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self.fs.mknod(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask, rdev);
+        self.entry(r, reply)
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let r = self.fs.mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask);
+        self.entry(r, reply)
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        Self::empty(self.fs.unlink(&ctx(req), to_ext2(parent), name.as_bytes()), reply)
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        Self::empty(self.fs.rmdir(&ctx(req), to_ext2(parent), name.as_bytes()), reply)
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let r = self.fs.symlink(
+            &ctx(req),
+            to_ext2(parent),
+            link_name.as_bytes(),
+            target.as_os_str().as_bytes(),
+        );
+        self.entry(r, reply)
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let r = self.fs.rename(
+            &ctx(req),
+            to_ext2(parent),
+            name.as_bytes(),
+            to_ext2(newparent),
+            newname.as_bytes(),
+            flags.bits(),
+        );
+        Self::empty(r, reply)
+    }
+
+    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let r = self.fs.link(&ctx(req), to_ext2(ino), to_ext2(newparent), newname.as_bytes());
+        self.entry(r, reply)
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.getattr(to_ext2(ino)) {
+            // All writes pass through the kernel, so its page cache stays valid.
+            Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.fs.read(to_ext2(ino), offset, size) {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn write(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.fs.write(&ctx(req), to_ext2(ino), offset, data) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lo: LockOwner, reply: ReplyEmpty) {
+        reply.ok()
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        Self::empty(self.fs.fsync(), reply)
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.getattr(to_ext2(ino)) {
+            Ok(a) if a.kind == FileKind::Directory => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(_) => reply.error(Errno::ENOTDIR),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let entries = match self.fs.readdir(to_ext2(ino), offset, 256) {
+            Ok(e) => e,
+            Err(e) => return reply.error(errno(e)),
+        };
+        for e in entries {
+            let ft = match e.file_type {
+                dirent::FT_REG_FILE => FileType::RegularFile,
+                dirent::FT_DIR => FileType::Directory,
+                dirent::FT_CHRDEV => FileType::CharDevice,
+                dirent::FT_BLKDEV => FileType::BlockDevice,
+                dirent::FT_FIFO => FileType::NamedPipe,
+                dirent::FT_SOCK => FileType::Socket,
+                dirent::FT_SYMLINK => FileType::Symlink,
+                // No filetype feature: ask the inode.
+                _ => match self.fs.getattr(e.ino) {
+                    Ok(a) => kind(a.kind),
+                    Err(_) => FileType::RegularFile,
+                },
+            };
+            if reply.add(to_fuse(e.ino), e.next, ft, OsStr::from_bytes(&e.name)) {
+                break;
+            }
+        }
+        reply.ok()
+    }
+
+    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        Self::empty(self.fs.fsync(), reply)
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let s = self.fs.statfs();
+        reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize)
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::from_i32(libc::EOPNOTSUPP))
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let r = self.fs.getxattr(to_ext2(ino), &name.to_string_lossy());
+        xattr_reply(r, size, reply)
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        xattr_reply(self.fs.listxattr(to_ext2(ino)), size, reply)
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::from_i32(libc::EOPNOTSUPP))
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        Self::empty(self.fs.access(&ctx(req), to_ext2(ino), mask.bits() as u32), reply)
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self.fs.create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask) {
+            Ok(a) => reply.created(
+                &TTL,
+                &self.attr(&a),
+                Generation(a.generation as u64),
+                FileHandle(0),
+                FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        // ext2 has no preallocation (the kernel's ext2 answers the same).
+        reply.error(Errno::from_i32(libc::EOPNOTSUPP))
+    }
+}
+
+fn xattr_reply(r: Result<Vec<u8>, FsError>, size: u32, reply: ReplyXattr) {
+    match r {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
+        Ok(v) => reply.data(&v),
+        Err(e) => reply.error(errno(e)),
+    }
+}
