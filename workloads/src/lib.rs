@@ -1,4 +1,10 @@
-//! Workloads that run against any mount point (postmark, sort, micro
-//! benchmarks) and the evaluation harness that fills `results/`.
+//! Workloads that run against any mount point, so the same binary measures
+//! the kernel's ext2, fuse2fs and ext2mfr: [`postmark`] (PostMark 1.5's
+//! model) and [`micro`] (sequential/random read/write over one file).
+//! Only `std::fs` touches the file system under test.
 //!
-//! Only std::fs and the binaries it launches. Not implemented yet (issue 6).
+//! Still to come (issue 6): the sort workload and the evaluation harness.
+
+pub mod micro;
+pub mod mountpoint;
+pub mod postmark;
