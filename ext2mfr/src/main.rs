@@ -79,7 +79,7 @@ fn block_signals() -> libc::sigset_t {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error"))
         .format_timestamp_millis()
         .init();
     let args = match parse_args() {
@@ -147,7 +147,10 @@ fn main() -> ExitCode {
             0 => unsafe {
                 libc::setsid();
             },
-            _ => return ExitCode::SUCCESS,
+            // The parent leaves without running destructors: dropping the
+            // session here would unmount what the child now serves.
+            // SAFETY: _exit ends the process immediately.
+            _ => unsafe { libc::_exit(0) },
         }
     }
 
@@ -171,6 +174,10 @@ fn main() -> ExitCode {
             .name("writeback".into())
             .spawn(move || loop {
                 std::thread::sleep(every);
+                // An idle file system is left alone (no periodic fdatasync).
+                if fs.cache.dirty_count() == 0 {
+                    continue;
+                }
                 if let Err(e) = fs.sync() {
                     log::error!("background write-back: {e}");
                 }
