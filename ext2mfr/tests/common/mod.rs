@@ -1,0 +1,166 @@
+//! Test support: make images, mount them through the real `ext2mfr` daemon,
+//! unmount on drop (also when a test panics), and run the real e2fsck.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const DAEMON: &str = env!("CARGO_BIN_EXE_ext2mfr");
+
+/// A temporary directory holding an image file.
+pub struct Image {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+/// An image made by our mkfs (`bs` block size, `size` bytes).
+pub fn mkfs_ext2mfr(size: u64, bs: u32) -> Image {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fs.img");
+    let o = mkfs_ext2mfr::MkfsOptions { size: Some(size), block_size: Some(bs), ..Default::default() };
+    mkfs_ext2mfr::mkfs(&path, &o).expect("mkfs.ext2mfr");
+    Image { dir, path }
+}
+
+/// An image made by the real mke2fs (`extra` are more mkfs.ext2 arguments).
+pub fn mkfs_ext2(size_kib: u64, bs: u32, extra: &[&str]) -> Image {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fs.img");
+    let out = Command::new("mkfs.ext2")
+        .args(["-q", "-F", "-b", &bs.to_string()])
+        .args(extra)
+        .arg(&path)
+        .arg(size_kib.to_string())
+        .output()
+        .expect("run mkfs.ext2");
+    assert!(out.status.success(), "mkfs.ext2 failed: {}", String::from_utf8_lossy(&out.stderr));
+    Image { dir, path }
+}
+
+/// Run `e2fsck -fn` and panic with its report unless the image is clean.
+pub fn fsck_clean(image: &Path) {
+    let out = Command::new("e2fsck").arg("-fn").arg(image).output().expect("run e2fsck");
+    assert!(
+        out.status.success(),
+        "e2fsck -fn found problems (exit {:?}):\n{}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `debugfs -R "cat PATH"`: the file's bytes as e2fsprogs reads them.
+pub fn debugfs_cat(image: &Path, path: &str) -> Vec<u8> {
+    let out = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("cat {path}"))
+        .arg(image)
+        .stderr(Stdio::null())
+        .output()
+        .expect("run debugfs");
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn is_mounted(mnt: &Path) -> bool {
+    let want = mnt.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/mounts")
+        .map(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(want.as_str())))
+        .unwrap_or(false)
+}
+
+/// A live ext2mfr mount. Dropping it unmounts (lazily if need be) and stops
+/// the daemon, so a failing test never leaves a mount behind.
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    image: PathBuf,
+}
+
+impl Mount {
+    pub fn new(image: &Path, opts: &str) -> Mount {
+        Self::try_new(image, opts).unwrap_or_else(|e| panic!("mount failed: {e}"))
+    }
+
+    /// Start the daemon in the foreground and wait (at most 10 s) for the mount.
+    pub fn try_new(image: &Path, opts: &str) -> Result<Mount, String> {
+        let dir = tempfile::Builder::new().prefix("ext2mfr-mnt").tempdir().expect("tempdir");
+        let mut cmd = Command::new(DAEMON);
+        cmd.arg(image).arg(dir.path()).arg("-f");
+        if !opts.is_empty() {
+            cmd.arg("-o").arg(opts);
+        }
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn ext2mfr");
+        let start = Instant::now();
+        while !is_mounted(dir.path()) {
+            if let Ok(Some(_)) = child.try_wait() {
+                let out = child.wait_with_output().expect("daemon output");
+                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                return Err("timed out waiting for the mount".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Mount { dir, child: Some(child), image: image.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Unmount, wait (at most 30 s) for the daemon to write back and exit,
+    /// and check it exited successfully.
+    pub fn unmount(mut self) {
+        let ok = Command::new("umount").arg(self.dir.path()).status().map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true), "umount failed");
+        let mut child = self.child.take().expect("daemon");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait daemon") {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("daemon did not exit after unmount");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "daemon exited with {status}");
+    }
+
+    /// Unmount cleanly, then require `e2fsck -fn` to be clean.
+    pub fn unmount_and_check(self) {
+        let image = self.image.clone();
+        self.unmount();
+        fsck_clean(&image);
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if is_mounted(self.dir.path()) {
+                let s = Command::new("umount").arg(self.dir.path()).status();
+                if !matches!(s, Ok(s) if s.success()) {
+                    let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+                }
+            }
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

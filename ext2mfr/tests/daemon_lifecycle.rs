@@ -1,0 +1,145 @@
+//! The daemon's life cycle: mounted through mount(8)'s FUSE helper (the
+//! argument form fstab and `mount -t fuse...` produce), backgrounding, and
+//! clean unmounts by umount, fusermount3 -u, SIGTERM and SIGINT.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Pids of daemons serving `image` (matched on the command line).
+fn daemons_for(image: &Path) -> Vec<u32> {
+    let want = image.to_string_lossy().to_string();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let args: Vec<String> =
+            cmd.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if args.first().is_some_and(|a| a.ends_with("ext2mfr")) && args.iter().any(|a| *a == want) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn wait_gone(image: &Path) {
+    let t = Instant::now();
+    while !daemons_for(image).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(30), "daemon still running after unmount");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn dumpe2fs_field(image: &Path, field: &str) -> String {
+    let out = Command::new("dumpe2fs").arg("-h").arg(image).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .map(|l| l[field.len()..].trim_start_matches(':').trim().to_string())
+        .unwrap_or_else(|| panic!("no '{field}' in dumpe2fs output"))
+}
+
+#[test]
+fn mount_helper_backgrounds_and_umount_writes_back() {
+    let img = mkfs_ext2mfr(32 << 20, 4096);
+    let mnt = tempfile::tempdir().unwrap();
+    // mount(8) -> mount.fuse3 -> "ext2mfr IMAGE DIR -o opts" (no -f: the daemon forks).
+    let st = Command::new("mount")
+        .args(["-t", "fuse"])
+        .arg(format!("{DAEMON}#{}", img.path.display()))
+        .arg(mnt.path())
+        .args(["-o", "noatime,nodev"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount -t fuse failed");
+    let guard = scopeguard(mnt.path());
+    std::fs::write(mnt.path().join("f"), vec![7u8; 100_000]).unwrap();
+    assert_eq!(daemons_for(&img.path).len(), 1, "one background daemon serves the mount");
+    assert!(Command::new("umount").arg(mnt.path()).status().unwrap().success());
+    drop(guard);
+    wait_gone(&img.path);
+    fsck_clean(&img.path);
+    assert_eq!(debugfs_cat(&img.path, "/f"), vec![7u8; 100_000]);
+    assert_eq!(dumpe2fs_field(&img.path, "Filesystem state"), "clean");
+    assert_eq!(dumpe2fs_field(&img.path, "Mount count"), "1");
+    assert_ne!(dumpe2fs_field(&img.path, "Last mount time"), "n/a");
+}
+
+/// Lazily unmounts on drop in case an assertion fails while mounted.
+struct Unmounter(std::path::PathBuf);
+fn scopeguard(p: &Path) -> Unmounter {
+    Unmounter(p.to_path_buf())
+}
+impl Drop for Unmounter {
+    fn drop(&mut self) {
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        if mounts.contains(&*self.0.to_string_lossy()) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+fn signal_unmount(sig: i32) {
+    let img = mkfs_ext2mfr(16 << 20, 1024);
+    let m = Mount::new(&img.path, "");
+    std::fs::write(m.p("data"), b"written before the signal").unwrap();
+    std::fs::create_dir(m.p("dir")).unwrap();
+    let pids = daemons_for(&img.path);
+    assert_eq!(pids.len(), 1);
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(pids[0] as i32, sig) };
+    wait_gone(&img.path);
+    drop(m);
+    fsck_clean(&img.path);
+    assert_eq!(debugfs_cat(&img.path, "/data"), b"written before the signal");
+    assert_eq!(dumpe2fs_field(&img.path, "Filesystem state"), "clean");
+}
+
+#[test]
+fn sigterm_unmounts_cleanly() {
+    signal_unmount(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_unmounts_cleanly() {
+    signal_unmount(libc::SIGINT);
+}
+
+#[test]
+fn fusermount_u_unmounts_cleanly() {
+    if Command::new("fusermount3").arg("-V").output().is_err() {
+        eprintln!("fusermount3 not installed; .ci/run installs fuse3");
+        return;
+    }
+    let img = mkfs_ext2mfr(16 << 20, 2048);
+    let m = Mount::new(&img.path, "");
+    std::fs::write(m.p("x"), b"fusermount").unwrap();
+    assert!(Command::new("fusermount3").arg("-u").arg(m.path()).status().unwrap().success());
+    wait_gone(&img.path);
+    drop(m);
+    fsck_clean(&img.path);
+    assert_eq!(debugfs_cat(&img.path, "/x"), b"fusermount");
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    let img = mkfs_ext2mfr(8 << 20, 1024);
+    let mnt = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (vec![img.path.to_str().unwrap()], "expected IMAGE and MOUNTPOINT"),
+        (vec![img.path.to_str().unwrap(), "/nonexistent-dir-xyz"], "not a directory"),
+        (vec!["/nonexistent.img", mnt.path().to_str().unwrap(), "-f"], "nonexistent.img"),
+        (vec![img.path.to_str().unwrap(), mnt.path().to_str().unwrap(), "-o", "cache=tiny"], "cache=tiny"),
+        (vec![img.path.to_str().unwrap(), mnt.path().to_str().unwrap(), "--bogus"], "--bogus"),
+    ] {
+        let out = Command::new(DAEMON).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: message '{err}' should mention '{needle}'");
+    }
+    // Nothing was mounted and the image is untouched.
+    assert_eq!(dumpe2fs_field(&img.path, "Mount count"), "0");
+    fsck_clean(&img.path);
+}
