@@ -20,7 +20,7 @@ const USAGE: &str = "usage: ext2mfr IMAGE MOUNTPOINT [-o option[,option...]] [-f
   -f          stay in the foreground
   -o OPTIONS  ro, rw, allow_other, allow_root, default_permissions, fsname=NAME,
               subtype=NAME, noatime, atime, nodev, nosuid, noexec,
-              cache=SIZE (block cache, default 64M), threads=N (default 4),
+              cache=SIZE (block cache, default 64M), threads=N (default: CPUs, at most 8),
               commit=SECS (background write-back interval, default 5; 0 = off),
               recovery=off, ama=off, baseline";
 

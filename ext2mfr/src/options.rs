@@ -15,7 +15,7 @@ pub struct MountOptions {
     pub exec: bool,
     /// Block-cache capacity in bytes (`cache=SIZE`).
     pub cache_bytes: usize,
-    /// FUSE worker threads (`threads=N`).
+    /// FUSE worker threads (`threads=N`; default: the number of CPUs, at most 8).
     pub threads: usize,
     /// Seconds between background write-backs (`commit=N`, 0 = only on sync/unmount).
     pub commit_secs: u64,
@@ -34,7 +34,7 @@ impl Default for MountOptions {
             suid: true,
             exec: true,
             cache_bytes: 64 << 20,
-            threads: 4,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
             commit_secs: 5,
         }
     }
