@@ -83,6 +83,10 @@ impl Mounted {
                     .arg(img)
                     .arg(mnt)
                     .arg("-f")
+                    // libfuse otherwise renames a file unlinked while a
+                    // release is still in flight to .fuse_hidden*, which
+                    // makes a later rmdir fail with ENOTEMPTY.
+                    .args(["-o", "hard_remove"])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .spawn()
