@@ -149,7 +149,14 @@ impl BlockCache {
         if shard.map.len() >= self.shard_capacity {
             self.evict_some(&mut shard)?;
         }
-        let mut frame = self.frames.alloc()?;
+        let mut frame = match self.frames.alloc() {
+            Ok(f) => f,
+            Err(_) => {
+                // The pool is spent, possibly by other shards: reclaim there.
+                self.reclaim_elsewhere(blk);
+                self.frames.alloc()?
+            }
+        };
         if !fresh {
             if let Err(e) = self.dev.read_block(blk, &mut frame) {
                 self.frames.release(frame);
@@ -170,8 +177,14 @@ impl BlockCache {
     /// Clock eviction inside one shard: skip buffers in use elsewhere and
     /// recently referenced ones; write back a dirty victim first.
     fn evict_some(&self, shard: &mut Shard) -> Result<()> {
+        self.evict_to(shard, self.shard_capacity.saturating_sub(1))
+    }
+
+    /// Evict until the shard holds at most `target` buffers (or nothing more
+    /// can go).
+    fn evict_to(&self, shard: &mut Shard, target: usize) -> Result<()> {
         let mut budget = shard.clock.len() * 2;
-        while shard.map.len() >= self.shard_capacity && budget > 0 {
+        while shard.map.len() > target && budget > 0 {
             budget -= 1;
             let Some(blk) = shard.clock.pop_front() else { break };
             let Some(b) = shard.map.get(&blk) else { continue };
@@ -195,6 +208,25 @@ impl BlockCache {
         Ok(())
     }
 
+    /// Evict one buffer from some other shard that is not busy (try_lock:
+    /// we already hold our own shard's lock, so never wait for another).
+    fn reclaim_elsewhere(&self, blk: u64) {
+        let mine = (blk as usize) % SHARDS;
+        for k in 1..SHARDS {
+            let i = (mine + k) % SHARDS;
+            if let Some(mut s) = self.shards[i].try_lock() {
+                let before = s.map.len();
+                if before == 0 {
+                    continue;
+                }
+                let _ = self.evict_to(&mut s, before - 1);
+                if s.map.len() < before {
+                    return;
+                }
+            }
+        }
+    }
+
     fn write_back(&self, b: &Buf) -> Result<()> {
         let data = b.data.read();
         b.dirty.store(false, Ordering::Release);
@@ -207,16 +239,20 @@ impl BlockCache {
     }
 
     /// Write every dirty block to the image (in block order), then sync it.
+    /// Only block numbers are collected: holding references to every dirty
+    /// buffer would pin them all and starve concurrent misses of frames.
     pub fn flush_all(&self) -> Result<()> {
-        let mut dirty: Vec<BufRef> = Vec::new();
+        let mut dirty: Vec<u64> = Vec::new();
         for s in &self.shards {
             let s = s.lock();
-            dirty.extend(s.map.values().filter(|b| b.is_dirty()).cloned());
+            dirty.extend(s.map.values().filter(|b| b.is_dirty()).map(|b| b.blk));
         }
-        dirty.sort_by_key(|b| b.blk);
-        for b in &dirty {
-            if b.is_dirty() {
-                self.write_back(b)?;
+        dirty.sort_unstable();
+        for blk in dirty {
+            if let Some(b) = self.peek(blk) {
+                if b.is_dirty() {
+                    self.write_back(&b)?;
+                }
             }
         }
         self.dev.sync()

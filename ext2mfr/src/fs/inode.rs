@@ -23,6 +23,15 @@ impl Ext2 {
         Ok(Inode::from_bytes(&d[off..off + INODE_STRUCT_SIZE]))
     }
 
+    /// The whole on-disk slot of inode `ino` (`inode_size` bytes, so with the
+    /// extra space of large inodes, where in-inode xattrs live).
+    pub(crate) fn read_inode_slot(&self, ino: u32) -> Result<Vec<u8>> {
+        let (blk, off) = self.inode_pos(ino)?;
+        let b = self.cache.get(blk)?;
+        let d = b.read();
+        Ok(d[off..off + self.geo.inode_size as usize].to_vec())
+    }
+
     /// Write the 128-byte core of the inode; bytes beyond it stay as they are.
     pub(crate) fn write_inode(&self, ino: u32, inode: &Inode) -> Result<()> {
         let (blk, off) = self.inode_pos(ino)?;

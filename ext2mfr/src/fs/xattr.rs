@@ -31,6 +31,34 @@ fn u16_at(d: &[u8], o: usize) -> u16 {
     u16::from_le_bytes(d[o..o + 2].try_into().unwrap())
 }
 
+/// Entries from `first` on in `d` (an xattr block, or the in-inode area
+/// starting at its first entry); value offsets count from the start of `d`.
+fn parse_entries(d: &[u8], first: usize) -> std::result::Result<Vec<(String, Vec<u8>)>, &'static str> {
+    let mut out = Vec::new();
+    let mut off = first;
+    loop {
+        // The list ends with four zero bytes, or where the area ends.
+        if off + 4 > d.len() || u32_at(d, off) == 0 {
+            return Ok(out);
+        }
+        if off + ENTRY_LEN > d.len() {
+            return Err("entry past the end");
+        }
+        let name_len = d[off] as usize;
+        let value_offs = u16_at(d, off + 2) as usize;
+        let value_size = u32_at(d, off + 8) as usize;
+        let name_end = off + ENTRY_LEN + name_len;
+        if name_end > d.len() || value_offs + value_size > d.len() {
+            return Err("entry out of bounds");
+        }
+        if let Some(p) = prefix(d[off + 1]) {
+            let name = format!("{p}{}", String::from_utf8_lossy(&d[off + ENTRY_LEN..name_end]));
+            out.push((name, d[value_offs..value_offs + value_size].to_vec()));
+        }
+        off += (ENTRY_LEN + name_len + 3) & !3;
+    }
+}
+
 impl Ext2 {
     /// All (name, value) pairs of an inode's xattr block, checked.
     fn xattr_entries(&self, i: &Inode) -> Result<Vec<(String, Vec<u8>)>> {
@@ -46,40 +74,35 @@ impl Ext2 {
         if u32_at(&d, 0) != XATTR_MAGIC {
             return Err(corrupt(format!("xattr block {blk}: bad magic")));
         }
-        let mut out = Vec::new();
-        let mut off = HEADER_LEN;
-        loop {
-            if off + 4 > d.len() {
-                return Err(corrupt(format!("xattr block {blk}: entries run past the end")));
-            }
-            if u32_at(&d, off) == 0 {
-                break;
-            }
-            if off + ENTRY_LEN > d.len() {
-                return Err(corrupt(format!("xattr block {blk}: entry past the end")));
-            }
-            let name_len = d[off] as usize;
-            let index = d[off + 1];
-            let value_offs = u16_at(&d, off + 2) as usize;
-            let value_size = u32_at(&d, off + 8) as usize;
-            let name_end = off + ENTRY_LEN + name_len;
-            if name_end > d.len() || value_offs + value_size > d.len() {
-                return Err(corrupt(format!("xattr block {blk}: entry out of bounds")));
-            }
-            if let Some(p) = prefix(index) {
-                let name = format!("{p}{}", String::from_utf8_lossy(&d[off + ENTRY_LEN..name_end]));
-                out.push((name, d[value_offs..value_offs + value_size].to_vec()));
-            }
-            off += (ENTRY_LEN + name_len + 3) & !3;
+        parse_entries(&d, HEADER_LEN).map_err(|m| corrupt(format!("xattr block {blk}: {m}")))
+    }
+
+    /// Attributes stored in the extra space of a large inode (after
+    /// `i_extra_isize`), as ext4 -- which also serves `mount -t ext2` on
+    /// many kernels -- and e2fsprogs write them on ext2 images with 256-byte
+    /// inodes: a magic word, then entries laid out as in an xattr block, with
+    /// value offsets counted from the first entry. A missing or malformed
+    /// area counts as no attributes (we never write it).
+    fn xattr_ibody_entries(&self, ino: u32) -> Result<Vec<(String, Vec<u8>)>> {
+        if self.geo.inode_size <= 128 {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let slot = self.read_inode_slot(ino)?;
+        let extra = u16_at(&slot, 128) as usize;
+        let start = 128 + extra + 4; // first entry, and base of value offsets
+        if extra % 4 != 0 || start > slot.len() || u32_at(&slot, start - 4) != XATTR_MAGIC {
+            return Ok(Vec::new());
+        }
+        parse_entries(&slot[start..], 0).map_err(|m| corrupt(format!("inode {ino}: in-inode xattr {m}")))
     }
 
     pub fn getxattr(&self, ino: u32, name: &str) -> Result<Vec<u8>> {
         let _g = self.locks.read(ino);
         let i = self.read_inode(ino)?;
-        self.xattr_entries(&i)?
+        // In-inode attributes first, then the xattr block (ext4's order).
+        self.xattr_ibody_entries(ino)?
             .into_iter()
+            .chain(self.xattr_entries(&i)?)
             .find(|(n, _)| n == name)
             .map(|(_, v)| v)
             .ok_or(FsError::NoData)
@@ -90,7 +113,7 @@ impl Ext2 {
         let _g = self.locks.read(ino);
         let i = self.read_inode(ino)?;
         let mut out = Vec::new();
-        for (n, _) in self.xattr_entries(&i)? {
+        for (n, _) in self.xattr_ibody_entries(ino)?.into_iter().chain(self.xattr_entries(&i)?) {
             out.extend_from_slice(n.as_bytes());
             out.push(0);
         }

@@ -1,0 +1,50 @@
+//! Logged objects and their version chains.
+//!
+//! A client registers an object by implementing [`LoggedObject`]: it can
+//! snapshot its bytes and restore a snapshot. The first write of an object
+//! inside a domain pushes a [`Version`] holding the before-image; the chain
+//! (oldest first) is the object's history of uncommitted writes. Because every
+//! writer after a version depends on that version's domain, rolling back any
+//! subset that is closed under dependence, in any order, ends at the same
+//! state: each rollback restores its own before-image and drops every later
+//! version (all of them belong to doomed dependents).
+
+use crate::DomainId;
+use parking_lot::Mutex;
+
+pub trait LoggedObject: Send + Sync {
+    fn chain(&self) -> &VersionChain;
+    /// The object's current bytes.
+    fn snapshot(&self) -> Vec<u8>;
+    /// Put back bytes from an earlier snapshot.
+    fn restore(&self, image: &[u8]);
+}
+
+pub(crate) struct Version {
+    pub(crate) domain: DomainId,
+    pub(crate) before: Vec<u8>,
+}
+
+/// Uncommitted versions of one object, oldest first.
+#[derive(Default)]
+pub struct VersionChain {
+    pub(crate) versions: Mutex<Vec<Version>>,
+}
+
+impl VersionChain {
+    pub fn new() -> VersionChain {
+        VersionChain::default()
+    }
+
+    /// Does any uncommitted domain have a version of this object?
+    pub fn is_speculative(&self) -> bool {
+        !self.versions.lock().is_empty()
+    }
+
+    /// The committed image of the object, if it differs from the current one:
+    /// the before-image of the oldest uncommitted version. Write-back uses it
+    /// so that nothing speculative reaches storage.
+    pub fn committed_image(&self) -> Option<Vec<u8>> {
+        self.versions.lock().first().map(|v| v.before.clone())
+    }
+}

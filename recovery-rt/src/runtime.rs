@@ -1,0 +1,740 @@
+//! Domains, the per-thread stack, the dependence graph, commit and rollback.
+
+use crate::object::{LoggedObject, Version};
+use crate::DomainId;
+use parking_lot::{Condvar, Mutex};
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Basic,
+    Reversible,
+    Transparent,
+    Unlogged,
+}
+
+/// Why a domain was rolled back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// A panic inside the domain (an injected or real bounds-check failure...).
+    Panic(String),
+    /// An explicit [`fault`] call with the client's error code.
+    Explicit(i32),
+    /// A domain this one depended on was rolled back.
+    Cascade,
+}
+
+/// Payload of the panic that [`fault`] raises.
+struct ExplicitFault(i32);
+/// Payload of the panic that makes a doomed running domain stop.
+struct Doomed;
+
+/// Raise a fault explicitly: the current domain rolls back with `code`.
+pub fn fault(code: i32) -> ! {
+    std::panic::panic_any(ExplicitFault(code))
+}
+
+type Action = Box<dyn FnOnce() + Send>;
+
+enum Undo {
+    /// Run on rollback (newest first).
+    Inverse(Action),
+    /// A Reversible child's inverse: if the child has not committed when the
+    /// parent rolls back, the child is rolled back instead of running this.
+    Child(DomainId, Action),
+}
+
+/// What a domain did, to be undone on rollback or finished on commit.
+#[derive(Default)]
+struct Logs {
+    writes: Vec<Arc<dyn LoggedObject>>,
+    undo: Vec<Undo>,
+    deferred: Vec<Action>,
+}
+
+struct Frame {
+    rt: usize,
+    id: DomainId,
+    kind: Kind,
+    doomed: Arc<AtomicBool>,
+    logs: Logs,
+}
+
+thread_local! {
+    static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Speculative,
+    Completed,
+}
+
+struct Node {
+    state: State,
+    doomed: Arc<AtomicBool>,
+    /// Domains this one depends on, and those that depend on it.
+    deps: HashSet<DomainId>,
+    rdeps: HashSet<DomainId>,
+    /// A root's own thread waits for its outcome and rolls it back itself;
+    /// other completed domains are rolled back by whoever dooms them.
+    owner_waits: bool,
+    logs: Logs,
+}
+
+#[derive(Default)]
+struct Graph {
+    nodes: HashMap<DomainId, Node>,
+    /// Basic children merged into their parents.
+    merged: HashMap<DomainId, DomainId>,
+    next_id: DomainId,
+}
+
+impl Graph {
+    fn resolve(&self, mut id: DomainId) -> DomainId {
+        while let Some(&p) = self.merged.get(&id) {
+            id = p;
+        }
+        id
+    }
+
+    /// `from` read or overwrote data of `to`. Reading data of a domain that
+    /// is being rolled back taints the reader and everything depending on
+    /// it: those are doomed, and the completed, unowned ones among them are
+    /// returned for the caller to roll back.
+    #[must_use]
+    fn add_edge(&mut self, from: DomainId, to: DomainId, stats: &StatsInner) -> Vec<(DomainId, Logs)> {
+        let (from, to) = (self.resolve(from), self.resolve(to));
+        if from == to {
+            return Vec::new();
+        }
+        let Some(target) = self.nodes.get_mut(&to) else {
+            return Vec::new(); // committed: its data is no longer speculative
+        };
+        if target.doomed.load(Ordering::Acquire) {
+            return if self.nodes.contains_key(&from) { self.doom(from, stats) } else { Vec::new() };
+        }
+        if target.rdeps.insert(from) {
+            stats.edges.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(n) = self.nodes.get_mut(&from) {
+            n.deps.insert(to);
+        }
+        Vec::new()
+    }
+
+    /// Doom `id` and everything that depends on it; returns the completed,
+    /// unowned nodes the caller must roll back.
+    fn doom(&mut self, id: DomainId, stats: &StatsInner) -> Vec<(DomainId, Logs)> {
+        let mut queue = VecDeque::from([self.resolve(id)]);
+        let mut seen = HashSet::new();
+        let mut orphans = Vec::new();
+        while let Some(d) = queue.pop_front() {
+            if !seen.insert(d) {
+                continue;
+            }
+            let Some(n) = self.nodes.get(&d) else { continue };
+            if d != id && !n.doomed.swap(true, Ordering::AcqRel) {
+                stats.cascaded.fetch_add(1, Ordering::Relaxed);
+            }
+            n.doomed.store(true, Ordering::Release);
+            queue.extend(n.rdeps.iter().copied());
+            if n.state == State::Completed && !n.owner_waits {
+                orphans.push(d);
+            }
+        }
+        // Their logs are taken; the nodes stay (doomed) until undone, so that
+        // a reader of their not-yet-restored data is doomed too.
+        orphans
+            .into_iter()
+            .filter_map(|d| {
+                let n = self.nodes.get_mut(&d)?;
+                n.owner_waits = true; // taken care of by the caller
+                Some((d, std::mem::take(&mut n.logs)))
+            })
+            .collect()
+    }
+
+    fn remove(&mut self, id: DomainId) -> Option<Node> {
+        let n = self.nodes.remove(&id)?;
+        for d in &n.deps {
+            if let Some(x) = self.nodes.get_mut(d) {
+                x.rdeps.remove(&id);
+            }
+        }
+        for d in &n.rdeps {
+            if let Some(x) = self.nodes.get_mut(d) {
+                x.deps.remove(&id);
+            }
+        }
+        Some(n)
+    }
+
+    /// If `id` can commit, the set that commits with it (it and everything
+    /// it transitively depends on, all completed and none doomed).
+    fn commit_set(&self, id: DomainId) -> Option<Vec<DomainId>> {
+        let mut set = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack = vec![id];
+        while let Some(d) = stack.pop() {
+            if !seen.insert(d) {
+                continue;
+            }
+            let n = self.nodes.get(&d)?;
+            if n.state != State::Completed || n.doomed.load(Ordering::Acquire) {
+                return None;
+            }
+            set.push(d);
+            stack.extend(n.deps.iter().copied());
+        }
+        Some(set)
+    }
+}
+
+#[derive(Default)]
+struct StatsInner {
+    started: AtomicU64,
+    committed: AtomicU64,
+    rolled_back: AtomicU64,
+    cascaded: AtomicU64,
+    merged: AtomicU64,
+    edges: AtomicU64,
+    logged_reads: AtomicU64,
+    logged_writes: AtomicU64,
+    unlogged_reads: AtomicU64,
+    unlogged_writes: AtomicU64,
+}
+
+/// Counters (the paper's Table 3 coverage is logged / all accesses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub started: u64,
+    pub committed: u64,
+    pub rolled_back: u64,
+    /// Domains doomed because a domain they depended on rolled back.
+    pub cascaded: u64,
+    pub merged: u64,
+    pub edges: u64,
+    pub logged_reads: u64,
+    pub logged_writes: u64,
+    pub unlogged_reads: u64,
+    pub unlogged_writes: u64,
+}
+
+pub struct Runtime {
+    enabled: bool,
+    graph: Mutex<Graph>,
+    changed: Condvar,
+    stats: StatsInner,
+}
+
+fn fault_of(payload: Box<dyn Any + Send>) -> Fault {
+    if payload.is::<Doomed>() {
+        Fault::Cascade
+    } else if let Some(e) = payload.downcast_ref::<ExplicitFault>() {
+        Fault::Explicit(e.0)
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        Fault::Panic(s.clone())
+    } else if let Some(s) = payload.downcast_ref::<&str>() {
+        Fault::Panic(s.to_string())
+    } else {
+        Fault::Panic("panic".into())
+    }
+}
+
+/// Remove `id`'s version from an object: the newest version restores its
+/// before-image; an older one hands its before-image to the next version, so
+/// the object ends where it was before the oldest rolled-back write whatever
+/// the order of rollbacks.
+fn unversion(obj: &dyn LoggedObject, id: DomainId) {
+    let mut chain = obj.chain().versions.lock();
+    let Some(i) = chain.iter().position(|v| v.domain == id) else { return };
+    let v = chain.remove(i);
+    if i == chain.len() {
+        obj.restore(&v.before);
+    } else {
+        chain[i].before = v.before;
+    }
+}
+
+impl Runtime {
+    pub fn new() -> Arc<Runtime> {
+        Arc::new(Runtime {
+            enabled: true,
+            graph: Mutex::new(Graph::default()),
+            changed: Condvar::new(),
+            stats: StatsInner::default(),
+        })
+    }
+
+    /// A runtime that is bypassed: domains run their closure directly (a panic
+    /// propagates), hooks do nothing. The same code runs either way.
+    pub fn disabled() -> Arc<Runtime> {
+        let mut rt = Runtime::new();
+        Arc::get_mut(&mut rt).expect("fresh").enabled = false;
+        rt
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn key(&self) -> usize {
+        self as *const Runtime as usize
+    }
+
+    pub fn stats(&self) -> Stats {
+        let s = &self.stats;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            started: l(&s.started),
+            committed: l(&s.committed),
+            rolled_back: l(&s.rolled_back),
+            cascaded: l(&s.cascaded),
+            merged: l(&s.merged),
+            edges: l(&s.edges),
+            logged_reads: l(&s.logged_reads),
+            logged_writes: l(&s.logged_writes),
+            unlogged_reads: l(&s.unlogged_reads),
+            unlogged_writes: l(&s.unlogged_writes),
+        }
+    }
+
+    /// Domains neither committed nor rolled back (for tests and reports).
+    pub fn uncommitted(&self) -> usize {
+        self.graph.lock().nodes.len()
+    }
+
+    /// The innermost logged domain of this runtime on this thread, with the
+    /// ids of the whole nest (a domain never depends on its own ancestors).
+    fn current(&self) -> Option<(DomainId, Arc<AtomicBool>, Vec<DomainId>)> {
+        if !self.enabled {
+            return None;
+        }
+        STACK.with(|s| {
+            let s = s.borrow();
+            let top = s.last()?;
+            if top.rt != self.key() || top.kind == Kind::Unlogged {
+                return None;
+            }
+            let nest = s.iter().filter(|f| f.rt == self.key()).map(|f| f.id).collect();
+            Some((top.id, top.doomed.clone(), nest))
+        })
+    }
+
+    fn check_doomed(doomed: &AtomicBool) {
+        if doomed.load(Ordering::Acquire) {
+            std::panic::panic_any(Doomed);
+        }
+    }
+
+    /// Hook: the current domain is about to read `obj`.
+    pub fn read(&self, obj: &dyn LoggedObject) {
+        let Some((id, doomed, nest)) = self.current() else {
+            self.stats.unlogged_reads.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        self.stats.logged_reads.fetch_add(1, Ordering::Relaxed);
+        Self::check_doomed(&doomed);
+        let chain = obj.chain().versions.lock();
+        let mut orphans = Vec::new();
+        if let Some(w) = chain.last().map(|v| v.domain) {
+            if !nest.contains(&w) {
+                let mut g = self.graph.lock();
+                if !nest.contains(&g.resolve(w)) {
+                    orphans = g.add_edge(id, w, &self.stats);
+                }
+            }
+        }
+        drop(chain);
+        self.undo_orphans(orphans);
+        Self::check_doomed(&doomed);
+    }
+
+    /// Hook: the current domain is about to modify `obj` (call it before
+    /// taking the object's own data lock). The first write in a domain
+    /// records the before-image.
+    pub fn write(&self, obj: &Arc<dyn LoggedObject>) {
+        let Some((id, doomed, nest)) = self.current() else {
+            self.stats.unlogged_writes.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        self.stats.logged_writes.fetch_add(1, Ordering::Relaxed);
+        Self::check_doomed(&doomed);
+        let mut chain = obj.chain().versions.lock();
+        let newest = chain.last().map(|v| v.domain);
+        if newest == Some(id) {
+            return;
+        }
+        let mut orphans = Vec::new();
+        if let Some(w) = newest {
+            if !nest.contains(&w) {
+                let mut g = self.graph.lock();
+                if !nest.contains(&g.resolve(w)) {
+                    orphans = g.add_edge(id, w, &self.stats);
+                }
+            }
+        }
+        if doomed.load(Ordering::Acquire) {
+            drop(chain);
+            self.undo_orphans(orphans);
+            std::panic::panic_any(Doomed);
+        }
+        debug_assert!(orphans.is_empty(), "only a doomed writer produces orphans");
+        chain.push(Version { domain: id, before: obj.snapshot() });
+        drop(chain);
+        STACK.with(|s| s.borrow_mut().last_mut().expect("current frame").logs.writes.push(obj.clone()));
+    }
+
+    /// Log an inverse with the current domain: run if it rolls back.
+    pub fn log_undo(&self, f: impl FnOnce() + Send + 'static) {
+        if !self.with_top(|fr| fr.logs.undo.push(Undo::Inverse(Box::new(f)))) {
+            // Unlogged or no domain: nothing can roll back; the inverse is dropped.
+        }
+    }
+
+    /// Defer a release until the current domain commits (run at once when
+    /// there is no logged domain).
+    pub fn defer(&self, f: impl FnOnce() + Send + 'static) {
+        let mut f = Some(f);
+        let logged = self.with_top(|fr| fr.logs.deferred.push(Box::new(f.take().expect("once"))));
+        if !logged {
+            (f.take().expect("not taken"))();
+        }
+    }
+
+    fn with_top(&self, op: impl FnOnce(&mut Frame)) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            match s.last_mut() {
+                Some(fr) if fr.rt == self.key() && fr.kind != Kind::Unlogged => {
+                    op(fr);
+                    true
+                }
+                _ => false,
+            }
+        })
+    }
+
+    /// Raise a fault in the current domain if a domain it depends on was
+    /// rolled back (long operations call this between steps).
+    pub fn checkpoint(&self) {
+        if let Some((_, doomed, _)) = self.current() {
+            Self::check_doomed(&doomed);
+        }
+    }
+
+    fn push_frame(&self, kind: Kind, owner_waits: bool) -> DomainId {
+        let doomed = Arc::new(AtomicBool::new(false));
+        let id = if kind == Kind::Unlogged {
+            0
+        } else {
+            let mut g = self.graph.lock();
+            g.next_id += 1;
+            let id = g.next_id;
+            g.nodes.insert(
+                id,
+                Node {
+                    state: State::Speculative,
+                    doomed: doomed.clone(),
+                    deps: HashSet::new(),
+                    rdeps: HashSet::new(),
+                    owner_waits,
+                    logs: Logs::default(),
+                },
+            );
+            self.stats.started.fetch_add(1, Ordering::Relaxed);
+            id
+        };
+        STACK.with(|s| {
+            s.borrow_mut().push(Frame { rt: self.key(), id, kind, doomed, logs: Logs::default() })
+        });
+        id
+    }
+
+    fn pop_frame(&self) -> Frame {
+        STACK.with(|s| s.borrow_mut().pop().expect("domain frame"))
+    }
+
+    /// The logged parent frame's kind, if any.
+    fn parent_logged(&self) -> bool {
+        STACK.with(|s| {
+            let s = s.borrow();
+            s.iter().rev().nth(1).is_some_and(|f| f.rt == self.key() && f.kind != Kind::Unlogged)
+        })
+    }
+
+    /// Run client actions (inverses, deferred releases) outside any logged
+    /// domain: their effects are final.
+    fn run_unlogged(&self, actions: Vec<Action>) {
+        if actions.is_empty() {
+            return;
+        }
+        self.push_frame(Kind::Unlogged, false);
+        for a in actions {
+            a();
+        }
+        self.pop_frame();
+    }
+
+    /// Undo a domain's effects: versions, then inverses newest first.
+    fn undo_logs(&self, id: DomainId, logs: Logs) {
+        for obj in &logs.writes {
+            unversion(obj.as_ref(), id);
+        }
+        let mut actions: Vec<Action> = Vec::new();
+        for u in logs.undo.into_iter().rev() {
+            match u {
+                Undo::Inverse(f) => actions.push(f),
+                Undo::Child(child, f) => {
+                    let pending = {
+                        let mut g = self.graph.lock();
+                        let orphans = if g.nodes.contains_key(&child) { g.doom(child, &self.stats) } else { Vec::new() };
+                        let logs = g.nodes.get_mut(&child).map(|n| std::mem::take(&mut n.logs));
+                        logs.map(|l| (l, orphans))
+                    };
+                    match pending {
+                        Some((logs, orphans)) => {
+                            self.undo_logs(child, logs);
+                            self.forget(child);
+                            self.undo_orphans(orphans);
+                        }
+                        None => actions.push(f),
+                    }
+                }
+            }
+        }
+        self.run_unlogged(actions);
+        self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn undo_orphans(&self, orphans: Vec<(DomainId, Logs)>) {
+        if orphans.is_empty() {
+            return;
+        }
+        self.changed.notify_all();
+        for (id, logs) in orphans {
+            self.undo_logs(id, logs);
+            self.forget(id);
+        }
+    }
+
+    /// Drop a rolled-back domain's node, now that its data is restored.
+    fn forget(&self, id: DomainId) {
+        self.graph.lock().remove(id);
+        self.changed.notify_all();
+    }
+
+    /// Roll back a domain of this thread that faulted (its frame is popped).
+    fn rollback_frame(&self, frame: Frame) {
+        let orphans = self.graph.lock().doom(frame.id, &self.stats);
+        self.changed.notify_all();
+        self.undo_logs(frame.id, frame.logs);
+        self.forget(frame.id);
+        self.undo_orphans(orphans);
+    }
+
+    /// Try to commit `id` and then whatever its commit unblocks.
+    fn try_commit(&self, id: DomainId) {
+        let mut work = vec![id];
+        while let Some(id) = work.pop() {
+            let (deferred, writes, next) = {
+                let mut g = self.graph.lock();
+                let Some(set) = g.commit_set(id) else { continue };
+                let mut deferred = Vec::new();
+                let mut writes = Vec::new();
+                let mut next = Vec::new();
+                for d in &set {
+                    if let Some(n) = g.remove(*d) {
+                        deferred.extend(n.logs.deferred);
+                        writes.extend(n.logs.writes.into_iter().map(|w| (*d, w)));
+                        next.extend(n.rdeps.iter().copied());
+                        self.stats.committed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                (deferred, writes, next)
+            };
+            // Their versions are committed now: drop them from the chains.
+            for (d, obj) in writes {
+                obj.chain().versions.lock().retain(|v| v.domain != d);
+            }
+            self.changed.notify_all();
+            self.run_unlogged(deferred);
+            work.extend(next);
+        }
+    }
+
+    /// Run `f` as a nested domain of `kind`. Basic, Reversible and
+    /// Transparent domains are rolled back on a fault and answer `Err`
+    /// (a Transparent one is meant to be skipped then). Unlogged runs `f`
+    /// directly. `inverse` (Reversible only) undoes `f`'s effect logically
+    /// and is logged with the parent on success.
+    pub fn domain<T>(
+        &self,
+        kind: Kind,
+        f: impl FnOnce() -> T,
+        inverse: impl FnOnce(&T) -> Option<Action>,
+    ) -> Result<T, Fault> {
+        if !self.enabled || kind == Kind::Unlogged {
+            if !self.enabled {
+                return Ok(f());
+            }
+            self.push_frame(Kind::Unlogged, false);
+            let r = catch_unwind(AssertUnwindSafe(f));
+            self.pop_frame();
+            return match r {
+                Ok(v) => Ok(v),
+                Err(p) => resume_unwind(p),
+            };
+        }
+        let has_parent = self.parent_logged_after_push(kind);
+        let r = catch_unwind(AssertUnwindSafe(f));
+        let frame = self.pop_frame();
+        let value = match r {
+            Ok(v) if !frame.doomed.load(Ordering::Acquire) => v,
+            Ok(_) => {
+                self.rollback_frame(frame);
+                return Err(Fault::Cascade);
+            }
+            Err(p) => {
+                self.rollback_frame(frame);
+                return Err(fault_of(p));
+            }
+        };
+        let id = frame.id;
+        match kind {
+            Kind::Basic if has_parent => self.merge_into_parent(frame),
+            _ => {
+                let inv = if kind == Kind::Reversible && has_parent { inverse(&value) } else { None };
+                {
+                    let mut g = self.graph.lock();
+                    if let Some(n) = g.nodes.get_mut(&id) {
+                        n.state = State::Completed;
+                        n.logs = frame.logs;
+                    }
+                }
+                if has_parent {
+                    let parent = STACK.with(|s| s.borrow().last().map(|f| f.id)).expect("parent");
+                    if kind == Kind::Reversible {
+                        // The parent must not commit before this child does.
+                        let orphans = self.graph.lock().add_edge(parent, id, &self.stats);
+                        self.undo_orphans(orphans);
+                    }
+                    if let Some(inv) = inv {
+                        self.with_top(|fr| fr.logs.undo.push(Undo::Child(id, inv)));
+                    } else if kind == Kind::Transparent {
+                        self.with_top(|fr| fr.logs.undo.push(Undo::Child(id, Box::new(|| {}))));
+                    }
+                }
+                self.try_commit(id);
+            }
+        }
+        Ok(value)
+    }
+
+    fn parent_logged_after_push(&self, kind: Kind) -> bool {
+        self.push_frame(kind, false);
+        self.parent_logged()
+    }
+
+    /// A Basic child completed: its versions, logs and edges become its parent's.
+    fn merge_into_parent(&self, child: Frame) {
+        let parent = STACK.with(|s| s.borrow().last().map(|f| f.id)).expect("parent frame");
+        for obj in &child.logs.writes {
+            let mut chain = obj.chain().versions.lock();
+            let Some(i) = chain.iter().position(|v| v.domain == child.id) else { continue };
+            if i > 0 && chain[i - 1].domain == parent {
+                chain.remove(i); // the parent's older before-image already covers it
+            } else {
+                chain[i].domain = parent;
+            }
+        }
+        {
+            let mut g = self.graph.lock();
+            let mut orphans = Vec::new();
+            if let Some(n) = g.remove(child.id) {
+                for d in n.deps {
+                    orphans.extend(g.add_edge(parent, d, &self.stats));
+                }
+                for d in n.rdeps {
+                    orphans.extend(g.add_edge(d, parent, &self.stats));
+                }
+            }
+            g.merged.insert(child.id, parent);
+            drop(g);
+            self.undo_orphans(orphans);
+        }
+        self.stats.merged.fetch_add(1, Ordering::Relaxed);
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            let p = s.last_mut().expect("parent frame");
+            p.logs.writes.extend(child.logs.writes);
+            p.logs.undo.extend(child.logs.undo);
+            p.logs.deferred.extend(child.logs.deferred);
+        });
+    }
+
+    /// Run `f` as a root Basic domain and return only once it has committed
+    /// (`Ok`) or been rolled back (`Err`), so nothing it did is observable
+    /// outside before it is final.
+    pub fn root<T>(&self, f: impl FnOnce() -> T) -> Result<T, Fault> {
+        if !self.enabled {
+            return Ok(f());
+        }
+        let id = self.push_frame(Kind::Basic, true);
+        let r = catch_unwind(AssertUnwindSafe(f));
+        let frame = self.pop_frame();
+        let value = match r {
+            Ok(v) if !frame.doomed.load(Ordering::Acquire) => v,
+            Ok(_) => {
+                self.rollback_frame(frame);
+                return Err(Fault::Cascade);
+            }
+            Err(p) => {
+                self.rollback_frame(frame);
+                return Err(fault_of(p));
+            }
+        };
+        {
+            let mut g = self.graph.lock();
+            if let Some(n) = g.nodes.get_mut(&id) {
+                n.state = State::Completed;
+                n.logs = frame.logs;
+            }
+        }
+        self.try_commit(id);
+        let mut g = self.graph.lock();
+        loop {
+            match g.nodes.get(&id) {
+                None => return Ok(value),
+                Some(n) if n.doomed.load(Ordering::Acquire) => {
+                    let orphans = g.doom(id, &self.stats);
+                    let logs = std::mem::take(&mut g.nodes.get_mut(&id).expect("present").logs);
+                    drop(g);
+                    self.changed.notify_all();
+                    self.undo_logs(id, logs);
+                    self.forget(id);
+                    self.undo_orphans(orphans);
+                    return Err(Fault::Cascade);
+                }
+                Some(_) if g.commit_set(id).is_some() => {
+                    // What held us back is gone (committed or rolled back).
+                    drop(g);
+                    self.try_commit(id);
+                    g = self.graph.lock();
+                }
+                Some(_) => {
+                    self.changed.wait(&mut g);
+                }
+            }
+        }
+    }
+}
