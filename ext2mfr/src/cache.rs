@@ -11,18 +11,24 @@ use crate::device::Device;
 use crate::error::{corrupt, Result};
 use crate::frames::{Frame, FrameAllocator};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use recovery_rt::{LoggedObject, Runtime, VersionChain};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 const SHARDS: usize = 64;
 
+/// A cached block. It is a logged object of the recovery runtime: reading
+/// and writing it go through the runtime's hooks, which track dependences
+/// and keep before-images of uncommitted writes in `chain`.
 pub struct Buf {
     blk: u64,
     data: RwLock<Frame>,
     dirty: AtomicBool,
     /// Second-chance bit for the clock eviction.
     referenced: AtomicBool,
+    chain: VersionChain,
+    rt: Arc<Runtime>,
 }
 
 pub type BufRef = Arc<Buf>;
@@ -32,10 +38,15 @@ impl Buf {
         self.blk
     }
     pub fn read(&self) -> RwLockReadGuard<'_, Frame> {
+        self.rt.read(self);
         self.data.read()
     }
-    /// Write access; the block is dirty from now on.
-    pub fn write(&self) -> RwLockWriteGuard<'_, Frame> {
+    /// Write access; the block is dirty from now on. The runtime records the
+    /// before-image at the first write inside a domain.
+    pub fn write(self: &Arc<Self>) -> RwLockWriteGuard<'_, Frame> {
+        crate::faults::site(&self.rt, "block write");
+        let obj: Arc<dyn LoggedObject> = self.clone();
+        self.rt.write(&obj);
         let g = self.data.write();
         self.dirty.store(true, Ordering::Release);
         g
@@ -66,6 +77,19 @@ impl std::hash::Hasher for BlockHasher {
 
 type BlockMap = HashMap<u64, BufRef, std::hash::BuildHasherDefault<BlockHasher>>;
 
+impl LoggedObject for Buf {
+    fn chain(&self) -> &VersionChain {
+        &self.chain
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        self.data.read().to_vec()
+    }
+    fn restore(&self, image: &[u8]) {
+        self.data.write().copy_from_slice(image);
+        self.dirty.store(true, Ordering::Release);
+    }
+}
+
 #[derive(Default)]
 struct Shard {
     map: BlockMap,
@@ -82,6 +106,7 @@ pub struct CacheStats {
 
 pub struct BlockCache {
     dev: Arc<Device>,
+    rt: Arc<Runtime>,
     frames: Arc<FrameAllocator>,
     shards: Vec<Mutex<Shard>>,
     shard_capacity: usize,
@@ -93,10 +118,16 @@ pub struct BlockCache {
 }
 
 impl BlockCache {
-    pub fn new(dev: Arc<Device>, frames: Arc<FrameAllocator>, blocks_count: u64) -> BlockCache {
+    pub fn new(
+        dev: Arc<Device>,
+        frames: Arc<FrameAllocator>,
+        rt: Arc<Runtime>,
+        blocks_count: u64,
+    ) -> BlockCache {
         let shard_capacity = (frames.limit() / SHARDS).max(4);
         BlockCache {
             dev,
+            rt,
             frames,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity,
@@ -168,6 +199,8 @@ impl BlockCache {
             data: RwLock::new(frame),
             dirty: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
+            chain: VersionChain::new(),
+            rt: self.rt.clone(),
         });
         shard.map.insert(blk, b.clone());
         shard.clock.push_back(blk);
@@ -188,7 +221,12 @@ impl BlockCache {
             budget -= 1;
             let Some(blk) = shard.clock.pop_front() else { break };
             let Some(b) = shard.map.get(&blk) else { continue };
-            if Arc::strong_count(b) > 1 || b.referenced.swap(false, Ordering::Relaxed) {
+            // In use, recently used, or holding uncommitted versions (whose
+            // data exists nowhere else): not a victim.
+            if Arc::strong_count(b) > 1
+                || b.referenced.swap(false, Ordering::Relaxed)
+                || b.chain.is_speculative()
+            {
                 shard.clock.push_back(blk);
                 continue;
             }
@@ -227,13 +265,25 @@ impl BlockCache {
         }
     }
 
+    /// Write a block's committed version to the image. While a domain that
+    /// has not committed holds a version, its before-image is what is
+    /// committed; the block stays dirty until the current data is final.
+    /// (The chain lock is held across, so no writer can slip in between.)
     fn write_back(&self, b: &Buf) -> Result<()> {
-        let data = b.data.read();
-        b.dirty.store(false, Ordering::Release);
-        if let Err(e) = self.dev.write_block(b.blk, &data) {
-            b.dirty.store(true, Ordering::Release);
-            return Err(e);
-        }
+        let chain = b.chain.versions_for_writeback();
+        let r = match chain.committed() {
+            Some(image) => self.dev.write_block(b.blk, image),
+            None => {
+                let data = b.data.read();
+                b.dirty.store(false, Ordering::Release);
+                let r = self.dev.write_block(b.blk, &data);
+                if r.is_err() {
+                    b.dirty.store(true, Ordering::Release);
+                }
+                r
+            }
+        };
+        r?;
         self.writebacks.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

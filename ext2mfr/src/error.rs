@@ -43,6 +43,9 @@ pub enum FsError {
     Corrupt(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The request was rolled back after a fault and not retried (further).
+    #[error("request rolled back after a fault: {0}")]
+    Fault(String),
 }
 
 pub type Result<T> = std::result::Result<T, FsError>;
@@ -68,7 +71,7 @@ impl FsError {
             FsError::NoData => ENODATA,
             FsError::Range => ERANGE,
             FsError::NotSupported => EOPNOTSUPP,
-            FsError::Corrupt(_) => EIO,
+            FsError::Corrupt(_) | FsError::Fault(_) => EIO,
             FsError::Io(e) => e.raw_os_error().unwrap_or(EIO),
         }
     }

@@ -21,8 +21,14 @@ impl FrameAllocator {
         FrameAllocator { frame_size, limit, in_use: AtomicUsize::new(0), peak: AtomicUsize::new(0) }
     }
 
-    /// A zeroed frame, or `NoMem` when the limit is reached.
+    /// A zeroed frame, or `NoMem` when the limit is reached or the fault
+    /// injector fails this allocation (inside requests only).
     pub fn alloc(&self) -> Result<Frame> {
+        if let Some(inj) = faultinject::global() {
+            if crate::fs::gate::in_request() && inj.alloc_fails("block frame") {
+                return Err(FsError::NoMem);
+            }
+        }
         let mut cur = self.in_use.load(Ordering::Relaxed);
         loop {
             if cur >= self.limit {

@@ -22,6 +22,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// through this daemon and the kernel, so the kernel's caches stay right.
 const TTL: Duration = Duration::from_secs(1);
 
+/// Read on the root directory: every counter of the daemon as JSON
+/// (`getfattr -n ext2mfr.stats --only-values MOUNTPOINT`).
+pub const STATS_XATTR: &str = "ext2mfr.stats";
+/// Written on the root directory: make the N-th fault site reached from now
+/// on fault (tests that fault each step of an operation in turn).
+pub const FAULT_AFTER_XATTR: &str = "ext2mfr.fault_after";
+
 pub struct FuseFs {
     fs: Arc<Ext2>,
 }
@@ -99,9 +106,13 @@ impl FuseFs {
         }
     }
 
+    /// Reply with an entry; the kernel holds a reference from now on.
     fn entry(&self, r: Result<Attr, FsError>, reply: ReplyEntry) {
         match r {
-            Ok(a) => reply.entry(&TTL, &self.attr(&a), Generation(a.generation as u64)),
+            Ok(a) => {
+                self.fs.add_ref(a.ino);
+                reply.entry(&TTL, &self.attr(&a), Generation(a.generation as u64))
+            }
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -122,7 +133,7 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(self.fs.lookup(to_ext2(parent), name.as_bytes()), reply)
+        self.entry(self.fs.request("lookup", || self.fs.lookup(to_ext2(parent), name.as_bytes())), reply)
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -130,7 +141,7 @@ impl Filesystem for FuseFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.getattr(to_ext2(ino)) {
+        match self.fs.request("getattr", || self.fs.getattr(to_ext2(ino))) {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply.error(errno(e)),
         }
@@ -163,14 +174,14 @@ impl Filesystem for FuseFs {
             mtime: mtime.map(secs),
             ctime: ctime.map(|t| secs(TimeOrNow::SpecificTime(t))),
         };
-        match self.fs.setattr(&ctx(req), to_ext2(ino), &s) {
+        match self.fs.request("setattr", || self.fs.setattr(&ctx(req), to_ext2(ino), &s)) {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply.error(errno(e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.fs.readlink(to_ext2(ino)) {
+        match self.fs.request("readlink", || self.fs.readlink(to_ext2(ino))) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(e)),
         }
@@ -186,30 +197,29 @@ impl Filesystem for FuseFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.mknod(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask, rdev);
+        let r = self.fs.request("mknod", || {
+            self.fs.mknod(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask, rdev)
+        });
         self.entry(r, reply)
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let r = self.fs.mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask);
+        let r = self.fs.request("mkdir", || self.fs.mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask));
         self.entry(r, reply)
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::empty(self.fs.unlink(&ctx(req), to_ext2(parent), name.as_bytes()), reply)
+        Self::empty(self.fs.request("unlink", || self.fs.unlink(&ctx(req), to_ext2(parent), name.as_bytes())), reply)
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::empty(self.fs.rmdir(&ctx(req), to_ext2(parent), name.as_bytes()), reply)
+        Self::empty(self.fs.request("rmdir", || self.fs.rmdir(&ctx(req), to_ext2(parent), name.as_bytes())), reply)
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let r = self.fs.symlink(
-            &ctx(req),
-            to_ext2(parent),
-            link_name.as_bytes(),
-            target.as_os_str().as_bytes(),
-        );
+        let r = self.fs.request("symlink", || {
+            self.fs.symlink(&ctx(req), to_ext2(parent), link_name.as_bytes(), target.as_os_str().as_bytes())
+        });
         self.entry(r, reply)
     }
 
@@ -223,24 +233,26 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let r = self.fs.rename(
-            &ctx(req),
-            to_ext2(parent),
-            name.as_bytes(),
-            to_ext2(newparent),
-            newname.as_bytes(),
-            flags.bits(),
-        );
+        let r = self.fs.request("rename", || {
+            self.fs.rename(
+                &ctx(req),
+                to_ext2(parent),
+                name.as_bytes(),
+                to_ext2(newparent),
+                newname.as_bytes(),
+                flags.bits(),
+            )
+        });
         Self::empty(r, reply)
     }
 
     fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        let r = self.fs.link(&ctx(req), to_ext2(ino), to_ext2(newparent), newname.as_bytes());
+        let r = self.fs.request("link", || self.fs.link(&ctx(req), to_ext2(ino), to_ext2(newparent), newname.as_bytes()));
         self.entry(r, reply)
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.getattr(to_ext2(ino)) {
+        match self.fs.request("open", || self.fs.getattr(to_ext2(ino))) {
             // All writes pass through the kernel, so its page cache stays valid.
             Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
             Err(e) => reply.error(errno(e)),
@@ -258,7 +270,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(to_ext2(ino), offset, size) {
+        match self.fs.request("read", || self.fs.read(to_ext2(ino), offset, size)) {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(errno(e)),
         }
@@ -276,7 +288,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.write(&ctx(req), to_ext2(ino), offset, data) {
+        match self.fs.request("write", || self.fs.write(&ctx(req), to_ext2(ino), offset, data)) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(e)),
         }
@@ -287,11 +299,11 @@ impl Filesystem for FuseFs {
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        Self::empty(self.fs.fsync(), reply)
+        Self::empty(self.fs.request("fsync", || self.fs.fsync()), reply)
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.getattr(to_ext2(ino)) {
+        match self.fs.request("opendir", || self.fs.getattr(to_ext2(ino))) {
             Ok(a) if a.kind == FileKind::Directory => reply.opened(FileHandle(0), FopenFlags::empty()),
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(e) => reply.error(errno(e)),
@@ -299,7 +311,7 @@ impl Filesystem for FuseFs {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let entries = match self.fs.readdir(to_ext2(ino), offset, 256) {
+        let entries = match self.fs.request("readdir", || self.fs.readdir(to_ext2(ino), offset, 256)) {
             Ok(e) => e,
             Err(e) => return reply.error(errno(e)),
         };
@@ -313,7 +325,7 @@ impl Filesystem for FuseFs {
                 dirent::FT_SOCK => FileType::Socket,
                 dirent::FT_SYMLINK => FileType::Symlink,
                 // No filetype feature: ask the inode.
-                _ => match self.fs.getattr(e.ino) {
+                _ => match self.fs.request("getattr", || self.fs.getattr(e.ino)) {
                     Ok(a) => kind(a.kind),
                     Err(_) => FileType::RegularFile,
                 },
@@ -326,7 +338,7 @@ impl Filesystem for FuseFs {
     }
 
     fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        Self::empty(self.fs.fsync(), reply)
+        Self::empty(self.fs.request("fsync", || self.fs.fsync()), reply)
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -337,23 +349,36 @@ impl Filesystem for FuseFs {
     fn setxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _value: &[u8],
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
         _flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        if ino.0 == 1 && name.as_bytes() == FAULT_AFTER_XATTR.as_bytes() {
+            let n = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            return match (n, faultinject::global()) {
+                (Some(n), Some(inj)) => {
+                    inj.arm_after(n);
+                    reply.ok()
+                }
+                _ => reply.error(Errno::EINVAL),
+            };
+        }
         reply.error(Errno::from_i32(libc::EOPNOTSUPP))
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let r = self.fs.getxattr(to_ext2(ino), &name.to_string_lossy());
+        if ino.0 == 1 && name.as_bytes() == STATS_XATTR.as_bytes() {
+            return xattr_reply(Ok(self.fs.stats_json().into_bytes()), size, reply);
+        }
+        let r = self.fs.request("getxattr", || self.fs.getxattr(to_ext2(ino), &name.to_string_lossy()));
         xattr_reply(r, size, reply)
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        xattr_reply(self.fs.listxattr(to_ext2(ino)), size, reply)
+        xattr_reply(self.fs.request("listxattr", || self.fs.listxattr(to_ext2(ino))), size, reply)
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
@@ -361,7 +386,7 @@ impl Filesystem for FuseFs {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        Self::empty(self.fs.access(&ctx(req), to_ext2(ino), mask.bits() as u32), reply)
+        Self::empty(self.fs.request("access", || self.fs.access(&ctx(req), to_ext2(ino), mask.bits() as u32)), reply)
     }
 
     fn create(
@@ -374,14 +399,17 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask) {
-            Ok(a) => reply.created(
+        match self.fs.request("create", || self.fs.create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)) {
+            Ok(a) => {
+                self.fs.add_ref(a.ino);
+                reply.created(
                 &TTL,
                 &self.attr(&a),
                 Generation(a.generation as u64),
-                FileHandle(0),
-                FopenFlags::FOPEN_KEEP_CACHE,
-            ),
+                    FileHandle(0),
+                    FopenFlags::FOPEN_KEEP_CACHE,
+                )
+            }
             Err(e) => reply.error(errno(e)),
         }
     }

@@ -9,6 +9,7 @@
 pub mod cache;
 pub mod device;
 pub mod error;
+pub mod faults;
 pub mod format;
 pub mod frames;
 pub mod fs;

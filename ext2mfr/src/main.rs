@@ -12,7 +12,6 @@ use ext2mfr::options::MountOptions;
 use fuser::{MountOption, SessionACL};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 const USAGE: &str = "usage: ext2mfr IMAGE MOUNTPOINT [-o option[,option...]] [-f]
@@ -22,7 +21,9 @@ const USAGE: &str = "usage: ext2mfr IMAGE MOUNTPOINT [-o option[,option...]] [-f
               subtype=NAME, noatime, atime, nodev, nosuid, noexec,
               cache=SIZE (block cache, default 64M), threads=N (default: CPUs, at most 8),
               commit=SECS (background write-back interval, default 5; 0 = off),
-              recovery=off, ama=off, baseline";
+              recovery=on|off (default on), policy=retry|fail-fast (default retry),
+              baseline (= recovery=off, ama=off), ama=off,
+              inject_alloc=P, inject_safety=P, inject_interval=N, inject_seed=N";
 
 struct Args {
     image: PathBuf,
@@ -78,6 +79,23 @@ fn block_signals() -> libc::sigset_t {
     }
 }
 
+/// With recovery on, a panic inside a request is caught and rolled back by
+/// its domain: log it (quietly for the runtime's own control-flow panics).
+/// With recovery off (the baseline), a panic ends the daemon, as a kernel
+/// oops would end the kernel's file system.
+fn install_panic_hook(recovery: bool) {
+    std::panic::set_hook(Box::new(move |info| {
+        if recovery {
+            if !recovery_rt::is_runtime_payload(info.payload()) {
+                log::warn!("fault caught by recovery: {info}");
+            }
+        } else {
+            eprintln!("ext2mfr: {info}; recovery is off, the daemon stops");
+            std::process::abort();
+        }
+    }));
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error"))
         .format_timestamp_millis()
@@ -90,9 +108,15 @@ fn main() -> ExitCode {
         }
     };
     let o = &args.options;
-    let config = FsConfig { read_only: o.read_only, cache_bytes: o.cache_bytes, atime: o.atime };
+    let config = FsConfig {
+        read_only: o.read_only,
+        cache_bytes: o.cache_bytes,
+        atime: o.atime,
+        recovery: o.recovery,
+        policy: o.policy,
+    };
     let fs = match Ext2::mount(&args.image, config) {
-        Ok(fs) => Arc::new(fs),
+        Ok(fs) => fs,
         Err(e) => {
             eprintln!("ext2mfr: {e}");
             return ExitCode::from(1);
@@ -125,6 +149,10 @@ fn main() -> ExitCode {
     };
     fuse_config.n_threads = Some(o.threads);
     fuse_config.clone_fd = true;
+
+    // Faults are injected only where the mount asked for them.
+    faultinject::install(faultinject::Injector::new(o.inject.clone()));
+    install_panic_hook(o.recovery);
 
     let sigs = block_signals();
     let mut session = match fuser::Session::new(FuseFs::new(fs.clone()), &args.mountpoint, &fuse_config) {

@@ -19,6 +19,22 @@ pub struct MountOptions {
     pub threads: usize,
     /// Seconds between background write-backs (`commit=N`, 0 = only on sync/unmount).
     pub commit_secs: u64,
+    /// Every request runs as a recovery domain (`recovery=on|off`).
+    pub recovery: bool,
+    /// What a rolled-back request does (`policy=fail-fast|retry`).
+    pub policy: Policy,
+    /// Fault injection (`inject_alloc=P`, `inject_safety=P`,
+    /// `inject_interval=N`, `inject_seed=N`).
+    pub inject: faultinject::Config,
+}
+
+/// What happens to a request after its domain was rolled back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Answer with an errno at once (EIO for a detected fault).
+    FailFast,
+    /// Re-execute from scratch with bounded exponential back-off, then fail fast.
+    Retry,
 }
 
 impl Default for MountOptions {
@@ -36,6 +52,9 @@ impl Default for MountOptions {
             cache_bytes: 64 << 20,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
             commit_secs: 5,
+            recovery: true,
+            policy: Policy::Retry,
+            inject: faultinject::Config::default(),
         }
     }
 }
@@ -131,15 +150,52 @@ impl MountOptions {
                 self.commit_secs =
                     v.parse().map_err(|_| format!("mount option commit={v}: need seconds"))?;
             }
-            // The mechanisms of DESIGN.md: this build runs with both off, so
-            // only the "off" settings (the baseline) are accepted so far.
-            "baseline" => flag(val)?,
-            "ama" | "recovery" => match val {
-                Some("off") => {}
-                Some("on") => {
-                    return Err(format!("mount option {key}=on: not implemented yet in this build"))
+            // Both mechanisms off: the same code with nothing around it.
+            "baseline" => {
+                flag(val)?;
+                self.recovery = false;
+            }
+            "recovery" => match val {
+                Some("on") => self.recovery = true,
+                Some("off") => self.recovery = false,
+                _ => return Err(format!("mount option '{opt}': expected recovery=on or recovery=off")),
+            },
+            "policy" => match val {
+                Some("fail-fast") => self.policy = Policy::FailFast,
+                Some("retry") => self.policy = Policy::Retry,
+                _ => return Err(format!("mount option '{opt}': expected policy=fail-fast or policy=retry")),
+            },
+            "inject_alloc" | "inject_safety" => {
+                let v = need(val)?;
+                let p: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|p| (0.0..=1.0).contains(p))
+                    .ok_or_else(|| format!("mount option {key}={v}: need a probability from 0 to 1"))?;
+                if key == "inject_alloc" {
+                    self.inject.alloc_p = p;
+                } else {
+                    self.inject.safety_p = p;
                 }
-                _ => return Err(format!("mount option '{opt}': expected {key}=on or {key}=off")),
+            }
+            "inject_interval" => {
+                let v = need(val)?;
+                let n: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("mount option inject_interval={v}: need a positive count"))?;
+                self.inject.safety_interval = Some(n);
+            }
+            "inject_seed" => {
+                let v = need(val)?;
+                self.inject.seed = v.parse().map_err(|_| format!("mount option inject_seed={v}: need a number"))?;
+            }
+            // AMA (issue 5) is not built yet: only its "off" setting exists.
+            "ama" => match val {
+                Some("off") => {}
+                Some("on") => return Err("mount option ama=on: not implemented yet in this build".into()),
+                _ => return Err(format!("mount option '{opt}': expected ama=on or ama=off")),
             },
             _ => return Err(format!("unknown mount option '{opt}'")),
         }
@@ -168,5 +224,9 @@ mod tests {
         assert!(MountOptions::parse(["ro=1"]).is_err());
         assert!(MountOptions::parse(["ama=on"]).is_err());
         assert!(MountOptions::parse(["recovery=off,ama=off,baseline"]).is_ok());
+        assert!(MountOptions::parse(["policy=sometimes"]).is_err());
+        let o = MountOptions::parse(["policy=fail-fast"]).unwrap();
+        assert!(o.recovery && o.policy == Policy::FailFast);
+        assert!(!MountOptions::parse(["baseline"]).unwrap().recovery);
     }
 }

@@ -58,6 +58,8 @@ pub struct Injector {
     safety_faults: AtomicU64,
     by_site: Mutex<HashMap<String, u64>>,
     id: u64,
+    /// Armed countdown: the n-th fault-point hit from now on fires (0 = off).
+    countdown: AtomicU64,
 }
 
 struct Stream {
@@ -84,6 +86,7 @@ impl Injector {
             safety_faults: AtomicU64::new(0),
             by_site: Mutex::new(HashMap::new()),
             id: NEXT_INJECTOR_ID.fetch_add(1, Ordering::Relaxed),
+            countdown: AtomicU64::new(0),
         })
     }
 
@@ -126,9 +129,26 @@ impl Injector {
         fail
     }
 
+    /// Make the `n`-th fault-point hit from now on (on any thread) fire,
+    /// once. For tests that fault an operation at each of its sites in turn.
+    pub fn arm_after(&self, n: u64) {
+        self.countdown.store(n, Ordering::SeqCst);
+    }
+
     /// A memory-safety fault point: maybe panic exactly as a failed bounds
     /// check does.
     pub fn fault_point(&self, site: &'static str) {
+        let armed = self.countdown.load(Ordering::Relaxed) > 0
+            && self
+                .countdown
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1))
+                == Ok(1);
+        if armed {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.safety_faults.fetch_add(1, Ordering::Relaxed);
+            self.record(site);
+            out_of_bounds(site.len());
+        }
         if self.cfg.safety_p <= 0.0 && self.cfg.safety_interval.is_none() {
             return;
         }
@@ -244,6 +264,16 @@ mod tests {
         let gaps: Vec<u64> = fired_at.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.iter().all(|&g| (100..200).contains(&g)), "{gaps:?}");
         assert!((100..200).contains(&(fired_at[0] + 1)));
+    }
+
+    #[test]
+    fn armed_countdown_fires_once_at_the_nth_hit() {
+        let inj = Injector::new(Config::default());
+        inj.arm_after(3);
+        let hits: Vec<bool> = (0..6)
+            .map(|_| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inj.fault_point("s"))).is_err())
+            .collect();
+        assert_eq!(hits, vec![false, false, true, false, false, false]);
     }
 
     #[test]

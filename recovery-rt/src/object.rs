@@ -41,10 +41,20 @@ impl VersionChain {
         !self.versions.lock().is_empty()
     }
 
-    /// The committed image of the object, if it differs from the current one:
-    /// the before-image of the oldest uncommitted version. Write-back uses it
-    /// so that nothing speculative reaches storage.
-    pub fn committed_image(&self) -> Option<Vec<u8>> {
-        self.versions.lock().first().map(|v| v.before.clone())
+    /// Hold the chain for a write-back: while held, no domain can start
+    /// writing the object, and [`Locked::committed`] tells what is final.
+    pub fn versions_for_writeback(&self) -> Locked<'_> {
+        Locked(self.versions.lock())
+    }
+}
+
+/// A held version chain (see [`VersionChain::versions_for_writeback`]).
+pub struct Locked<'a>(parking_lot::MutexGuard<'a, Vec<Version>>);
+
+impl Locked<'_> {
+    /// The committed image when uncommitted versions exist (the oldest
+    /// before-image); `None` when the current bytes are committed.
+    pub fn committed(&self) -> Option<&[u8]> {
+        self.0.first().map(|v| v.before.as_slice())
     }
 }

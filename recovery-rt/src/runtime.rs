@@ -39,6 +39,23 @@ pub fn fault(code: i32) -> ! {
     std::panic::panic_any(ExplicitFault(code))
 }
 
+/// Raise `fault` again in the enclosing domain, so that a fault a nested
+/// domain reported can fail its parent the same way.
+pub fn resume(fault: Fault) -> ! {
+    match fault {
+        Fault::Panic(msg) => std::panic::panic_any(msg),
+        Fault::Explicit(code) => std::panic::panic_any(ExplicitFault(code)),
+        Fault::Cascade => std::panic::panic_any(Doomed),
+    }
+}
+
+/// Is this panic payload one of the runtime's own (a doomed domain stopping,
+/// or an explicit fault), rather than a real panic? Panic hooks use it to
+/// stay quiet about them.
+pub fn is_runtime_payload(payload: &(dyn Any + Send)) -> bool {
+    payload.is::<Doomed>() || payload.is::<ExplicitFault>()
+}
+
 type Action = Box<dyn FnOnce() + Send>;
 
 enum Undo {
@@ -422,6 +439,20 @@ impl Runtime {
                 _ => false,
             }
         })
+    }
+
+    /// Is the current thread inside a logged domain of this runtime (and not
+    /// in an Unlogged stretch such as a rollback's inverses)?
+    pub fn in_logged_domain(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Is the current thread running Unlogged code of this runtime?
+    pub fn in_unlogged(&self) -> bool {
+        self.enabled
+            && STACK.with(|s| {
+                s.borrow().last().is_some_and(|f| f.rt == self.key() && f.kind == Kind::Unlogged)
+            })
     }
 
     /// Raise a fault in the current domain if a domain it depends on was

@@ -1,9 +1,17 @@
 //! Block and inode allocation over the group bitmaps. Each group's mutex
 //! guards its bitmaps and descriptor counts; only one is held at a time.
+//!
+//! Under recovery, an allocation is a Reversible domain: it commits on its
+//! own (so concurrent creates do not become dependent through bitmaps and
+//! counters) and leaves its inverse, a free, with the request. Frees are
+//! deferred to the request's commit, so nothing a request may still need
+//! can be handed to another request before it is final. Counter changes
+//! register their own undo in case a fault strikes inside the allocator.
 
 use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
 use crate::format::bitmap;
+use recovery_rt::Kind;
 use std::sync::atomic::Ordering;
 
 impl Ext2 {
@@ -11,6 +19,40 @@ impl Ext2 {
     /// may not use the reserved blocks.
     pub(crate) fn alloc_block(&self, goal: u32, privileged: bool) -> Result<u32> {
         self.check_writable()?;
+        let fs = self.arc();
+        self.reversible(
+            || self.alloc_block_now(goal, privileged),
+            move |b| {
+                let (fs, mut b) = (fs, [*b]);
+                Box::new(move || {
+                    if let Err(e) = fs.release_blocks_now(&mut b) {
+                        log::error!("undoing allocation of block {}: {e}", b[0]);
+                    }
+                })
+            },
+        )
+    }
+
+    /// Run an allocator as a Reversible domain whose inverse is `inverse`.
+    fn reversible<T: Copy + Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T>,
+        inverse: impl FnOnce(&T) -> Box<dyn FnOnce() + Send>,
+    ) -> Result<T> {
+        let r = self.rt.domain(
+            Kind::Reversible,
+            f,
+            |r: &Result<T>| r.as_ref().ok().map(inverse),
+        );
+        match r {
+            Ok(r) => r,
+            // The allocator itself faulted and was rolled back: the request
+            // faults too (its policy decides what happens next).
+            Err(fault) => recovery_rt::resume(fault),
+        }
+    }
+
+    fn alloc_block_now(&self, goal: u32, privileged: bool) -> Result<u32> {
         let reserve = if privileged { 0 } else { self.geo.r_blocks as i64 };
         // Claim one free block from the global count first, so concurrent
         // allocators never overdraw it.
@@ -19,6 +61,10 @@ impl Ext2 {
             self.free_blocks.fetch_add(1, Ordering::AcqRel);
             return Err(FsError::NoSpace);
         }
+        let fs = self.arc();
+        self.rt.log_undo(move || {
+            fs.free_blocks.fetch_add(1, Ordering::AcqRel);
+        });
         let goal = goal.clamp(self.geo.first_data_block, self.geo.blocks_count - 1);
         let g0 = self.geo.group_of_block(goal);
         for k in 0..self.geo.groups {
@@ -51,12 +97,33 @@ impl Ext2 {
         bitmap::set(&mut bm.write(), i);
         let c = desc.bg_free_blocks_count.get();
         desc.bg_free_blocks_count.set(c - 1);
+        let fs = self.arc();
+        self.rt.log_undo(move || {
+            let mut d = fs.groups[g as usize].lock();
+            let c = d.bg_free_blocks_count.get();
+            d.bg_free_blocks_count.set(c + 1);
+        });
         Ok(Some(self.geo.group_first_block(g) + i as u32))
+    }
+
+    /// Free blocks when the request commits (at once without recovery).
+    pub(crate) fn release_blocks(&self, blocks: &mut [u32]) -> Result<()> {
+        if blocks.is_empty() {
+            return Ok(());
+        }
+        let fs = self.arc();
+        let mut blocks = blocks.to_vec();
+        self.rt.defer(move || {
+            if let Err(e) = fs.release_blocks_now(&mut blocks) {
+                log::error!("freeing {} blocks: {e}", blocks.len());
+            }
+        });
+        Ok(())
     }
 
     /// Free blocks (any order). A block already free is logged as corruption
     /// and skipped, so a damaged file cannot inflate the free counts.
-    pub(crate) fn release_blocks(&self, blocks: &mut [u32]) -> Result<()> {
+    fn release_blocks_now(&self, blocks: &mut [u32]) -> Result<()> {
         blocks.sort_unstable();
         let mut i = 0;
         while i < blocks.len() {
@@ -94,11 +161,30 @@ impl Ext2 {
     /// files stay in their parent's group when it has room.
     pub(crate) fn alloc_inode(&self, parent: u32, is_dir: bool) -> Result<u32> {
         self.check_writable()?;
+        let fs = self.arc();
+        self.reversible(
+            || self.alloc_inode_now(parent, is_dir),
+            move |ino| {
+                let (fs, ino) = (fs, *ino);
+                Box::new(move || {
+                    if let Err(e) = fs.free_inode_bit_now(ino, is_dir) {
+                        log::error!("undoing allocation of inode {ino}: {e}");
+                    }
+                })
+            },
+        )
+    }
+
+    fn alloc_inode_now(&self, parent: u32, is_dir: bool) -> Result<u32> {
         let prev = self.free_inodes.fetch_sub(1, Ordering::AcqRel);
         if prev <= 0 {
             self.free_inodes.fetch_add(1, Ordering::AcqRel);
             return Err(FsError::NoSpace);
         }
+        let fs = self.arc();
+        self.rt.log_undo(move || {
+            fs.free_inodes.fetch_add(1, Ordering::AcqRel);
+        });
         let groups = self.geo.groups;
         let parent_group = (parent.max(1) - 1) / self.geo.inodes_per_group;
         let mut order: Vec<u32> = (0..groups).map(|k| (parent_group + k) % groups).collect();
@@ -151,10 +237,31 @@ impl Ext2 {
             let d = desc.bg_used_dirs_count.get();
             desc.bg_used_dirs_count.set(d + 1);
         }
+        let fs = self.arc();
+        self.rt.log_undo(move || {
+            let mut d = fs.groups[g as usize].lock();
+            let c = d.bg_free_inodes_count.get();
+            d.bg_free_inodes_count.set(c + 1);
+            if is_dir {
+                let u = d.bg_used_dirs_count.get();
+                d.bg_used_dirs_count.set(u.saturating_sub(1));
+            }
+        });
         Ok(Some(g * self.geo.inodes_per_group + i as u32 + 1))
     }
 
+    /// Free an inode's bitmap bit when the request commits.
     pub(crate) fn free_inode_bit(&self, ino: u32, is_dir: bool) -> Result<()> {
+        let fs = self.arc();
+        self.rt.defer(move || {
+            if let Err(e) = fs.free_inode_bit_now(ino, is_dir) {
+                log::error!("freeing inode {ino}: {e}");
+            }
+        });
+        Ok(())
+    }
+
+    fn free_inode_bit_now(&self, ino: u32, is_dir: bool) -> Result<()> {
         let g = (ino - 1) / self.geo.inodes_per_group;
         let i = ((ino - 1) % self.geo.inodes_per_group) as usize;
         let mut desc = self.groups[g as usize].lock();

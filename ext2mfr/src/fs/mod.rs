@@ -17,6 +17,7 @@ pub mod alloc;
 pub mod attr;
 pub mod bmap;
 pub mod dir;
+pub mod gate;
 pub mod inode;
 pub mod locks;
 pub mod ops;
@@ -30,10 +31,11 @@ use crate::format::superblock::{STATE_VALID};
 use crate::format::{read_image_header, GroupDesc, Superblock};
 use crate::frames::FrameAllocator;
 use parking_lot::Mutex;
+use recovery_rt::Runtime;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Mount-time settings of the file system core.
 #[derive(Clone, Debug)]
@@ -43,11 +45,21 @@ pub struct FsConfig {
     pub cache_bytes: usize,
     /// Update atime on read (relatime rules), unless `noatime`.
     pub atime: bool,
+    /// Run every request as a recovery domain (`recovery=on`).
+    pub recovery: bool,
+    /// What a rolled-back request does.
+    pub policy: crate::options::Policy,
 }
 
 impl Default for FsConfig {
     fn default() -> Self {
-        FsConfig { read_only: false, cache_bytes: 64 << 20, atime: true }
+        FsConfig {
+            read_only: false,
+            cache_bytes: 64 << 20,
+            atime: true,
+            recovery: true,
+            policy: crate::options::Policy::Retry,
+        }
     }
 }
 
@@ -90,7 +102,12 @@ impl Geometry {
 }
 
 pub struct Ext2 {
+    /// This file system, for the 'static closures the recovery runtime keeps
+    /// (deferred frees, inverses of allocations).
+    me: Weak<Ext2>,
     pub geo: Geometry,
+    /// The recovery runtime (bypassed with `recovery=off`).
+    pub rt: Arc<Runtime>,
     pub cache: BlockCache,
     dev: Arc<Device>,
     frames: Arc<FrameAllocator>,
@@ -106,6 +123,7 @@ pub struct Ext2 {
     refs: Mutex<Refs>,
     next_generation: AtomicU32,
     pub config: FsConfig,
+    pub gate: gate::GateStats,
     /// Warnings from mount (unclean state, errors recorded).
     pub mount_warnings: Vec<String>,
 }
@@ -138,7 +156,7 @@ pub enum MountError {
 }
 
 impl Ext2 {
-    pub fn mount(path: &Path, config: FsConfig) -> std::result::Result<Ext2, MountError> {
+    pub fn mount(path: &Path, config: FsConfig) -> std::result::Result<Arc<Ext2>, MountError> {
         let name = path.display().to_string();
         let mut dev =
             Device::open(path, config.read_only).map_err(|e| MountError::Open(name.clone(), e))?;
@@ -180,11 +198,14 @@ impl Ext2 {
             inode_table: descs.iter().map(|d| d.bg_inode_table.get()).collect(),
         };
         let frames = Arc::new(FrameAllocator::new(bs as usize, (config.cache_bytes / bs as usize).max(256)));
-        let cache = BlockCache::new(dev.clone(), frames.clone(), geo.blocks_count as u64);
+        let rt = if config.recovery { Runtime::new() } else { Runtime::disabled() };
+        let cache = BlockCache::new(dev.clone(), frames.clone(), rt.clone(), geo.blocks_count as u64);
         let free_blocks: i64 = descs.iter().map(|d| d.bg_free_blocks_count.get() as i64).sum();
         let free_inodes: i64 = descs.iter().map(|d| d.bg_free_inodes_count.get() as i64).sum();
-        let fs = Ext2 {
+        let fs = Arc::new_cyclic(|me| Ext2 {
+            me: me.clone(),
             geo,
+            rt,
             cache,
             dev,
             frames,
@@ -197,8 +218,9 @@ impl Ext2 {
             refs: Mutex::new(Refs::default()),
             next_generation: AtomicU32::new(rand_seed()),
             config,
+            gate: gate::GateStats::default(),
             mount_warnings: check.warnings,
-        };
+        });
         if !fs.config.read_only {
             // Mark the image in use, as the kernel does: not clean until unmount.
             let mut sb = fs.sb.lock();
@@ -216,6 +238,10 @@ impl Ext2 {
 
     pub fn read_only(&self) -> bool {
         self.config.read_only
+    }
+
+    pub(crate) fn arc(&self) -> Arc<Ext2> {
+        self.me.upgrade().expect("file system alive")
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {
@@ -284,12 +310,56 @@ impl Ext2 {
         self.cache.flush_all()?;
         self.write_super(true)?;
         self.dev.sync()?;
-        log::info!(
-            "unmounted cleanly; cache {:?}, frames peak {}",
-            self.cache.stats(),
-            self.frames.peak()
-        );
+        log::info!("unmounted cleanly; counters: {}", self.stats_json());
         Ok(())
+    }
+
+    /// Every counter of the daemon as one JSON object: the recovery
+    /// runtime's, the gate's, the block cache's and the fault injector's.
+    pub fn stats_json(&self) -> String {
+        let r = self.rt.stats();
+        let c = self.cache.stats();
+        let g = &self.gate;
+        let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let inj = faultinject::global().map(|i| i.counters()).unwrap_or_default();
+        let logged = r.logged_reads + r.logged_writes;
+        let all = logged + r.unlogged_reads + r.unlogged_writes;
+        serde_json::json!({
+            "recovery": {
+                "enabled": self.rt.enabled(),
+                "domains_started": r.started,
+                "committed": r.committed,
+                "rolled_back": r.rolled_back,
+                "cascaded_rollbacks": r.cascaded,
+                "merged_children": r.merged,
+                "dependence_edges": r.edges,
+                "logged_reads": r.logged_reads,
+                "logged_writes": r.logged_writes,
+                "unlogged_reads": r.unlogged_reads,
+                "unlogged_writes": r.unlogged_writes,
+                "coverage": if all == 0 { 0.0 } else { logged as f64 / all as f64 },
+                "uncommitted_now": self.rt.uncommitted(),
+            },
+            "requests": {
+                "total": l(&g.requests),
+                "faulted": l(&g.faulted),
+                "retries": l(&g.retries),
+                "failed_after_fault": l(&g.failed),
+            },
+            "cache": {
+                "hits": c.hits, "misses": c.misses, "evictions": c.evictions,
+                "writebacks": c.writebacks, "frames_in_use": self.frames.in_use(),
+                "frames_peak": self.frames.peak(), "frames_limit": self.frames.limit(),
+            },
+            "faults_injected": {
+                "alloc_checks": inj.alloc_checks,
+                "alloc_faults": inj.alloc_faults,
+                "fault_point_hits": inj.fault_point_hits,
+                "safety_faults": inj.safety_faults,
+                "by_site": inj.by_site.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+            },
+        })
+        .to_string()
     }
 
     pub fn free_blocks(&self) -> u64 {

@@ -76,7 +76,10 @@ impl Ext2 {
 
     // ---- kernel references (lookup counts) and unlinked inodes ----
 
-    fn add_ref(&self, ino: u32) {
+    /// The kernel now holds one more reference to `ino` (an entry reply was
+    /// sent). Called by the FUSE adapter after the request committed, so a
+    /// rolled-back request leaves no reference behind.
+    pub fn add_ref(&self, ino: u32) {
         *self.refs.lock().lookups.entry(ino).or_insert(0) += 1;
     }
 
@@ -98,8 +101,11 @@ impl Ext2 {
             gone && r.orphans.remove(&ino)
         };
         if release {
-            let _g = self.locks.write_all(&[ino]);
-            if let Err(e) = self.release_inode(ino) {
+            let r = self.request("forget", || {
+                let _g = self.locks.write_all(&[ino]);
+                self.release_inode(ino)
+            });
+            if let Err(e) = r {
                 log::error!("releasing unlinked inode {ino}: {e}");
             }
         }
@@ -112,6 +118,10 @@ impl Ext2 {
             let mut r = self.refs.lock();
             if r.lookups.contains_key(&ino) {
                 r.orphans.insert(ino);
+                let fs = self.arc();
+                self.rt.log_undo(move || {
+                    fs.refs.lock().orphans.remove(&ino);
+                });
                 return Ok(());
             }
         }
@@ -169,7 +179,6 @@ impl Ext2 {
         if i.mode() == 0 {
             return Err(corrupt(format!("entry '{}' points to free inode {}", String::from_utf8_lossy(name), f.ino)));
         }
-        self.add_ref(f.ino);
         Ok(Attr::from_inode(f.ino, &i))
     }
 
@@ -345,7 +354,6 @@ impl Ext2 {
             return Err(e);
         }
         ws.write_back()?;
-        self.add_ref(ino);
         Ok(Attr::from_inode(ino, &i))
     }
 
@@ -439,7 +447,6 @@ impl Ext2 {
         s.i_ctime.set(t);
         let attr = Attr::from_inode(ino, s);
         ws.write_back()?;
-        self.add_ref(ino);
         Ok(attr)
     }
 
@@ -658,11 +665,19 @@ impl Ext2 {
         if a > i.i_mtime.get() && a > i.i_ctime.get() && t.saturating_sub(a) < 86400 {
             return;
         }
-        let _g = self.locks.write_all(&[ino]);
-        if let Ok(mut i) = self.read_inode(ino) {
-            i.i_atime.set(t);
-            let _ = self.write_inode(ino, &i);
-        }
+        // atime does not change what the file system means: a Transparent
+        // domain, committed on its own and simply skipped after a fault.
+        let _ = self.rt.domain(
+            recovery_rt::Kind::Transparent,
+            || {
+                let _g = self.locks.write_all(&[ino]);
+                if let Ok(mut i) = self.read_inode(ino) {
+                    i.i_atime.set(t);
+                    let _ = self.write_inode(ino, &i);
+                }
+            },
+            |_| None,
+        );
     }
 
     pub fn write(&self, ctx: &Ctx, ino: u32, offset: u64, data: &[u8]) -> Result<usize> {
