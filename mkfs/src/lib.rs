@@ -151,7 +151,8 @@ fn compute_layout(size: u64, o: &MkfsOptions) -> Result<Layout, MkfsError> {
     loop {
         if blocks < first_data_block + 60 {
             return Err(MkfsError::TooSmall(format!(
-                "{size} bytes is {blocks} blocks of {bs} bytes; at least 64 KiB is needed"
+                "{size} bytes is {blocks} blocks of {bs} bytes; at least {} blocks are needed",
+                first_data_block + 60
             )));
         }
         let groups = (blocks - first_data_block).div_ceil(bpg);
@@ -229,6 +230,11 @@ pub fn mkfs(path: &Path, o: &MkfsOptions) -> Result<Summary, MkfsError> {
     if !exists && o.size.is_none() {
         return Err(MkfsError::NoSize(path.display().to_string()));
     }
+    // Check the options before anything touches the file system, so a
+    // refused run leaves no file behind.
+    if let Some(size) = o.size {
+        compute_layout(size, o)?;
+    }
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -304,7 +310,8 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16], MkfsError> {
     }
     let hex: String = s.chars().filter(|&c| c != '-').collect();
     let groups: Vec<usize> = s.split('-').map(str::len).collect();
-    if hex.len() != 32 || groups != [8, 4, 4, 4, 12] {
+    // Only ASCII hex digits: from_str_radix alone would take a '+' sign.
+    if groups != [8, 4, 4, 4, 12] || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(MkfsError::BadOption(format!("invalid UUID '{s}'")));
     }
     let mut u = [0u8; 16];
@@ -491,6 +498,12 @@ fn write_fs(f: &File, l: &Layout, o: &MkfsOptions, uuid: [u8; 16]) -> std::io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuid_parsing_rejects_signs_and_non_ascii() {
+        assert!(parse_uuid("+1234567-89ab-cdef-0123-456789abcdef").is_err());
+        assert!(parse_uuid("0é12345-89ab-cdef-0123-456789abcdef").is_err());
+    }
 
     #[test]
     fn uuid_parsing() {

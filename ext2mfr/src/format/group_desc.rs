@@ -79,6 +79,25 @@ impl GroupDesc {
             if it < first || it as u64 + itb as u64 - 1 > last as u64 {
                 return bad("inode table", it);
             }
+            // Nor may they overlap the group's super block and descriptor
+            // copies (with the blocks reserved for growing the table), or
+            // each other (ext4 checks this; the kernel's ext2 does not).
+            let meta_end = if sb.group_has_super(g as u32) {
+                first as u64 + 1 + gdt_blocks(sb) as u64 + sb.s_reserved_gdt_blocks.get() as u64
+            } else {
+                first as u64
+            };
+            let in_meta = |b: u32| (b as u64) < meta_end;
+            let in_table = |b: u32| b >= it && (b as u64) < it as u64 + itb as u64;
+            if in_meta(bb) || in_meta(ib) || in_meta(it) || bb == ib || in_table(bb) || in_table(ib) {
+                return Err(FormatError::BadGroup(
+                    g as u32,
+                    format!(
+                        "bitmaps ({bb}, {ib}) and inode table ({it}, {itb} blocks) overlap \
+                         each other or the super block copy and descriptors (before {meta_end})"
+                    ),
+                ));
+            }
             let group_blocks = last - first + 1;
             if d.bg_free_blocks_count.get() as u32 > group_blocks {
                 return Err(FormatError::BadGroup(
