@@ -38,6 +38,7 @@ impl Buf {
         self.blk
     }
     pub fn read(&self) -> RwLockReadGuard<'_, Frame> {
+        crate::faults::site(&self.rt, "block read");
         self.rt.read(self);
         self.data.read()
     }
@@ -219,8 +220,12 @@ impl BlockCache {
         let mut budget = shard.clock.len() * 2;
         while shard.map.len() > target && budget > 0 {
             budget -= 1;
-            let Some(blk) = shard.clock.pop_front() else { break };
-            let Some(b) = shard.map.get(&blk) else { continue };
+            let Some(blk) = shard.clock.pop_front() else {
+                break;
+            };
+            let Some(b) = shard.map.get(&blk) else {
+                continue;
+            };
             // In use, recently used, or holding uncommitted versions (whose
             // data exists nowhere else): not a victim.
             if Arc::strong_count(b) > 1
@@ -309,7 +314,10 @@ impl BlockCache {
     }
 
     pub fn dirty_count(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map.values().filter(|b| b.is_dirty()).count()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().map.values().filter(|b| b.is_dirty()).count())
+            .sum()
     }
 
     pub fn stats(&self) -> CacheStats {

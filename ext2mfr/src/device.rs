@@ -29,7 +29,11 @@ impl Device {
             }
             return Err(e);
         }
-        Ok(Device { file, block_size: 1024, read_only })
+        Ok(Device {
+            file,
+            block_size: 1024,
+            read_only,
+        })
     }
 
     pub fn file(&self) -> &File {
@@ -45,14 +49,18 @@ impl Device {
     }
 
     pub fn read_block(&self, blk: u64, buf: &mut [u8]) -> Result<()> {
-        self.file.read_exact_at(buf, blk * self.block_size).map_err(FsError::Io)
+        self.file
+            .read_exact_at(buf, blk * self.block_size)
+            .map_err(FsError::Io)
     }
 
     pub fn write_block(&self, blk: u64, buf: &[u8]) -> Result<()> {
         if self.read_only {
             return Err(FsError::ReadOnly);
         }
-        self.file.write_all_at(buf, blk * self.block_size).map_err(FsError::Io)
+        self.file
+            .write_all_at(buf, blk * self.block_size)
+            .map_err(FsError::Io)
     }
 
     pub fn write_at(&self, off: u64, buf: &[u8]) -> Result<()> {

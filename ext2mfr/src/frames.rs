@@ -18,7 +18,12 @@ pub type Frame = Box<[u8]>;
 
 impl FrameAllocator {
     pub fn new(frame_size: usize, limit: usize) -> FrameAllocator {
-        FrameAllocator { frame_size, limit, in_use: AtomicUsize::new(0), peak: AtomicUsize::new(0) }
+        FrameAllocator {
+            frame_size,
+            limit,
+            in_use: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
     }
 
     /// A zeroed frame, or `NoMem` when the limit is reached or the fault
@@ -34,8 +39,12 @@ impl FrameAllocator {
             if cur >= self.limit {
                 return Err(FsError::NoMem);
             }
-            match self.in_use.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.in_use.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(v) => cur = v,
             }

@@ -28,6 +28,9 @@ pub const STATS_XATTR: &str = "ext2mfr.stats";
 /// Written on the root directory: make the N-th fault site reached from now
 /// on fault (tests that fault each step of an operation in turn).
 pub const FAULT_AFTER_XATTR: &str = "ext2mfr.fault_after";
+/// Written on the root directory: "0" pauses fault injection, "1" resumes it
+/// (so a harness can inspect the tree without meeting faults).
+pub const INJECT_XATTR: &str = "ext2mfr.inject";
 
 pub struct FuseFs {
     fs: Arc<Ext2>,
@@ -58,7 +61,10 @@ fn errno(e: FsError) -> Errno {
 }
 
 fn ctx(req: &Request) -> Ctx {
-    Ctx { uid: req.uid(), gid: req.gid() }
+    Ctx {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
 }
 
 fn kind(k: FileKind) -> FileType {
@@ -73,16 +79,30 @@ fn kind(k: FileKind) -> FileType {
     }
 }
 
+/// An on-disk time: signed 32-bit seconds, as the kernel's ext2 reads it
+/// (so 0xed300880 is 1960, not 2096).
 fn time(secs: u32) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs as u64)
+    let s = secs as i32;
+    if s >= 0 {
+        UNIX_EPOCH + Duration::from_secs(s as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(s.unsigned_abs() as u64)
+    }
 }
 
+/// A time to store: before 1970 is negative, and anything outside what a
+/// signed 32-bit time holds is clamped to its range (as the kernel's ext2
+/// clamps to s_time_min/s_time_max), instead of becoming 1970 or wrapping.
 fn secs(t: TimeOrNow) -> u32 {
     let t = match t {
         TimeOrNow::SpecificTime(t) => t,
         TimeOrNow::Now => SystemTime::now(),
     };
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0)
+    let s = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs().min(i32::MAX as u64) as i64,
+        Err(e) => -(e.duration().as_secs().min(1 << 31) as i64),
+    };
+    s.clamp(i32::MIN as i64, i32::MAX as i64) as i32 as u32
 }
 
 impl FuseFs {
@@ -133,7 +153,12 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(self.fs.request("lookup", || self.fs.lookup(to_ext2(parent), name.as_bytes())), reply)
+        self.entry(
+            self.fs.request("lookup", || {
+                self.fs.lookup(to_ext2(parent), name.as_bytes())
+            }),
+            reply,
+        )
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -174,14 +199,20 @@ impl Filesystem for FuseFs {
             mtime: mtime.map(secs),
             ctime: ctime.map(|t| secs(TimeOrNow::SpecificTime(t))),
         };
-        match self.fs.request("setattr", || self.fs.setattr(&ctx(req), to_ext2(ino), &s)) {
+        match self
+            .fs
+            .request("setattr", || self.fs.setattr(&ctx(req), to_ext2(ino), &s))
+        {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply.error(errno(e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.fs.request("readlink", || self.fs.readlink(to_ext2(ino))) {
+        match self
+            .fs
+            .request("readlink", || self.fs.readlink(to_ext2(ino)))
+        {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(errno(e)),
         }
@@ -198,27 +229,66 @@ impl Filesystem for FuseFs {
         reply: ReplyEntry,
     ) {
         let r = self.fs.request("mknod", || {
-            self.fs.mknod(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask, rdev)
+            self.fs.mknod(
+                &ctx(req),
+                to_ext2(parent),
+                name.as_bytes(),
+                mode & !umask,
+                rdev,
+            )
         });
         self.entry(r, reply)
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let r = self.fs.request("mkdir", || self.fs.mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask));
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self.fs.request("mkdir", || {
+            self.fs
+                .mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
+        });
         self.entry(r, reply)
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::empty(self.fs.request("unlink", || self.fs.unlink(&ctx(req), to_ext2(parent), name.as_bytes())), reply)
+        Self::empty(
+            self.fs.request("unlink", || {
+                self.fs.unlink(&ctx(req), to_ext2(parent), name.as_bytes())
+            }),
+            reply,
+        )
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::empty(self.fs.request("rmdir", || self.fs.rmdir(&ctx(req), to_ext2(parent), name.as_bytes())), reply)
+        Self::empty(
+            self.fs.request("rmdir", || {
+                self.fs.rmdir(&ctx(req), to_ext2(parent), name.as_bytes())
+            }),
+            reply,
+        )
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
         let r = self.fs.request("symlink", || {
-            self.fs.symlink(&ctx(req), to_ext2(parent), link_name.as_bytes(), target.as_os_str().as_bytes())
+            self.fs.symlink(
+                &ctx(req),
+                to_ext2(parent),
+                link_name.as_bytes(),
+                target.as_os_str().as_bytes(),
+            )
         });
         self.entry(r, reply)
     }
@@ -246,8 +316,22 @@ impl Filesystem for FuseFs {
         Self::empty(r, reply)
     }
 
-    fn link(&self, req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        let r = self.fs.request("link", || self.fs.link(&ctx(req), to_ext2(ino), to_ext2(newparent), newname.as_bytes()));
+    fn link(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let r = self.fs.request("link", || {
+            self.fs.link(
+                &ctx(req),
+                to_ext2(ino),
+                to_ext2(newparent),
+                newname.as_bytes(),
+            )
+        });
         self.entry(r, reply)
     }
 
@@ -270,7 +354,10 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.request("read", || self.fs.read(to_ext2(ino), offset, size)) {
+        match self
+            .fs
+            .request("read", || self.fs.read(to_ext2(ino), offset, size))
+        {
             Ok(d) => reply.data(&d),
             Err(e) => reply.error(errno(e)),
         }
@@ -288,30 +375,58 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.request("write", || self.fs.write(&ctx(req), to_ext2(ino), offset, data)) {
+        match self.fs.request("write", || {
+            self.fs.write(&ctx(req), to_ext2(ino), offset, data)
+        }) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(e)),
         }
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lo: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lo: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.ok()
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         Self::empty(self.fs.request("fsync", || self.fs.fsync()), reply)
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.request("opendir", || self.fs.getattr(to_ext2(ino))) {
-            Ok(a) if a.kind == FileKind::Directory => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Ok(a) if a.kind == FileKind::Directory => {
+                reply.opened(FileHandle(0), FopenFlags::empty())
+            }
             Ok(_) => reply.error(Errno::ENOTDIR),
             Err(e) => reply.error(errno(e)),
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let entries = match self.fs.request("readdir", || self.fs.readdir(to_ext2(ino), offset, 256)) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = match self
+            .fs
+            .request("readdir", || self.fs.readdir(to_ext2(ino), offset, 256))
+        {
             Ok(e) => e,
             Err(e) => return reply.error(errno(e)),
         };
@@ -337,13 +452,22 @@ impl Filesystem for FuseFs {
         reply.ok()
     }
 
-    fn fsyncdir(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         Self::empty(self.fs.request("fsync", || self.fs.fsync()), reply)
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let s = self.fs.statfs();
-        reply.statfs(s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize)
+        reply.statfs(
+            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
+        )
     }
 
     fn setxattr(
@@ -357,10 +481,21 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         if ino.0 == 1 && name.as_bytes() == FAULT_AFTER_XATTR.as_bytes() {
-            let n = std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            let n = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
             return match (n, faultinject::global()) {
                 (Some(n), Some(inj)) => {
                     inj.arm_after(n);
+                    reply.ok()
+                }
+                _ => reply.error(Errno::EINVAL),
+            };
+        }
+        if ino.0 == 1 && name.as_bytes() == INJECT_XATTR.as_bytes() {
+            return match (value, faultinject::global()) {
+                (b"0" | b"1", Some(inj)) => {
+                    inj.set_enabled(value == b"1");
                     reply.ok()
                 }
                 _ => reply.error(Errno::EINVAL),
@@ -373,12 +508,19 @@ impl Filesystem for FuseFs {
         if ino.0 == 1 && name.as_bytes() == STATS_XATTR.as_bytes() {
             return xattr_reply(Ok(self.fs.stats_json().into_bytes()), size, reply);
         }
-        let r = self.fs.request("getxattr", || self.fs.getxattr(to_ext2(ino), &name.to_string_lossy()));
+        let r = self.fs.request("getxattr", || {
+            self.fs.getxattr(to_ext2(ino), &name.to_string_lossy())
+        });
         xattr_reply(r, size, reply)
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        xattr_reply(self.fs.request("listxattr", || self.fs.listxattr(to_ext2(ino))), size, reply)
+        xattr_reply(
+            self.fs
+                .request("listxattr", || self.fs.listxattr(to_ext2(ino))),
+            size,
+            reply,
+        )
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
@@ -386,7 +528,12 @@ impl Filesystem for FuseFs {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        Self::empty(self.fs.request("access", || self.fs.access(&ctx(req), to_ext2(ino), mask.bits() as u32)), reply)
+        Self::empty(
+            self.fs.request("access", || {
+                self.fs.access(&ctx(req), to_ext2(ino), mask.bits() as u32)
+            }),
+            reply,
+        )
     }
 
     fn create(
@@ -399,13 +546,16 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.request("create", || self.fs.create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)) {
+        match self.fs.request("create", || {
+            self.fs
+                .create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
+        }) {
             Ok(a) => {
                 self.fs.add_ref(a.ino);
                 reply.created(
-                &TTL,
-                &self.attr(&a),
-                Generation(a.generation as u64),
+                    &TTL,
+                    &self.attr(&a),
+                    Generation(a.generation as u64),
                     FileHandle(0),
                     FopenFlags::FOPEN_KEEP_CACHE,
                 )

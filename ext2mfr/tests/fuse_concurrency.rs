@@ -71,7 +71,12 @@ fn statvfs(p: &Path) -> libc::statvfs {
     // SAFETY: valid C string and an out-parameter of the right type.
     unsafe {
         let mut s: libc::statvfs = std::mem::zeroed();
-        assert_eq!(libc::statvfs(c.as_ptr(), &mut s), 0, "statvfs: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            libc::statvfs(c.as_ptr(), &mut s),
+            0,
+            "statvfs: {}",
+            std::io::Error::last_os_error()
+        );
         s
     }
 }
@@ -89,14 +94,20 @@ fn statvfs_when(p: &Path, what: &str, ok: impl Fn(&libc::statvfs) -> bool) -> li
             return s;
         }
         if start.elapsed() > Duration::from_secs(3) {
-            panic!("{what}: statfs shows {} free blocks, {} free inodes", s.f_bfree, s.f_ffree);
+            panic!(
+                "{what}: statfs shows {} free blocks, {} free inodes",
+                s.f_bfree, s.f_ffree
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 fn names(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir).unwrap().map(|d| d.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 fn create_new(p: &Path) -> std::io::Result<File> {
@@ -159,7 +170,11 @@ fn worker(d: &Path, t: u64) {
             }
             _ => {
                 let to = d.join(format!("shared_{}", (k + 3) % SHARED));
-                allow(std::fs::hard_link(&s, &to), &[libc::ENOENT, libc::EEXIST], &what);
+                allow(
+                    std::fs::hard_link(&s, &to),
+                    &[libc::ENOENT, libc::EEXIST],
+                    &what,
+                );
             }
         }
     }
@@ -196,7 +211,11 @@ fn expected_own() -> BTreeMap<String, Vec<u8>> {
 fn check_one_directory(d: &Path, label: &str) {
     let want = expected_own();
     let mut got: BTreeSet<String> = names(d).into_iter().collect();
-    let shared: Vec<String> = got.iter().filter(|n| n.starts_with("shared_")).cloned().collect();
+    let shared: Vec<String> = got
+        .iter()
+        .filter(|n| n.starts_with("shared_"))
+        .cloned()
+        .collect();
     for s in &shared {
         got.remove(s);
     }
@@ -209,19 +228,34 @@ fn check_one_directory(d: &Path, label: &str) {
         );
     }
     for (n, c) in &want {
-        assert!(std::fs::read(d.join(n)).unwrap() == *c, "{label}: contents of {n}");
-        assert_eq!(std::fs::metadata(d.join(n)).unwrap().nlink(), 1, "{label}: nlink of {n}");
+        assert!(
+            std::fs::read(d.join(n)).unwrap() == *c,
+            "{label}: contents of {n}"
+        );
+        assert_eq!(
+            std::fs::metadata(d.join(n)).unwrap().nlink(),
+            1,
+            "{label}: nlink of {n}"
+        );
     }
     let mut names_of: HashMap<u64, u64> = HashMap::new();
     for s in &shared {
         let md = std::fs::metadata(d.join(s)).unwrap();
         *names_of.entry(md.ino()).or_default() += 1;
         let c = std::fs::read(d.join(s)).unwrap();
-        assert!((0..WORKERS).any(|t| c == shared_content(t)), "{label}: {s} holds no worker's complete contents ({} bytes)", c.len());
+        assert!(
+            (0..WORKERS).any(|t| c == shared_content(t)),
+            "{label}: {s} holds no worker's complete contents ({} bytes)",
+            c.len()
+        );
     }
     for s in &shared {
         let md = std::fs::metadata(d.join(s)).unwrap();
-        assert_eq!(md.nlink(), names_of[&md.ino()], "{label}: nlink of {s} vs. its names");
+        assert_eq!(
+            md.nlink(),
+            names_of[&md.ino()],
+            "{label}: nlink of {s} vs. its names"
+        );
     }
 }
 
@@ -260,12 +294,19 @@ fn one_directory_many_threads() {
                     for n in &list {
                         let p = d.join(n);
                         match std::fs::symlink_metadata(&p) {
-                            Ok(md) => assert!(md.is_file(), "reader {r}: {n} is not a regular file"),
-                            Err(e) => assert_eq!(errno(&e), libc::ENOENT, "reader {r}: stat {n}: {e}"),
+                            Ok(md) => {
+                                assert!(md.is_file(), "reader {r}: {n} is not a regular file")
+                            }
+                            Err(e) => {
+                                assert_eq!(errno(&e), libc::ENOENT, "reader {r}: stat {n}: {e}")
+                            }
                         }
                         if let Some(i) = n.strip_prefix("stable_") {
                             let i: u64 = i.parse().unwrap();
-                            assert!(std::fs::read(&p).unwrap() == stable_content(i), "reader {r}: contents of {n}");
+                            assert!(
+                                std::fs::read(&p).unwrap() == stable_content(i),
+                                "reader {r}: contents of {n}"
+                            );
                         }
                     }
                     passes.fetch_add(1, Ordering::Relaxed);
@@ -293,7 +334,10 @@ fn one_directory_many_threads() {
         if let Some(p) = failed {
             std::panic::resume_unwind(p);
         }
-        assert!(passes.load(Ordering::Relaxed) >= 3, "the readers hardly ran");
+        assert!(
+            passes.load(Ordering::Relaxed) >= 3,
+            "the readers hardly ran"
+        );
     });
     check_one_directory(&d, "after the workers");
     m.unmount_and_check();
@@ -345,7 +389,8 @@ fn concurrent_large_writers() {
                 let data = pattern(700 + t, BIG);
                 let mut f = File::create(&p).unwrap_or_else(|e| panic!("big_{t}: create: {e}"));
                 for c in data.chunks(1 << 20) {
-                    f.write_all(c).unwrap_or_else(|e| panic!("big_{t}: sequential write: {e}"));
+                    f.write_all(c)
+                        .unwrap_or_else(|e| panic!("big_{t}: sequential write: {e}"));
                 }
                 for k in 0..40u64 {
                     let off = (k * 7_919_993 + t * 104_729) % (BIG as u64 - 20_000);
@@ -353,15 +398,21 @@ fn concurrent_large_writers() {
                         .unwrap_or_else(|e| panic!("big_{t}: overwrite: {e}"));
                 }
                 // fsync while the others go on writing.
-                f.sync_all().unwrap_or_else(|e| panic!("big_{t}: fsync: {e}"));
+                f.sync_all()
+                    .unwrap_or_else(|e| panic!("big_{t}: fsync: {e}"));
             }));
         }
         for t in 0..APPENDERS {
             let p = root.join("log");
             hs.push(std::thread::spawn(move || {
-                let mut f = OpenOptions::new().append(true).create(true).open(&p).unwrap();
+                let mut f = OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(&p)
+                    .unwrap();
                 for seq in 0..RECORDS {
-                    f.write_all(&record(t, seq)).unwrap_or_else(|e| panic!("appender {t}: write: {e}"));
+                    f.write_all(&record(t, seq))
+                        .unwrap_or_else(|e| panic!("appender {t}: write: {e}"));
                 }
             }));
         }
@@ -375,21 +426,34 @@ fn concurrent_large_writers() {
             assert!(got == big_expected(t), "{label}: big_{t} contents differ");
         }
         let log = std::fs::read(root.join("log")).unwrap();
-        assert_eq!(log.len(), (APPENDERS * RECORDS) as usize * REC, "{label}: log size");
+        assert_eq!(
+            log.len(),
+            (APPENDERS * RECORDS) as usize * REC,
+            "{label}: log size"
+        );
         let mut next = vec![0u64; APPENDERS as usize];
         for r in log.chunks(REC) {
             let t = u64::from_le_bytes(r[..8].try_into().unwrap());
             let seq = u64::from_le_bytes(r[8..16].try_into().unwrap());
             assert!(t < APPENDERS, "{label}: torn or foreign log record");
-            assert_eq!(seq, next[t as usize], "{label}: appender {t}'s records out of order or lost");
-            assert!(r == record(t, seq), "{label}: log record ({t}, {seq}) damaged");
+            assert_eq!(
+                seq, next[t as usize],
+                "{label}: appender {t}'s records out of order or lost"
+            );
+            assert!(
+                r == record(t, seq),
+                "{label}: log record ({t}, {seq}) damaged"
+            );
             next[t as usize] += 1;
         }
     };
     check(m.path(), "through the mount");
     m.unmount_and_check();
     for t in 0..WRITERS {
-        assert!(debugfs_cat(&img.path, &format!("/big_{t}")) == big_expected(t), "debugfs: big_{t} contents differ");
+        assert!(
+            debugfs_cat(&img.path, &format!("/big_{t}")) == big_expected(t),
+            "debugfs: big_{t} contents differ"
+        );
     }
     let m = Mount::new(&img.path, "ro");
     check(m.path(), "after a remount");
@@ -453,14 +517,24 @@ fn directory_renames_across_two_parents() {
         }
         // Moving n1 into n2 while moving n2 into n1: at most one may win
         // (the other gets EINVAL or ENOENT), and each undoes its own move.
-        for (x, y, nx, ny) in [(a.clone(), b.clone(), "n1", "n2"), (b.clone(), a.clone(), "n2", "n1")] {
+        for (x, y, nx, ny) in [
+            (a.clone(), b.clone(), "n1", "n2"),
+            (b.clone(), a.clone(), "n2", "n1"),
+        ] {
             hs.push(std::thread::spawn(move || {
                 for _ in 0..ROUNDS * 2 {
                     let src = x.join(nx);
                     let dst = y.join(ny).join(nx);
                     let what = format!("rename {} -> {}", src.display(), dst.display());
-                    if allow(std::fs::rename(&src, &dst), &[libc::ENOENT, libc::EINVAL], &what).is_some() {
-                        std::fs::rename(&dst, &src).unwrap_or_else(|e| panic!("moving {nx} back: {e}"));
+                    if allow(
+                        std::fs::rename(&src, &dst),
+                        &[libc::ENOENT, libc::EINVAL],
+                        &what,
+                    )
+                    .is_some()
+                    {
+                        std::fs::rename(&dst, &src)
+                            .unwrap_or_else(|e| panic!("moving {nx} back: {e}"));
                     }
                 }
             }));
@@ -472,12 +546,22 @@ fn directory_renames_across_two_parents() {
             let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
             walkers.push(std::thread::spawn(move || {
                 fn walk(p: &Path, depth: usize) {
-                    assert!(depth < 10, "directory tree too deep at {}: a loop?", p.display());
-                    let Some(rd) = allow(std::fs::read_dir(p), &[libc::ENOENT], "readdir") else { return };
+                    assert!(
+                        depth < 10,
+                        "directory tree too deep at {}: a loop?",
+                        p.display()
+                    );
+                    let Some(rd) = allow(std::fs::read_dir(p), &[libc::ENOENT], "readdir") else {
+                        return;
+                    };
                     for e in rd {
-                        let Some(e) = allow(e, &[libc::ENOENT], "readdir entry") else { continue };
+                        let Some(e) = allow(e, &[libc::ENOENT], "readdir entry") else {
+                            continue;
+                        };
                         let q = e.path();
-                        if let Some(md) = allow(std::fs::symlink_metadata(&q), &[libc::ENOENT], "stat") {
+                        if let Some(md) =
+                            allow(std::fs::symlink_metadata(&q), &[libc::ENOENT], "stat")
+                        {
                             if md.is_dir() {
                                 walk(&q, depth + 1);
                             }
@@ -516,17 +600,42 @@ fn directory_renames_across_two_parents() {
                 }
             }
         }
-        assert_eq!(names(a).into_iter().collect::<BTreeSet<_>>(), want_a, "{label}: A");
-        assert_eq!(names(b).into_iter().collect::<BTreeSet<_>>(), want_b, "{label}: B");
+        assert_eq!(
+            names(a).into_iter().collect::<BTreeSet<_>>(),
+            want_a,
+            "{label}: A"
+        );
+        assert_eq!(
+            names(b).into_iter().collect::<BTreeSet<_>>(),
+            want_b,
+            "{label}: B"
+        );
         for (dir, set) in [(a, &want_a), (b, &want_b)] {
             let subdirs = set.len() as u64;
-            assert_eq!(std::fs::metadata(dir).unwrap().nlink(), 2 + subdirs, "{label}: nlink of {}", dir.display());
+            assert_eq!(
+                std::fs::metadata(dir).unwrap().nlink(),
+                2 + subdirs,
+                "{label}: nlink of {}",
+                dir.display()
+            );
             for n in set.iter().filter(|n| n.starts_with('t')) {
-                assert_eq!(std::fs::read(dir.join(n).join("f")).unwrap(), n.as_bytes(), "{label}: {n}/f");
-                assert_eq!(std::fs::metadata(dir.join(n)).unwrap().nlink(), 3, "{label}: nlink of {n}");
+                assert_eq!(
+                    std::fs::read(dir.join(n).join("f")).unwrap(),
+                    n.as_bytes(),
+                    "{label}: {n}/f"
+                );
+                assert_eq!(
+                    std::fs::metadata(dir.join(n)).unwrap().nlink(),
+                    3,
+                    "{label}: nlink of {n}"
+                );
             }
         }
-        assert_eq!(names(&a.join("n1")), Vec::<String>::new(), "{label}: n1 not empty");
+        assert_eq!(
+            names(&a.join("n1")),
+            Vec::<String>::new(),
+            "{label}: n1 not empty"
+        );
         assert_eq!(std::fs::read(a.join("sx/inside")).unwrap(), b"sx");
     };
     check(&a, &b, "after the renames");
@@ -565,13 +674,20 @@ fn full_disk_enospc() {
     let img = mkfs_ext2mfr(4 << 20, 1024);
     let m = Mount::new(&img.path, "");
     let before = statvfs(m.path());
-    assert!(before.f_bavail < before.f_bfree, "the image should reserve blocks");
+    assert!(
+        before.f_bavail < before.f_bfree,
+        "the image should reserve blocks"
+    );
 
     let mut f = File::create(m.p("fill")).unwrap();
     let mut written = Vec::new();
     let e = write_until_error(&mut f, 1, 64 << 10, &mut written);
     assert_eq!(errno(&e), libc::ENOSPC, "first failing write: {e}");
-    assert!(written.len() as u64 > before.f_bfree * before.f_bsize * 9 / 10, "only {} bytes fit", written.len());
+    assert!(
+        written.len() as u64 > before.f_bfree * before.f_bsize * 9 / 10,
+        "only {} bytes fit",
+        written.len()
+    );
     // Fill the last blocks one at a time: root may use every block, also the reserved ones.
     let e = write_until_error(&mut f, 2, 1024, &mut written);
     assert_eq!(errno(&e), libc::ENOSPC, "small write on a full disk: {e}");
@@ -579,9 +695,18 @@ fn full_disk_enospc() {
     drop(f);
     let full = statvfs(m.path());
     assert_eq!(full.f_bavail, 0, "statfs available on a full disk");
-    assert_eq!(full.f_bfree, 0, "statfs free on a full disk (root may use the reserve)");
-    assert_eq!(std::fs::metadata(m.p("fill")).unwrap().len(), written.len() as u64);
-    assert!(std::fs::read(m.p("fill")).unwrap() == written, "contents of the file that filled the disk");
+    assert_eq!(
+        full.f_bfree, 0,
+        "statfs free on a full disk (root may use the reserve)"
+    );
+    assert_eq!(
+        std::fs::metadata(m.p("fill")).unwrap().len(),
+        written.len() as u64
+    );
+    assert!(
+        std::fs::read(m.p("fill")).unwrap() == written,
+        "contents of the file that filled the disk"
+    );
 
     // What needs no block still works; what needs one fails with ENOSPC and leaves nothing behind.
     File::create(m.p("empty")).unwrap();
@@ -593,15 +718,25 @@ fn full_disk_enospc() {
     let e = std::fs::write(m.p("empty"), b"x").unwrap_err();
     assert_eq!(errno(&e), libc::ENOSPC, "write on a full disk: {e}");
     for gone in ["newdir", "slow_link"] {
-        assert_eq!(errno(&std::fs::symlink_metadata(m.p(gone)).unwrap_err()), libc::ENOENT, "{gone} left behind");
+        assert_eq!(
+            errno(&std::fs::symlink_metadata(m.p(gone)).unwrap_err()),
+            libc::ENOENT,
+            "{gone} left behind"
+        );
     }
     assert_eq!(std::fs::metadata(m.p("empty")).unwrap().len(), 0);
     // fill, empty and fast_link hold inodes; the failed creations must give theirs back.
-    assert_eq!(statvfs(m.path()).f_ffree, before.f_ffree - 3, "inodes leaked by failed creations");
+    assert_eq!(
+        statvfs(m.path()).f_ffree,
+        before.f_ffree - 3,
+        "inodes leaked by failed creations"
+    );
 
     // Delete: every block comes back, and writing works again.
     std::fs::remove_file(m.p("fill")).unwrap();
-    statvfs_when(m.path(), "blocks leaked by the failed operations", |s| s.f_bfree == before.f_bfree);
+    statvfs_when(m.path(), "blocks leaked by the failed operations", |s| {
+        s.f_bfree == before.f_bfree
+    });
     let data = pattern(3, 1 << 20);
     std::fs::write(m.p("again"), &data).unwrap();
     std::fs::create_dir(m.p("newdir")).unwrap();
@@ -615,32 +750,55 @@ fn inode_table_exhausted() {
     let img = mkfs_ext2(8 << 10, 1024, &["-N", "64"]);
     let m = Mount::new(&img.path, "");
     let before = statvfs(m.path());
-    assert!(before.f_ffree > 0 && before.f_ffree < 100, "{} free inodes", before.f_ffree);
+    assert!(
+        before.f_ffree > 0 && before.f_ffree < 100,
+        "{} free inodes",
+        before.f_ffree
+    );
     let mut created = 0u64;
     let e = loop {
         match std::fs::write(m.p(&format!("i_{created:03}")), created.to_string()) {
             Ok(()) => created += 1,
             Err(e) => break e,
         }
-        assert!(created <= before.f_ffree, "created more files than there were free inodes");
+        assert!(
+            created <= before.f_ffree,
+            "created more files than there were free inodes"
+        );
     };
     assert_eq!(errno(&e), libc::ENOSPC, "create with no free inode: {e}");
     assert_eq!(created, before.f_ffree, "every free inode should be usable");
     assert_eq!(statvfs(m.path()).f_ffree, 0);
-    assert!(statvfs(m.path()).f_bavail > 0, "blocks are not the limit here");
+    assert!(
+        statvfs(m.path()).f_bavail > 0,
+        "blocks are not the limit here"
+    );
     let failed = m.p(&format!("i_{created:03}"));
-    assert_eq!(errno(&std::fs::metadata(&failed).unwrap_err()), libc::ENOENT, "failed create left a name");
+    assert_eq!(
+        errno(&std::fs::metadata(&failed).unwrap_err()),
+        libc::ENOENT,
+        "failed create left a name"
+    );
     for (what, r) in [
         ("mkdir", std::fs::create_dir(m.p("d"))),
         ("symlink", std::os::unix::fs::symlink("t", m.p("l"))),
         ("mkfifo", {
             let c = CString::new(m.p("fifo").as_os_str().as_bytes()).unwrap();
             // SAFETY: valid C string.
-            if unsafe { libc::mkfifo(c.as_ptr(), 0o644) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+            if unsafe { libc::mkfifo(c.as_ptr(), 0o644) } == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
         }),
     ] {
         let e = r.expect_err(what);
-        assert_eq!(errno(&e), libc::ENOSPC, "{what} with no free inode: {}", errname(errno(&e)));
+        assert_eq!(
+            errno(&e),
+            libc::ENOSPC,
+            "{what} with no free inode: {}",
+            errname(errno(&e))
+        );
     }
     // A hard link needs no inode.
     std::fs::hard_link(m.p("i_020"), m.p("link_to_20")).unwrap();
@@ -686,17 +844,38 @@ fn reserved_blocks_not_for_unprivileged() {
         .output()
         .expect("run dd as uid 65534");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("No space left on device"), "dd as uid 65534: {err}");
+    assert!(
+        !out.status.success() && err.contains("No space left on device"),
+        "dd as uid 65534: {err}"
+    );
     let md = std::fs::metadata(&target).unwrap();
     assert_eq!(md.uid(), 65534);
     let after = statvfs(m.path());
-    assert_eq!(after.f_bavail, 0, "available blocks after the unprivileged fill");
-    assert_eq!(after.f_bfree, reserve, "the unprivileged writer must leave exactly the reserve free");
-    assert!(md.len() > (before.f_bavail - 100) * 1024, "uid 65534 only wrote {} bytes", md.len());
+    assert_eq!(
+        after.f_bavail, 0,
+        "available blocks after the unprivileged fill"
+    );
+    assert_eq!(
+        after.f_bfree, reserve,
+        "the unprivileged writer must leave exactly the reserve free"
+    );
+    assert!(
+        md.len() > (before.f_bavail - 100) * 1024,
+        "uid 65534 only wrote {} bytes",
+        md.len()
+    );
 
     // Also no new directory for the user now, but root may still use the reserve.
-    let mkdir = Command::new("mkdir").arg(m.p("user_dir")).uid(65534).gid(65534).output().unwrap();
-    assert!(!mkdir.status.success(), "unprivileged mkdir on a disk full but for the reserve");
+    let mkdir = Command::new("mkdir")
+        .arg(m.p("user_dir"))
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        !mkdir.status.success(),
+        "unprivileged mkdir on a disk full but for the reserve"
+    );
     let data = pattern(9, 200 << 10);
     std::fs::write(m.p("root_file"), &data).unwrap();
     std::fs::create_dir(m.p("root_dir")).unwrap();

@@ -23,12 +23,18 @@ enum Kind {
     /// A regular file with these contents.
     File(Vec<u8>),
     /// A regular file of `size` bytes: data at the given offsets, holes elsewhere.
-    Sparse { size: u64, chunks: Vec<(u64, Vec<u8>)> },
+    Sparse {
+        size: u64,
+        chunks: Vec<(u64, Vec<u8>)>,
+    },
     Symlink(String),
     /// Another name for the regular file at this (earlier) path.
     HardLink(String),
     /// A device node, fifo or socket: `fmt` is S_IFCHR, S_IFBLK, S_IFIFO or S_IFSOCK.
-    Node { fmt: u32, rdev: u64 },
+    Node {
+        fmt: u32,
+        rdev: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -41,7 +47,13 @@ struct Entry {
 }
 
 fn e(path: &str, kind: Kind, mode: u32) -> Entry {
-    Entry { path: path.to_string(), kind, mode, owner: None, mtime: None }
+    Entry {
+        path: path.to_string(),
+        kind,
+        mode,
+        owner: None,
+        mtime: None,
+    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift), different for each seed, so
@@ -86,42 +98,106 @@ fn standard_spec(many: usize, big: bool) -> Vec<Entry> {
         e("d1/sub/deep", Kind::Dir, 0o751),
         e("empty_dir", Kind::Dir, 0o1777),
         e("f_empty", Kind::File(Vec::new()), 0o644),
-        e("f_small", Kind::File(b"hello, ext2 interop\n".to_vec()), 0o640),
+        e(
+            "f_small",
+            Kind::File(b"hello, ext2 interop\n".to_vec()),
+            0o640,
+        ),
         e("d1/f_4k", Kind::File(pattern(1, 4096)), 0o600),
         e("d1/f_odd", Kind::File(pattern(2, 12_345)), 0o644),
         e("d1/sub/f_ind", Kind::File(pattern(3, 300_000)), 0o644),
-        e("d1/sub/deep/f_big", Kind::File(pattern(4, (3 << 20) + 777)), 0o644),
+        e(
+            "d1/sub/deep/f_big",
+            Kind::File(pattern(4, (3 << 20) + 777)),
+            0o644,
+        ),
         e("f_suid", Kind::File(pattern(6, 100)), 0o4755),
         e(
             "sparse",
             Kind::Sparse {
                 size: (66 << 20) + 9000,
-                chunks: vec![(0, pattern(7, 5000)), ((1 << 20) + 5, pattern(8, 5000)), (66 << 20, pattern(9, 9000))],
+                chunks: vec![
+                    (0, pattern(7, 5000)),
+                    ((1 << 20) + 5, pattern(8, 5000)),
+                    (66 << 20, pattern(9, 9000)),
+                ],
             },
             0o644,
         ),
-        e("sparse_tail", Kind::Sparse { size: 10 << 20, chunks: vec![(3, pattern(10, 10))] }, 0o644),
+        e(
+            "sparse_tail",
+            Kind::Sparse {
+                size: 10 << 20,
+                chunks: vec![(3, pattern(10, 10))],
+            },
+            0o644,
+        ),
         e("l_fast", Kind::Symlink("d1/f_odd".into()), 0o777),
         e("l_fast_max", Kind::Symlink("x".repeat(59)), 0o777),
         e("l_slow_min", Kind::Symlink("y".repeat(60)), 0o777),
         e("l_slow", Kind::Symlink(long_target), 0o777),
-        e("d1/l_dangling", Kind::Symlink("nonexistent/nowhere".into()), 0o777),
+        e(
+            "d1/l_dangling",
+            Kind::Symlink("nonexistent/nowhere".into()),
+            0o777,
+        ),
         e("l_dir", Kind::Symlink("d1/sub".into()), 0o777),
         e("d1/sub/hl", Kind::HardLink("f_small".into()), 0),
         e("hl2", Kind::HardLink("f_small".into()), 0),
         e("d1/hl_big", Kind::HardLink("d1/sub/deep/f_big".into()), 0),
-        e("dev_c", Kind::Node { fmt: libc::S_IFCHR, rdev: libc::makedev(1, 3) }, 0o666),
-        e("dev_b", Kind::Node { fmt: libc::S_IFBLK, rdev: libc::makedev(8, 300) }, 0o660),
-        e("dev_big", Kind::Node { fmt: libc::S_IFCHR, rdev: libc::makedev(1000, 100_000) }, 0o600),
-        e("fifo", Kind::Node { fmt: libc::S_IFIFO, rdev: 0 }, 0o644),
-        e("sock", Kind::Node { fmt: libc::S_IFSOCK, rdev: 0 }, 0o755),
+        e(
+            "dev_c",
+            Kind::Node {
+                fmt: libc::S_IFCHR,
+                rdev: libc::makedev(1, 3),
+            },
+            0o666,
+        ),
+        e(
+            "dev_b",
+            Kind::Node {
+                fmt: libc::S_IFBLK,
+                rdev: libc::makedev(8, 300),
+            },
+            0o660,
+        ),
+        e(
+            "dev_big",
+            Kind::Node {
+                fmt: libc::S_IFCHR,
+                rdev: libc::makedev(1000, 100_000),
+            },
+            0o600,
+        ),
+        e(
+            "fifo",
+            Kind::Node {
+                fmt: libc::S_IFIFO,
+                rdev: 0,
+            },
+            0o644,
+        ),
+        e(
+            "sock",
+            Kind::Node {
+                fmt: libc::S_IFSOCK,
+                rdev: 0,
+            },
+            0o755,
+        ),
     ];
     if big {
         // Past 4 MiB: double indirect blocks even with 4 KiB blocks.
         s.push(e("f_5m", Kind::File(pattern(5, 5 << 20)), 0o755));
     }
     // Owners, also ones that need the high 16 bits of uid/gid.
-    for (p, o) in [("f_small", (1234, 5678)), ("d1/sub", (1000, 1000)), ("d1/f_odd", (70_000, 80_000)), ("l_fast", (42, 43)), ("dev_c", (7, 8))] {
+    for (p, o) in [
+        ("f_small", (1234, 5678)),
+        ("d1/sub", (1000, 1000)),
+        ("d1/f_odd", (70_000, 80_000)),
+        ("l_fast", (42, 43)),
+        ("dev_c", (7, 8)),
+    ] {
         s.iter_mut().find(|x| x.path == p).unwrap().owner = Some(o);
     }
     if many > 0 {
@@ -146,16 +222,34 @@ fn cpath(p: &Path) -> CString {
 }
 
 fn check(r: libc::c_int, what: &str, p: &Path) {
-    assert!(r == 0, "{what} {}: {}", p.display(), std::io::Error::last_os_error());
+    assert!(
+        r == 0,
+        "{what} {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn set_times(p: &Path, mtime: i64) {
     let ts = [
-        libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 },
-        libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 },
+        libc::timespec {
+            tv_sec: mtime as libc::time_t,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: mtime as libc::time_t,
+            tv_nsec: 0,
+        },
     ];
     // SAFETY: valid C string and a two-element timespec array.
-    let r = unsafe { libc::utimensat(libc::AT_FDCWD, cpath(p).as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            cpath(p).as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     check(r, "utimensat", p);
 }
 
@@ -164,8 +258,12 @@ fn build_tree(root: &Path, spec: &[Entry]) {
     for x in spec {
         let p = root.join(&x.path);
         match &x.kind {
-            Kind::Dir => std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display())),
-            Kind::File(d) => std::fs::write(&p, d).unwrap_or_else(|e| panic!("write {}: {e}", p.display())),
+            Kind::Dir => {
+                std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()))
+            }
+            Kind::File(d) => {
+                std::fs::write(&p, d).unwrap_or_else(|e| panic!("write {}: {e}", p.display()))
+            }
             Kind::Sparse { size, chunks } => {
                 let f = std::fs::File::create(&p).unwrap();
                 for (off, d) in chunks {
@@ -173,7 +271,9 @@ fn build_tree(root: &Path, spec: &[Entry]) {
                 }
                 f.set_len(*size).unwrap();
             }
-            Kind::Symlink(t) => symlink(t, &p).unwrap_or_else(|e| panic!("symlink {}: {e}", p.display())),
+            Kind::Symlink(t) => {
+                symlink(t, &p).unwrap_or_else(|e| panic!("symlink {}: {e}", p.display()))
+            }
             Kind::HardLink(src) => std::fs::hard_link(root.join(src), &p).unwrap(),
             Kind::Node { fmt, rdev } => {
                 // SAFETY: valid C string.
@@ -211,7 +311,12 @@ fn expected_bytes(k: &Kind) -> Option<Vec<u8>> {
 fn assert_bytes(what: &str, got: &[u8], want: &[u8]) {
     if got != want {
         let first = got.iter().zip(want).position(|(a, b)| a != b);
-        panic!("{what}: contents differ: got {} bytes, want {}; first difference at {:?}", got.len(), want.len(), first);
+        panic!(
+            "{what}: contents differ: got {} bytes, want {}; first difference at {:?}",
+            got.len(),
+            want.len(),
+            first
+        );
     }
 }
 
@@ -267,14 +372,21 @@ fn verify_tree(root: &Path, spec: &[Entry], label: &str) {
         // A directory's link count: itself, its '.', and each subdirectory's '..'.
         let subdirs = spec
             .iter()
-            .filter(|x| matches!(x.kind, Kind::Dir) && Path::new(&x.path).parent() == Some(Path::new(dir)))
+            .filter(|x| {
+                matches!(x.kind, Kind::Dir) && Path::new(&x.path).parent() == Some(Path::new(dir))
+            })
             .count() as u64;
         let extra = if dir.is_empty() { 1 } else { 0 }; // lost+found
-        assert_eq!(std::fs::metadata(&p).unwrap().nlink(), 2 + subdirs + extra, "{label}: nlink of dir '/{dir}'");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().nlink(),
+            2 + subdirs + extra,
+            "{label}: nlink of dir '/{dir}'"
+        );
     }
     for x in spec {
         let p = root.join(&x.path);
-        let md = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{label}: lstat {}: {e}", p.display()));
+        let md = std::fs::symlink_metadata(&p)
+            .unwrap_or_else(|e| panic!("{label}: lstat {}: {e}", p.display()));
         let fmt = md.mode() & libc::S_IFMT;
         let what = format!("{label}: {}", x.path);
         let (want_fmt, want_mode) = match &x.kind {
@@ -290,7 +402,11 @@ fn verify_tree(root: &Path, spec: &[Entry], label: &str) {
             Kind::HardLink(src) => entry_of(spec, src).owner,
             _ => x.owner,
         };
-        assert_eq!((md.uid(), md.gid()), owner.unwrap_or((0, 0)), "{what}: owner");
+        assert_eq!(
+            (md.uid(), md.gid()),
+            owner.unwrap_or((0, 0)),
+            "{what}: owner"
+        );
         if let Some(t) = x.mtime {
             assert_eq!(md.mtime(), t, "{what}: mtime");
         }
@@ -304,16 +420,25 @@ fn verify_tree(root: &Path, spec: &[Entry], label: &str) {
                 if let Kind::Sparse { chunks, .. } = &x.kind {
                     // Holes stay holes: only the chunks (and a few indirect blocks) are allocated.
                     let data: u64 = chunks.iter().map(|c| c.1.len() as u64).sum();
-                    assert!(md.blocks() * 512 <= data + (64 << 10), "{what}: {} sectors allocated for a sparse file", md.blocks());
+                    assert!(
+                        md.blocks() * 512 <= data + (64 << 10),
+                        "{what}: {} sectors allocated for a sparse file",
+                        md.blocks()
+                    );
                 }
             }
             Kind::HardLink(src) => {
                 let smd = std::fs::metadata(root.join(src)).unwrap();
-                assert_eq!(md.ino(), smd.ino(), "{what}: hard link to {src} has another inode");
+                assert_eq!(
+                    md.ino(),
+                    smd.ino(),
+                    "{what}: hard link to {src} has another inode"
+                );
                 assert_eq!(md.nlink(), links[src], "{what}: nlink");
             }
             Kind::Symlink(t) => {
-                let got = std::fs::read_link(&p).unwrap_or_else(|e| panic!("{what}: readlink: {e}"));
+                let got =
+                    std::fs::read_link(&p).unwrap_or_else(|e| panic!("{what}: readlink: {e}"));
                 assert_eq!(got, PathBuf::from(t), "{what}: symlink target");
                 assert_eq!(md.len(), t.len() as u64, "{what}: symlink size");
             }
@@ -330,14 +455,25 @@ fn verify_tree(root: &Path, spec: &[Entry], label: &str) {
 
 /// `debugfs -R "stat PATH"`: the inode report.
 fn debugfs_stat(image: &Path, path: &str) -> String {
-    let out = Command::new("debugfs").arg("-R").arg(format!("stat {path}")).arg(image).output().expect("run debugfs");
+    let out = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("stat {path}"))
+        .arg(image)
+        .output()
+        .expect("run debugfs");
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn stat_field(stat: &str, key: &str) -> String {
-    let i = stat.find(key).unwrap_or_else(|| panic!("no '{key}' in debugfs stat output:\n{stat}"));
-    stat[i + key.len()..].split_whitespace().next().unwrap().to_string()
+    let i = stat
+        .find(key)
+        .unwrap_or_else(|| panic!("no '{key}' in debugfs stat output:\n{stat}"));
+    stat[i + key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// e2fsprogs' view of the unmounted image: every file's bytes through
@@ -349,17 +485,41 @@ fn verify_debugfs(image: &Path, spec: &[Entry]) {
         match &x.kind {
             Kind::File(_) | Kind::Sparse { .. } => {
                 let want = expected_bytes(&x.kind).unwrap();
-                assert_bytes(&format!("debugfs cat {abs}"), &debugfs_cat(image, &abs), &want);
+                assert_bytes(
+                    &format!("debugfs cat {abs}"),
+                    &debugfs_cat(image, &abs),
+                    &want,
+                );
                 let st = debugfs_stat(image, &abs);
-                assert_eq!(stat_field(&st, "Links:"), links[&x.path].to_string(), "debugfs links of {abs}");
-                assert_eq!(stat_field(&st, "Size:"), want.len().to_string(), "debugfs size of {abs}");
+                assert_eq!(
+                    stat_field(&st, "Links:"),
+                    links[&x.path].to_string(),
+                    "debugfs links of {abs}"
+                );
+                assert_eq!(
+                    stat_field(&st, "Size:"),
+                    want.len().to_string(),
+                    "debugfs size of {abs}"
+                );
                 let (u, g) = x.owner.unwrap_or((0, 0));
-                assert_eq!(stat_field(&st, "User:"), u.to_string(), "debugfs uid of {abs}");
-                assert_eq!(stat_field(&st, "Group:"), g.to_string(), "debugfs gid of {abs}");
+                assert_eq!(
+                    stat_field(&st, "User:"),
+                    u.to_string(),
+                    "debugfs uid of {abs}"
+                );
+                assert_eq!(
+                    stat_field(&st, "Group:"),
+                    g.to_string(),
+                    "debugfs gid of {abs}"
+                );
             }
             Kind::HardLink(src) => {
                 let st = debugfs_stat(image, &abs);
-                assert_eq!(stat_field(&st, "Links:"), links[src].to_string(), "debugfs links of {abs}");
+                assert_eq!(
+                    stat_field(&st, "Links:"),
+                    links[src].to_string(),
+                    "debugfs links of {abs}"
+                );
                 // Same inode as the source name.
                 let a = stat_field(&st, "Inode:");
                 let b = stat_field(&debugfs_stat(image, &format!("/{src}")), "Inode:");
@@ -367,11 +527,18 @@ fn verify_debugfs(image: &Path, spec: &[Entry]) {
             }
             Kind::Symlink(t) if t.len() < 60 => {
                 let st = debugfs_stat(image, &abs);
-                assert!(st.contains(&format!("Fast link dest: \"{t}\"")), "debugfs stat {abs}:\n{st}");
+                assert!(
+                    st.contains(&format!("Fast link dest: \"{t}\"")),
+                    "debugfs stat {abs}:\n{st}"
+                );
             }
             Kind::Symlink(t) => {
                 // A slow symlink's block holds the target.
-                assert_eq!(debugfs_cat(image, &abs), t.as_bytes(), "debugfs cat of slow symlink {abs}");
+                assert_eq!(
+                    debugfs_cat(image, &abs),
+                    t.as_bytes(),
+                    "debugfs cat of slow symlink {abs}"
+                );
             }
             _ => {}
         }
@@ -434,14 +601,21 @@ struct KernelMount {
 
 impl KernelMount {
     fn new(image: &Path) -> KernelMount {
-        let dir = tempfile::Builder::new().prefix("kext2-mnt").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("kext2-mnt")
+            .tempdir()
+            .unwrap();
         let out = Command::new("mount")
             .args(["-o", "loop", "-t", "ext2"])
             .arg(image)
             .arg(dir.path())
             .output()
             .expect("run mount");
-        assert!(out.status.success(), "kernel ext2 mount failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kernel ext2 mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         KernelMount { dir, mounted: true }
     }
 
@@ -450,8 +624,15 @@ impl KernelMount {
     }
 
     fn unmount(mut self) {
-        let out = Command::new("umount").arg(self.dir.path()).output().expect("run umount");
-        assert!(out.status.success(), "umount of kernel ext2 failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("umount")
+            .arg(self.dir.path())
+            .output()
+            .expect("run umount");
+        assert!(
+            out.status.success(),
+            "umount of kernel ext2 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.mounted = false;
     }
 }
@@ -459,9 +640,16 @@ impl KernelMount {
 impl Drop for KernelMount {
     fn drop(&mut self) {
         if self.mounted {
-            let ok = Command::new("umount").arg(self.dir.path()).status().map(|s| s.success()).unwrap_or(false);
+            let ok = Command::new("umount")
+                .arg(self.dir.path())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
             if !ok {
-                let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+                let _ = Command::new("umount")
+                    .arg("-l")
+                    .arg(self.dir.path())
+                    .status();
             }
         }
     }
@@ -470,7 +658,15 @@ impl Drop for KernelMount {
 fn setxattr(p: &Path, name: &str, value: &[u8]) {
     let n = CString::new(name).unwrap();
     // SAFETY: valid C strings and a value buffer of the given length.
-    let r = unsafe { libc::lsetxattr(cpath(p).as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    let r = unsafe {
+        libc::lsetxattr(
+            cpath(p).as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
     check(r, "setxattr", p);
 }
 
@@ -478,7 +674,14 @@ fn getxattr(p: &Path, name: &str) -> std::io::Result<Vec<u8>> {
     let n = CString::new(name).unwrap();
     let mut buf = vec![0u8; 4096];
     // SAFETY: valid C strings and a buffer of the given length.
-    let r = unsafe { libc::lgetxattr(cpath(p).as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let r = unsafe {
+        libc::lgetxattr(
+            cpath(p).as_ptr(),
+            n.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -490,12 +693,24 @@ fn listxattr(p: &Path) -> Vec<String> {
     let mut buf = vec![0u8; 4096];
     // SAFETY: valid C string and a buffer of the given length.
     let r = unsafe { libc::llistxattr(cpath(p).as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    assert!(r >= 0, "listxattr {}: {}", p.display(), std::io::Error::last_os_error());
-    buf[..r as usize].split(|&b| b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+    assert!(
+        r >= 0,
+        "listxattr {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+    buf[..r as usize]
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
 }
 
 fn dir_names(p: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(p).unwrap().map(|d| d.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    std::fs::read_dir(p)
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 fn is_indexed(image: &Path, path: &str) -> bool {
@@ -525,7 +740,11 @@ fn kernel_written_read_by_ext2mfr() {
     fsck_clean(&img.path);
 
     // Build htree indexes on the large directories.
-    let out = Command::new("e2fsck").arg("-fyD").arg(&img.path).output().unwrap();
+    let out = Command::new("e2fsck")
+        .arg("-fyD")
+        .arg(&img.path)
+        .output()
+        .unwrap();
     assert!(
         matches!(out.status.code(), Some(0) | Some(1)),
         "e2fsck -fyD: {:?}\n{}",
@@ -533,7 +752,10 @@ fn kernel_written_read_by_ext2mfr() {
         String::from_utf8_lossy(&out.stdout)
     );
     fsck_clean(&img.path);
-    assert!(is_indexed(&img.path, "/many"), "e2fsck -fyD did not index /many; the test would prove nothing");
+    assert!(
+        is_indexed(&img.path, "/many"),
+        "e2fsck -fyD did not index /many; the test would prove nothing"
+    );
 
     let m = Mount::new(&img.path, "");
     verify_tree(m.path(), &spec, "ext2mfr reading the kernel's tree");
@@ -541,11 +763,19 @@ fn kernel_written_read_by_ext2mfr() {
     assert_eq!(getxattr(&m.p("d1"), "user.note").unwrap(), pattern(11, 300));
     assert_eq!(listxattr(&m.p("f_small")), ["user.color"]);
     assert_eq!(getxattr(&m.p("d1/f_odd"), "user.s").unwrap(), b"x");
-    assert_eq!(getxattr(&m.p("d1/f_odd"), "user.big").unwrap(), pattern(12, 400));
+    assert_eq!(
+        getxattr(&m.p("d1/f_odd"), "user.big").unwrap(),
+        pattern(12, 400)
+    );
     let mut names = listxattr(&m.p("d1/f_odd"));
     names.sort();
     assert_eq!(names, ["user.big", "user.s"]);
-    assert_eq!(getxattr(&m.p("f_empty"), "user.color").unwrap_err().raw_os_error(), Some(libc::ENODATA));
+    assert_eq!(
+        getxattr(&m.p("f_empty"), "user.color")
+            .unwrap_err()
+            .raw_os_error(),
+        Some(libc::ENODATA)
+    );
 
     // Change the indexed directory: add, remove, rename inside it.
     let many = m.p("many");
@@ -554,7 +784,11 @@ fn kernel_written_read_by_ext2mfr() {
     std::fs::rename(many.join(many_name(301)), many.join("renamed_by_ext2mfr")).unwrap();
     // Enough new entries to need new directory blocks past the indexed ones.
     for i in 0..200 {
-        std::fs::write(many.join(format!("added_{i:03}_by_ext2mfr_with_a_long_name")), i.to_string()).unwrap();
+        std::fs::write(
+            many.join(format!("added_{i:03}_by_ext2mfr_with_a_long_name")),
+            i.to_string(),
+        )
+        .unwrap();
     }
     for i in (3..MANY).step_by(7) {
         std::fs::remove_file(many.join(many_name(i))).unwrap();
@@ -565,7 +799,11 @@ fn kernel_written_read_by_ext2mfr() {
     want.remove(&many_name(301));
     want.insert("added_by_ext2mfr".into());
     want.insert("renamed_by_ext2mfr".into());
-    assert_eq!(dir_names(&many), want, "ext2mfr listing of /many after changes");
+    assert_eq!(
+        dir_names(&many),
+        want,
+        "ext2mfr listing of /many after changes"
+    );
     // Move another indexed directory to a new parent: its '..' lives in the
     // htree root block.
     let out = Command::new("mkdir").arg(m.p("many2")).status().unwrap();
@@ -574,27 +812,62 @@ fn kernel_written_read_by_ext2mfr() {
         std::fs::write(m.p(&format!("many2/{}", many_name(i))), b"2").unwrap();
     }
     m.unmount_and_check();
-    assert!(!is_indexed(&img.path, "/many"), "the index flag must be cleared once ext2mfr changed the directory");
-    let out = Command::new("e2fsck").arg("-fyD").arg(&img.path).output().unwrap();
-    assert!(matches!(out.status.code(), Some(0) | Some(1)), "e2fsck -fyD: {}", String::from_utf8_lossy(&out.stdout));
-    assert!(is_indexed(&img.path, "/many2"), "e2fsck -fyD did not index /many2");
+    assert!(
+        !is_indexed(&img.path, "/many"),
+        "the index flag must be cleared once ext2mfr changed the directory"
+    );
+    let out = Command::new("e2fsck")
+        .arg("-fyD")
+        .arg(&img.path)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(1)),
+        "e2fsck -fyD: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        is_indexed(&img.path, "/many2"),
+        "e2fsck -fyD did not index /many2"
+    );
     let m = Mount::new(&img.path, "");
     std::fs::rename(m.p("many2"), m.p("d1/sub/many2")).unwrap();
-    assert_eq!(std::fs::metadata(m.p("d1/sub/many2/..")).unwrap().ino(), std::fs::metadata(m.p("d1/sub")).unwrap().ino());
+    assert_eq!(
+        std::fs::metadata(m.p("d1/sub/many2/..")).unwrap().ino(),
+        std::fs::metadata(m.p("d1/sub")).unwrap().ino()
+    );
     assert_eq!(dir_names(&m.p("d1/sub/many2")).len(), 300);
     m.unmount_and_check();
     assert_eq!(debugfs_cat(&img.path, "/many/added_by_ext2mfr"), b"new");
-    let ls = Command::new("debugfs").arg("-R").arg("ls -l /d1/sub/many2/..").arg(&img.path).output().unwrap();
-    assert!(String::from_utf8_lossy(&ls.stdout).contains("many2"), "debugfs: '..' of the moved directory");
+    let ls = Command::new("debugfs")
+        .arg("-R")
+        .arg("ls -l /d1/sub/many2/..")
+        .arg(&img.path)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ls.stdout).contains("many2"),
+        "debugfs: '..' of the moved directory"
+    );
 
     // And the kernel reads the directories ext2mfr changed.
     let k = KernelMount::new(&img.path);
     assert_eq!(dir_names(&k.path().join("d1/sub/many2")).len(), 300);
-    assert_eq!(dir_names(&k.path().join("many")), want, "kernel listing of /many after ext2mfr's changes");
+    assert_eq!(
+        dir_names(&k.path().join("many")),
+        want,
+        "kernel listing of /many after ext2mfr's changes"
+    );
     let mut renamed = many_name(301).into_bytes();
     renamed.extend(pattern(100 + 301, 301 % 300));
-    assert_eq!(std::fs::read(k.path().join("many/renamed_by_ext2mfr")).unwrap(), renamed);
-    assert_eq!(std::fs::read(k.path().join("many/added_by_ext2mfr")).unwrap(), b"new");
+    assert_eq!(
+        std::fs::read(k.path().join("many/renamed_by_ext2mfr")).unwrap(),
+        renamed
+    );
+    assert_eq!(
+        std::fs::read(k.path().join("many/added_by_ext2mfr")).unwrap(),
+        b"new"
+    );
     // The kernel can go on changing it.
     std::fs::write(k.path().join("many/added_by_kernel"), b"k").unwrap();
     std::fs::remove_file(k.path().join("many/added_000_by_ext2mfr_with_a_long_name")).unwrap();
@@ -612,7 +885,11 @@ fn ext2mfr_written_kernel_reads(img: &Image, label: &str) {
     m.unmount_and_check();
 
     let k = KernelMount::new(&img.path);
-    verify_tree(k.path(), &spec, &format!("{label}: kernel reading ext2mfr's tree"));
+    verify_tree(
+        k.path(),
+        &spec,
+        &format!("{label}: kernel reading ext2mfr's tree"),
+    );
     std::fs::remove_dir_all(k.path().join("many")).unwrap();
     std::fs::remove_dir_all(k.path().join("d1")).unwrap();
     for f in ["f_5m", "sparse", "sparse_tail", "l_slow"] {
@@ -625,10 +902,17 @@ fn ext2mfr_written_kernel_reads(img: &Image, label: &str) {
     let m = Mount::new(&img.path, "");
     let names = dir_names(m.path());
     for gone in ["many", "d1", "f_5m", "sparse", "l_slow"] {
-        assert!(!names.contains(gone), "{label}: {gone} still listed after the kernel deleted it");
+        assert!(
+            !names.contains(gone),
+            "{label}: {gone} still listed after the kernel deleted it"
+        );
     }
     assert_eq!(std::fs::read(m.p("hl2")).unwrap(), b"hello, ext2 interop\n");
-    assert_eq!(std::fs::metadata(m.p("hl2")).unwrap().nlink(), 2, "{label}: f_small lost a name with d1");
+    assert_eq!(
+        std::fs::metadata(m.p("hl2")).unwrap().nlink(),
+        2,
+        "{label}: f_small lost a name with d1"
+    );
     m.unmount_and_check();
 }
 
@@ -660,7 +944,11 @@ fn huge_sparse(bs: u32) {
         let f = std::fs::File::open(root.join("huge")).unwrap();
         let md = f.metadata().unwrap();
         assert_eq!(md.len(), size, "{label}: size");
-        assert!(md.blocks() * 512 < (1 << 20), "{label}: {} sectors allocated for a sparse file", md.blocks());
+        assert!(
+            md.blocks() * 512 < (1 << 20),
+            "{label}: {} sectors allocated for a sparse file",
+            md.blocks()
+        );
         for (off, d) in &chunks {
             let mut got = vec![0u8; d.len() + 200];
             let at = off.saturating_sub(100);
@@ -673,7 +961,10 @@ fn huge_sparse(bs: u32) {
         }
         let mut hole = vec![1u8; 4096];
         f.read_exact_at(&mut hole, 7 << 30).unwrap();
-        assert!(hole.iter().all(|&b| b == 0), "{label}: a hole reads as zeros");
+        assert!(
+            hole.iter().all(|&b| b == 0),
+            "{label}: a hole reads as zeros"
+        );
     };
     let m = Mount::new(&img.path, "");
     {
@@ -684,15 +975,31 @@ fn huge_sparse(bs: u32) {
         if bs == 1024 {
             // Past the largest file a 1 KiB block map can address (about 16 GiB).
             let e = f.write_all_at(b"x", 17 << 30).unwrap_err();
-            assert_eq!(e.raw_os_error(), Some(libc::EFBIG), "write past the maximum file size: {e}");
+            assert_eq!(
+                e.raw_os_error(),
+                Some(libc::EFBIG),
+                "write past the maximum file size: {e}"
+            );
         }
     }
     read_back(m.path(), "ext2mfr");
     m.unmount_and_check();
-    let out = Command::new("dumpe2fs").arg("-h").arg(&img.path).output().unwrap();
+    let out = Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(&img.path)
+        .output()
+        .unwrap();
     let features = String::from_utf8_lossy(&out.stdout);
-    assert!(features.lines().any(|l| l.starts_with("Filesystem features:") && l.contains("large_file")), "large_file not set:\n{features}");
-    assert_eq!(stat_field(&debugfs_stat(&img.path, "/huge"), "Size:"), size.to_string());
+    assert!(
+        features
+            .lines()
+            .any(|l| l.starts_with("Filesystem features:") && l.contains("large_file")),
+        "large_file not set:\n{features}"
+    );
+    assert_eq!(
+        stat_field(&debugfs_stat(&img.path, "/huge"), "Size:"),
+        size.to_string()
+    );
 
     let k = KernelMount::new(&img.path);
     read_back(k.path(), "kernel");
@@ -702,17 +1009,31 @@ fn huge_sparse(bs: u32) {
     // Truncate through the triple, double and single indirect levels.
     let m = Mount::new(&img.path, "");
     let before = statvfs_blocks(m.path());
-    let f = std::fs::OpenOptions::new().write(true).open(m.p("huge")).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.p("huge"))
+        .unwrap();
     f.set_len((4 << 30) + 123).unwrap();
     f.set_len(100_000).unwrap();
     f.set_len(150_000).unwrap(); // extend again: a hole, not old data
     drop(f);
     let mut want = sparse_bytes(150_000, &chunks[..1]);
     want.truncate(150_000);
-    assert_bytes("after truncating", &std::fs::read(m.p("huge")).unwrap(), &want);
-    assert!(statvfs_blocks(m.path()) > before, "truncating freed no blocks");
+    assert_bytes(
+        "after truncating",
+        &std::fs::read(m.p("huge")).unwrap(),
+        &want,
+    );
+    assert!(
+        statvfs_blocks(m.path()) > before,
+        "truncating freed no blocks"
+    );
     m.unmount_and_check();
-    assert_bytes("debugfs cat after truncating", &debugfs_cat(&img.path, "/huge"), &want);
+    assert_bytes(
+        "debugfs cat after truncating",
+        &debugfs_cat(&img.path, "/huge"),
+        &want,
+    );
 }
 
 fn statvfs_blocks(p: &Path) -> u64 {

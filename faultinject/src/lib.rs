@@ -103,9 +103,17 @@ impl Injector {
             let mut s = s.borrow_mut();
             if s.as_ref().is_none_or(|st| st.injector != self.id) {
                 let k = self.next_stream.fetch_add(1, Ordering::Relaxed);
-                let mut rng = StdRng::seed_from_u64(self.cfg.seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                let until_fire = self.cfg.safety_interval.map_or(u64::MAX, |n| n + rng.gen_range(0..n.max(1)));
-                *s = Some(Stream { injector: self.id, rng, until_fire });
+                let mut rng =
+                    StdRng::seed_from_u64(self.cfg.seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let until_fire = self
+                    .cfg
+                    .safety_interval
+                    .map_or(u64::MAX, |n| n + rng.gen_range(0..n.max(1)));
+                *s = Some(Stream {
+                    injector: self.id,
+                    rng,
+                    until_fire,
+                });
             }
             f(s.as_mut().expect("stream set"))
         })
@@ -175,8 +183,12 @@ impl Injector {
     }
 
     pub fn counters(&self) -> Counters {
-        let mut by_site: Vec<(String, u64)> =
-            self.by_site.lock().iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut by_site: Vec<(String, u64)> = self
+            .by_site
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         by_site.sort();
         Counters {
             alloc_checks: self.alloc_checks.load(Ordering::Relaxed),
@@ -225,7 +237,11 @@ mod tests {
     use super::*;
 
     fn draws(seed: u64) -> Vec<bool> {
-        let inj = Injector::new(Config { alloc_p: 0.5, seed, ..Default::default() });
+        let inj = Injector::new(Config {
+            alloc_p: 0.5,
+            seed,
+            ..Default::default()
+        });
         (0..64).map(|_| inj.alloc_fails("t")).collect()
     }
 
@@ -233,7 +249,11 @@ mod tests {
     fn allocation_faults_are_seeded_and_counted() {
         assert_eq!(draws(7), draws(7));
         assert_ne!(draws(7), draws(8));
-        let inj = Injector::new(Config { alloc_p: 0.5, seed: 1, ..Default::default() });
+        let inj = Injector::new(Config {
+            alloc_p: 0.5,
+            seed: 1,
+            ..Default::default()
+        });
         let fails = (0..10_000).filter(|_| inj.alloc_fails("site-a")).count() as u64;
         assert!((4500..5500).contains(&fails), "{fails}");
         let c = inj.counters();
@@ -244,8 +264,13 @@ mod tests {
 
     #[test]
     fn fault_point_raises_a_bounds_check_panic() {
-        let inj = Injector::new(Config { safety_p: 1.0, ..Default::default() });
-        let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inj.fault_point("f.rs:1"))).unwrap_err();
+        let inj = Injector::new(Config {
+            safety_p: 1.0,
+            ..Default::default()
+        });
+        let err =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inj.fault_point("f.rs:1")))
+                .unwrap_err();
         let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
         assert!(msg.contains("index out of bounds"), "{msg}");
         assert_eq!(inj.counters().safety_faults, 1);
@@ -253,10 +278,16 @@ mod tests {
 
     #[test]
     fn interval_fires_between_n_and_2n() {
-        let inj = Injector::new(Config { safety_interval: Some(100), seed: 3, ..Default::default() });
+        let inj = Injector::new(Config {
+            safety_interval: Some(100),
+            seed: 3,
+            ..Default::default()
+        });
         let mut fired_at = Vec::new();
         for i in 0..1000u64 {
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inj.fault_point("x"))).is_err() {
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inj.fault_point("x")))
+                .is_err()
+            {
                 fired_at.push(i);
             }
         }
@@ -271,14 +302,21 @@ mod tests {
         let inj = Injector::new(Config::default());
         inj.arm_after(3);
         let hits: Vec<bool> = (0..6)
-            .map(|_| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inj.fault_point("s"))).is_err())
+            .map(|_| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inj.fault_point("s")))
+                    .is_err()
+            })
             .collect();
         assert_eq!(hits, vec![false, false, true, false, false, false]);
     }
 
     #[test]
     fn disabled_injector_does_nothing() {
-        let inj = Injector::new(Config { alloc_p: 1.0, safety_p: 1.0, ..Default::default() });
+        let inj = Injector::new(Config {
+            alloc_p: 1.0,
+            safety_p: 1.0,
+            ..Default::default()
+        });
         inj.set_enabled(false);
         assert!(!inj.alloc_fails("a"));
         inj.fault_point("b");

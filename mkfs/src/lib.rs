@@ -57,7 +57,10 @@ pub enum MkfsError {
     #[error("{0}")]
     BadOption(String),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0} already contains an ext2 file system; use -F to overwrite it")]
     HasFileSystem(String),
     #[error("{0}: no size given and the file is empty (give a size, e.g. 64M)")]
@@ -109,7 +112,11 @@ impl Layout {
         (pos, pos + 1, pos + 2)
     }
     fn overhead(&self, g: u32) -> u32 {
-        let sup = if self.has_super(g) { 1 + self.gdt_blocks } else { 0 };
+        let sup = if self.has_super(g) {
+            1 + self.gdt_blocks
+        } else {
+            0
+        };
         sup + 2 + self.itb
     }
 }
@@ -130,18 +137,27 @@ fn compute_layout(size: u64, o: &MkfsOptions) -> Result<Layout, MkfsError> {
     }
     let inode_size = o.inode_size.unwrap_or(def_isize);
     if inode_size < 128 || inode_size > bs || !inode_size.is_power_of_two() {
-        return bad(format!("invalid inode size {inode_size} (a power of two, 128 to block size)"));
+        return bad(format!(
+            "invalid inode size {inode_size} (a power of two, 128 to block size)"
+        ));
     }
     let ratio = o.bytes_per_inode.unwrap_or(def_ratio);
     if !(1024..=(64 << 20)).contains(&ratio) {
-        return bad(format!("invalid bytes-per-inode {ratio} (1024 to 67108864)"));
+        return bad(format!(
+            "invalid bytes-per-inode {ratio} (1024 to 67108864)"
+        ));
     }
     if !(0.0..=50.0).contains(&o.reserved_percent) {
-        return bad(format!("invalid reserved blocks percentage {} (0 to 50)", o.reserved_percent));
+        return bad(format!(
+            "invalid reserved blocks percentage {} (0 to 50)",
+            o.reserved_percent
+        ));
     }
     let total = size / bs as u64;
     if total > u32::MAX as u64 {
-        return bad(format!("{size} bytes is too large for ext2 with {bs}-byte blocks"));
+        return bad(format!(
+            "{size} bytes is too large for ext2 with {bs}-byte blocks"
+        ));
     }
     let first_data_block = if bs == 1024 { 1 } else { 0 };
     let bpg = 8 * bs;
@@ -214,7 +230,10 @@ fn lost_found_blocks(bs: u32) -> u32 {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> MkfsError + '_ {
-    move |source| MkfsError::Io { path: path.display().to_string(), source }
+    move |source| MkfsError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Make the file system. Creates `path` as a sparse file if it does not exist
@@ -245,7 +264,10 @@ pub fn mkfs(path: &Path, o: &MkfsOptions) -> Result<Summary, MkfsError> {
     let meta = f.metadata().map_err(io_err(path))?;
     let is_block_dev = meta.file_type().is_block_device();
     if meta.is_dir() {
-        return Err(MkfsError::BadOption(format!("{} is a directory", path.display())));
+        return Err(MkfsError::BadOption(format!(
+            "{} is a directory",
+            path.display()
+        )));
     }
     let current = if is_block_dev {
         device_size(&f).map_err(io_err(path))?
@@ -411,7 +433,14 @@ fn write_fs(f: &File, l: &Layout, o: &MkfsOptions, uuid: [u8; 16]) -> std::io::R
     let mut blk = vec![0u8; bs];
     dirent::write_entry(&mut blk, 0, ROOT_INO, 12, FT_DIR, b".");
     dirent::write_entry(&mut blk, 12, ROOT_INO, 12, FT_DIR, b"..");
-    dirent::write_entry(&mut blk, 24, lf_ino, bs - 24, FT_DIR, LOST_FOUND_NAME.as_bytes());
+    dirent::write_entry(
+        &mut blk,
+        24,
+        lf_ino,
+        bs - 24,
+        FT_DIR,
+        LOST_FOUND_NAME.as_bytes(),
+    );
     f.write_all_at(&blk, at(root_block))?;
     // lost+found: ".", "..", then empty blocks.
     blk.fill(0);
@@ -452,7 +481,8 @@ fn write_fs(f: &File, l: &Layout, o: &MkfsOptions, uuid: [u8; 16]) -> std::io::R
     let mut sb: Superblock = bytemuck::Zeroable::zeroed();
     sb.s_inodes_count.set(inodes);
     sb.s_blocks_count.set(l.blocks);
-    sb.s_r_blocks_count.set((l.blocks as f64 * o.reserved_percent / 100.0) as u32);
+    sb.s_r_blocks_count
+        .set((l.blocks as f64 * o.reserved_percent / 100.0) as u32);
     sb.s_free_blocks_count.set(free_blocks_total as u32);
     sb.s_free_inodes_count.set(inodes - lf_ino);
     sb.s_first_data_block.set(l.first_data_block);
@@ -488,7 +518,11 @@ fn write_fs(f: &File, l: &Layout, o: &MkfsOptions, uuid: [u8; 16]) -> std::io::R
         }
         let start = l.group_start(g);
         sb.s_block_group_nr.set(g as u16);
-        let sb_off = if g == 0 { superblock::SUPERBLOCK_OFFSET } else { at(start) };
+        let sb_off = if g == 0 {
+            superblock::SUPERBLOCK_OFFSET
+        } else {
+            at(start)
+        };
         f.write_all_at(sb.as_bytes(), sb_off)?;
         f.write_all_at(&gdt, at(start + 1))?;
     }
@@ -524,8 +558,17 @@ mod tests {
 
     #[test]
     fn bad_options_are_refused() {
-        let o = MkfsOptions { block_size: Some(3000), ..Default::default() };
-        assert!(matches!(compute_layout(1 << 20, &o), Err(MkfsError::BadOption(_))));
-        assert!(matches!(compute_layout(4096, &MkfsOptions::default()), Err(MkfsError::TooSmall(_))));
+        let o = MkfsOptions {
+            block_size: Some(3000),
+            ..Default::default()
+        };
+        assert!(matches!(
+            compute_layout(1 << 20, &o),
+            Err(MkfsError::BadOption(_))
+        ));
+        assert!(matches!(
+            compute_layout(4096, &MkfsOptions::default()),
+            Err(MkfsError::TooSmall(_))
+        ));
     }
 }

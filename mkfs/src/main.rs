@@ -66,7 +66,9 @@ fn parse_size(s: &str, block_size: Option<u32>) -> Result<u64, String> {
         _ => (s, block_size.map_or(1024, u64::from)),
     };
     let n: u64 = num.parse().map_err(|_| format!("invalid size '{s}'"))?;
-    n.checked_mul(mult).filter(|&v| v > 0).ok_or_else(|| format!("invalid size '{s}'"))
+    n.checked_mul(mult)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("invalid size '{s}'"))
 }
 
 fn main() -> ExitCode {
@@ -86,8 +88,17 @@ fn run(a: &Args) -> Result<(), String> {
             return Err(format!("file system type '{t}' not supported (only ext2)"));
         }
     }
-    let size = a.size.as_deref().map(|s| parse_size(s, a.block_size)).transpose()?;
-    let uuid = a.uuid.as_deref().map(parse_uuid).transpose().map_err(|e| e.to_string())?;
+    let size = a
+        .size
+        .as_deref()
+        .map(|s| parse_size(s, a.block_size))
+        .transpose()?;
+    let uuid = a
+        .uuid
+        .as_deref()
+        .map(parse_uuid)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     let opts = MkfsOptions {
         size,
         block_size: a.block_size,
@@ -113,8 +124,20 @@ fn run(a: &Args) -> Result<(), String> {
         );
         println!(
             "UUID {:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{}",
-            u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
-            u[10..].iter().map(|b| format!("{b:02x}")).collect::<String>()
+            u[0],
+            u[1],
+            u[2],
+            u[3],
+            u[4],
+            u[5],
+            u[6],
+            u[7],
+            u[8],
+            u[9],
+            u[10..]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         );
     }
     Ok(())

@@ -125,7 +125,12 @@ impl Graph {
     /// it: those are doomed, and the completed, unowned ones among them are
     /// returned for the caller to roll back.
     #[must_use]
-    fn add_edge(&mut self, from: DomainId, to: DomainId, stats: &StatsInner) -> Vec<(DomainId, Logs)> {
+    fn add_edge(
+        &mut self,
+        from: DomainId,
+        to: DomainId,
+        stats: &StatsInner,
+    ) -> Vec<(DomainId, Logs)> {
         let (from, to) = (self.resolve(from), self.resolve(to));
         if from == to {
             return Vec::new();
@@ -134,7 +139,11 @@ impl Graph {
             return Vec::new(); // committed: its data is no longer speculative
         };
         if target.doomed.load(Ordering::Acquire) {
-            return if self.nodes.contains_key(&from) { self.doom(from, stats) } else { Vec::new() };
+            return if self.nodes.contains_key(&from) {
+                self.doom(from, stats)
+            } else {
+                Vec::new()
+            };
         }
         if target.rdeps.insert(from) {
             stats.edges.fetch_add(1, Ordering::Relaxed);
@@ -155,7 +164,9 @@ impl Graph {
             if !seen.insert(d) {
                 continue;
             }
-            let Some(n) = self.nodes.get(&d) else { continue };
+            let Some(n) = self.nodes.get(&d) else {
+                continue;
+            };
             if d != id && !n.doomed.swap(true, Ordering::AcqRel) {
                 stats.cascaded.fetch_add(1, Ordering::Relaxed);
             }
@@ -270,7 +281,9 @@ fn fault_of(payload: Box<dyn Any + Send>) -> Fault {
 /// the order of rollbacks.
 fn unversion(obj: &dyn LoggedObject, id: DomainId) {
     let mut chain = obj.chain().versions.lock();
-    let Some(i) = chain.iter().position(|v| v.domain == id) else { return };
+    let Some(i) = chain.iter().position(|v| v.domain == id) else {
+        return;
+    };
     let v = chain.remove(i);
     if i == chain.len() {
         obj.restore(&v.before);
@@ -339,7 +352,11 @@ impl Runtime {
             if top.rt != self.key() || top.kind == Kind::Unlogged {
                 return None;
             }
-            let nest = s.iter().filter(|f| f.rt == self.key()).map(|f| f.id).collect();
+            let nest = s
+                .iter()
+                .filter(|f| f.rt == self.key())
+                .map(|f| f.id)
+                .collect();
             Some((top.id, top.doomed.clone(), nest))
         })
     }
@@ -403,9 +420,19 @@ impl Runtime {
             std::panic::panic_any(Doomed);
         }
         debug_assert!(orphans.is_empty(), "only a doomed writer produces orphans");
-        chain.push(Version { domain: id, before: obj.snapshot() });
+        chain.push(Version {
+            domain: id,
+            before: obj.snapshot(),
+        });
         drop(chain);
-        STACK.with(|s| s.borrow_mut().last_mut().expect("current frame").logs.writes.push(obj.clone()));
+        STACK.with(|s| {
+            s.borrow_mut()
+                .last_mut()
+                .expect("current frame")
+                .logs
+                .writes
+                .push(obj.clone())
+        });
     }
 
     /// Log an inverse with the current domain: run if it rolls back.
@@ -451,7 +478,9 @@ impl Runtime {
     pub fn in_unlogged(&self) -> bool {
         self.enabled
             && STACK.with(|s| {
-                s.borrow().last().is_some_and(|f| f.rt == self.key() && f.kind == Kind::Unlogged)
+                s.borrow()
+                    .last()
+                    .is_some_and(|f| f.rt == self.key() && f.kind == Kind::Unlogged)
             })
     }
 
@@ -486,7 +515,13 @@ impl Runtime {
             id
         };
         STACK.with(|s| {
-            s.borrow_mut().push(Frame { rt: self.key(), id, kind, doomed, logs: Logs::default() })
+            s.borrow_mut().push(Frame {
+                rt: self.key(),
+                id,
+                kind,
+                doomed,
+                logs: Logs::default(),
+            })
         });
         id
     }
@@ -499,7 +534,10 @@ impl Runtime {
     fn parent_logged(&self) -> bool {
         STACK.with(|s| {
             let s = s.borrow();
-            s.iter().rev().nth(1).is_some_and(|f| f.rt == self.key() && f.kind != Kind::Unlogged)
+            s.iter()
+                .rev()
+                .nth(1)
+                .is_some_and(|f| f.rt == self.key() && f.kind != Kind::Unlogged)
         })
     }
 
@@ -528,7 +566,11 @@ impl Runtime {
                 Undo::Child(child, f) => {
                     let pending = {
                         let mut g = self.graph.lock();
-                        let orphans = if g.nodes.contains_key(&child) { g.doom(child, &self.stats) } else { Vec::new() };
+                        let orphans = if g.nodes.contains_key(&child) {
+                            g.doom(child, &self.stats)
+                        } else {
+                            Vec::new()
+                        };
                         let logs = g.nodes.get_mut(&child).map(|n| std::mem::take(&mut n.logs));
                         logs.map(|l| (l, orphans))
                     };
@@ -579,7 +621,9 @@ impl Runtime {
         while let Some(id) = work.pop() {
             let (deferred, writes, next) = {
                 let mut g = self.graph.lock();
-                let Some(set) = g.commit_set(id) else { continue };
+                let Some(set) = g.commit_set(id) else {
+                    continue;
+                };
                 let mut deferred = Vec::new();
                 let mut writes = Vec::new();
                 let mut next = Vec::new();
@@ -644,7 +688,11 @@ impl Runtime {
         match kind {
             Kind::Basic if has_parent => self.merge_into_parent(frame),
             _ => {
-                let inv = if kind == Kind::Reversible && has_parent { inverse(&value) } else { None };
+                let inv = if kind == Kind::Reversible && has_parent {
+                    inverse(&value)
+                } else {
+                    None
+                };
                 {
                     let mut g = self.graph.lock();
                     if let Some(n) = g.nodes.get_mut(&id) {
@@ -653,7 +701,9 @@ impl Runtime {
                     }
                 }
                 if has_parent {
-                    let parent = STACK.with(|s| s.borrow().last().map(|f| f.id)).expect("parent");
+                    let parent = STACK
+                        .with(|s| s.borrow().last().map(|f| f.id))
+                        .expect("parent");
                     if kind == Kind::Reversible {
                         // The parent must not commit before this child does.
                         let orphans = self.graph.lock().add_edge(parent, id, &self.stats);
@@ -678,10 +728,14 @@ impl Runtime {
 
     /// A Basic child completed: its versions, logs and edges become its parent's.
     fn merge_into_parent(&self, child: Frame) {
-        let parent = STACK.with(|s| s.borrow().last().map(|f| f.id)).expect("parent frame");
+        let parent = STACK
+            .with(|s| s.borrow().last().map(|f| f.id))
+            .expect("parent frame");
         for obj in &child.logs.writes {
             let mut chain = obj.chain().versions.lock();
-            let Some(i) = chain.iter().position(|v| v.domain == child.id) else { continue };
+            let Some(i) = chain.iter().position(|v| v.domain == child.id) else {
+                continue;
+            };
             if i > 0 && chain[i - 1].domain == parent {
                 chain.remove(i); // the parent's older before-image already covers it
             } else {

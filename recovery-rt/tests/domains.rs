@@ -23,7 +23,10 @@ impl LoggedObject for Cell {
 }
 
 fn cell(v: i64) -> Arc<Cell> {
-    Arc::new(Cell { chain: VersionChain::new(), v: Mutex::new(v) })
+    Arc::new(Cell {
+        chain: VersionChain::new(),
+        v: Mutex::new(v),
+    })
 }
 
 fn get(rt: &Runtime, c: &Arc<Cell>) -> i64 {
@@ -96,13 +99,21 @@ fn basic_child_rolls_back_alone_and_merges_on_success() {
     let (a, b) = (cell(0), cell(0));
     let r = rt.root(|| {
         set(&rt, &a, 1);
-        let child = rt.domain(Kind::Basic, || {
-            set(&rt, &a, 2);
-            set(&rt, &b, 2);
-            fault(5)
-        }, |_| None);
+        let child = rt.domain(
+            Kind::Basic,
+            || {
+                set(&rt, &a, 2);
+                set(&rt, &b, 2);
+                fault(5)
+            },
+            |_| None,
+        );
         assert_eq!(child, Err(Fault::Explicit(5)));
-        assert_eq!((*a.v.lock(), *b.v.lock()), (1, 0), "only the child's writes undone");
+        assert_eq!(
+            (*a.v.lock(), *b.v.lock()),
+            (1, 0),
+            "only the child's writes undone"
+        );
         let ok = rt.domain(Kind::Basic, || set(&rt, &b, 3), |_| None);
         assert!(ok.is_ok());
     });
@@ -110,7 +121,8 @@ fn basic_child_rolls_back_alone_and_merges_on_success() {
     assert_eq!((*a.v.lock(), *b.v.lock()), (1, 3));
     // A merged child is undone with its parent.
     let r: Result<(), _> = rt.root(|| {
-        rt.domain(Kind::Basic, || set(&rt, &a, 9), |_| None).unwrap();
+        rt.domain(Kind::Basic, || set(&rt, &a, 9), |_| None)
+            .unwrap();
         fault(1)
     });
     assert!(r.is_err());
@@ -125,7 +137,8 @@ fn deferred_releases_run_only_at_commit() {
     let rt = Runtime::new();
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
-    rt.root(|| rt.defer(move || l.lock().push("freed"))).unwrap();
+    rt.root(|| rt.defer(move || l.lock().push("freed")))
+        .unwrap();
     assert_eq!(*log.lock(), vec!["freed"]);
     let l = log.clone();
     let r: Result<(), _> = rt.root(|| {
@@ -178,12 +191,17 @@ fn transparent_fault_is_skipped() {
     let (lru, data) = (cell(0), cell(0));
     rt.root(|| {
         set(&rt, &data, 1);
-        let r = rt.domain(Kind::Transparent, || {
-            set(&rt, &lru, 5);
-            fault(2)
-        }, |_| None);
+        let r = rt.domain(
+            Kind::Transparent,
+            || {
+                set(&rt, &lru, 5);
+                fault(2)
+            },
+            |_| None,
+        );
         assert!(r.is_err());
-        rt.domain(Kind::Transparent, || set(&rt, &lru, 6), |_| None).unwrap();
+        rt.domain(Kind::Transparent, || set(&rt, &lru, 6), |_| None)
+            .unwrap();
     })
     .unwrap();
     assert_eq!((*data.v.lock(), *lru.v.lock()), (1, 6));
@@ -262,9 +280,17 @@ fn cycle_of_completed_domains_commits_together() {
 fn disabled_runtime_runs_code_directly() {
     let rt = Runtime::disabled();
     let c = cell(0);
-    assert_eq!(rt.root(|| { set(&rt, &c, 4); 1 }), Ok(1));
+    assert_eq!(
+        rt.root(|| {
+            set(&rt, &c, 4);
+            1
+        }),
+        Ok(1)
+    );
     assert!(!c.chain.is_speculative());
-    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.root(|| fault(1)))).is_err());
+    assert!(
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.root(|| fault(1)))).is_err()
+    );
 }
 
 /// Model test: threads run root domains that each add 1 to a few random
@@ -283,14 +309,19 @@ fn random_domains_leave_exactly_the_committed_effects() {
     let expected = Arc::new(Mutex::new(vec![0i64; 8]));
     let threads: Vec<_> = (0..4)
         .map(|t| {
-            let (rt, cells, expected, locks) = (rt.clone(), cells.clone(), expected.clone(), locks.clone());
+            let (rt, cells, expected, locks) =
+                (rt.clone(), cells.clone(), expected.clone(), locks.clone());
             std::thread::spawn(move || {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(t);
                 for _ in 0..300 {
                     let mut picks: Vec<usize> = (0..3).map(|_| rng.gen_range(0..8)).collect();
                     picks.sort_unstable();
                     picks.dedup();
-                    let fault_at = if rng.gen_bool(0.2) { Some(rng.gen_range(0..3)) } else { None };
+                    let fault_at = if rng.gen_bool(0.2) {
+                        Some(rng.gen_range(0..3))
+                    } else {
+                        None
+                    };
                     let r = rt.root(|| {
                         let _held: Vec<_> = picks.iter().map(|&i| locks[i].lock()).collect();
                         let mut touched = Vec::new();

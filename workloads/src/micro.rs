@@ -27,7 +27,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { file_size: 64 << 20, block: 4096, random_ops: 4096, drop_caches: true, seed: 42 }
+        Config {
+            file_size: 64 << 20,
+            block: 4096,
+            random_ops: 4096,
+            drop_caches: true,
+            seed: 42,
+        }
     }
 }
 
@@ -40,7 +46,12 @@ pub struct Phase {
 }
 
 fn phase(name: &'static str, secs: f64, bytes: u64) -> Phase {
-    Phase { name, secs, bytes, mib_per_sec: bytes as f64 / (1 << 20) as f64 / secs.max(1e-9) }
+    Phase {
+        name,
+        secs,
+        bytes,
+        mib_per_sec: bytes as f64 / (1 << 20) as f64 / secs.max(1e-9),
+    }
 }
 
 fn drop_caches() {
@@ -50,7 +61,10 @@ fn drop_caches() {
 
 pub fn run(dir: &Path, cfg: &Config) -> std::io::Result<Vec<Phase>> {
     if cfg.block == 0 || cfg.file_size < cfg.block as u64 {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad micro parameters"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "bad micro parameters",
+        ));
     }
     let path = dir.join("micro.dat");
     let blocks = cfg.file_size / cfg.block as u64;
@@ -66,7 +80,11 @@ pub fn run(dir: &Path, cfg: &Config) -> std::io::Result<Vec<Phase>> {
         }
         f.sync_all()?;
     }
-    out.push(phase("seq-write", t.elapsed().as_secs_f64(), blocks * cfg.block as u64));
+    out.push(phase(
+        "seq-write",
+        t.elapsed().as_secs_f64(),
+        blocks * cfg.block as u64,
+    ));
 
     if cfg.drop_caches {
         drop_caches();
@@ -84,10 +102,17 @@ pub fn run(dir: &Path, cfg: &Config) -> std::io::Result<Vec<Phase>> {
             total += n as u64;
         }
         if total != blocks * cfg.block as u64 {
-            return Err(std::io::Error::other(format!("read back {total} bytes, wrote {}", blocks * cfg.block as u64)));
+            return Err(std::io::Error::other(format!(
+                "read back {total} bytes, wrote {}",
+                blocks * cfg.block as u64
+            )));
         }
     }
-    out.push(phase("seq-read", t.elapsed().as_secs_f64(), blocks * cfg.block as u64));
+    out.push(phase(
+        "seq-read",
+        t.elapsed().as_secs_f64(),
+        blocks * cfg.block as u64,
+    ));
 
     let t = Instant::now();
     {
@@ -98,7 +123,11 @@ pub fn run(dir: &Path, cfg: &Config) -> std::io::Result<Vec<Phase>> {
         }
         f.sync_all()?;
     }
-    out.push(phase("rand-write", t.elapsed().as_secs_f64(), (cfg.random_ops * cfg.block) as u64));
+    out.push(phase(
+        "rand-write",
+        t.elapsed().as_secs_f64(),
+        (cfg.random_ops * cfg.block) as u64,
+    ));
 
     if cfg.drop_caches {
         drop_caches();
@@ -115,7 +144,11 @@ pub fn run(dir: &Path, cfg: &Config) -> std::io::Result<Vec<Phase>> {
             }
         }
     }
-    out.push(phase("rand-read", t.elapsed().as_secs_f64(), (cfg.random_ops * cfg.block) as u64));
+    out.push(phase(
+        "rand-read",
+        t.elapsed().as_secs_f64(),
+        (cfg.random_ops * cfg.block) as u64,
+    ));
     std::fs::remove_file(&path)?;
     Ok(out)
 }

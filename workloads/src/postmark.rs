@@ -88,7 +88,10 @@ impl Run<'_> {
     fn new_name(&mut self) -> PathBuf {
         self.next_name += 1;
         let dir = if self.cfg.subdirectories > 0 {
-            self.base.join(format!("s{}", self.rng.gen_range(0..self.cfg.subdirectories)))
+            self.base.join(format!(
+                "s{}",
+                self.rng.gen_range(0..self.cfg.subdirectories)
+            ))
         } else {
             self.base.clone()
         };
@@ -163,7 +166,10 @@ impl Run<'_> {
         }
         let path = pool.files[self.rng.gen_range(0..pool.files.len())].clone();
         let n = self.rng.gen_range(self.cfg.size_low..=self.cfg.size_high);
-        let mut f = OpenOptions::new().append(true).open(&path).map_err(|e| ctx(e, &path))?;
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| ctx(e, &path))?;
         self.write_data(&mut f, n).map_err(|e| ctx(e, &path))?;
         self.r.appended += 1;
         Ok(())
@@ -178,7 +184,10 @@ fn ctx(e: std::io::Error, p: &Path) -> std::io::Error {
 /// the run with that error, as the original does.
 pub fn run(base: &Path, cfg: &Config) -> std::io::Result<Report> {
     if cfg.size_low > cfg.size_high || cfg.read_block == 0 || cfg.write_block == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad postmark parameters"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "bad postmark parameters",
+        ));
     }
     let mut run = Run {
         cfg,
@@ -186,14 +195,18 @@ pub fn run(base: &Path, cfg: &Config) -> std::io::Result<Report> {
         rng: StdRng::seed_from_u64(cfg.seed),
         next_name: 0,
         r: Report::default(),
-        buf: (0..cfg.write_block.max(1)).map(|i| (i % 251) as u8).collect(),
+        buf: (0..cfg.write_block.max(1))
+            .map(|i| (i % 251) as u8)
+            .collect(),
     };
     let start = Instant::now();
     for s in 0..cfg.subdirectories {
         let d = base.join(format!("s{s}"));
         std::fs::create_dir(&d).map_err(|e| ctx(e, &d))?;
     }
-    let mut pool = Pool { files: Vec::with_capacity(cfg.number) };
+    let mut pool = Pool {
+        files: Vec::with_capacity(cfg.number),
+    };
     for _ in 0..cfg.number {
         run.create(&mut pool)?;
     }

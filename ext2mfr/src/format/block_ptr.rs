@@ -16,11 +16,19 @@ pub struct BlockPath {
 pub fn block_path(lblk: u64, ptrs: u64) -> Option<BlockPath> {
     let mut l = lblk;
     if l < N_DIRECT as u64 {
-        return Some(BlockPath { slot: l as usize, depth: 0, idx: [0; 3] });
+        return Some(BlockPath {
+            slot: l as usize,
+            depth: 0,
+            idx: [0; 3],
+        });
     }
     l -= N_DIRECT as u64;
     if l < ptrs {
-        return Some(BlockPath { slot: IND_BLOCK, depth: 1, idx: [l as usize, 0, 0] });
+        return Some(BlockPath {
+            slot: IND_BLOCK,
+            depth: 1,
+            idx: [l as usize, 0, 0],
+        });
     }
     l -= ptrs;
     if l < ptrs * ptrs {
@@ -74,11 +82,29 @@ mod tests {
         let p = 256;
         assert_eq!(block_path(0, p).unwrap().depth, 0);
         assert_eq!(block_path(11, p).unwrap().slot, 11);
-        assert_eq!(block_path(12, p).unwrap(), BlockPath { slot: 12, depth: 1, idx: [0, 0, 0] });
-        assert_eq!(block_path(12 + 256, p).unwrap(), BlockPath { slot: 13, depth: 2, idx: [0, 0, 0] });
+        assert_eq!(
+            block_path(12, p).unwrap(),
+            BlockPath {
+                slot: 12,
+                depth: 1,
+                idx: [0, 0, 0]
+            }
+        );
+        assert_eq!(
+            block_path(12 + 256, p).unwrap(),
+            BlockPath {
+                slot: 13,
+                depth: 2,
+                idx: [0, 0, 0]
+            }
+        );
         assert_eq!(
             block_path(12 + 256 + 65536 + 65536 + 257, p).unwrap(),
-            BlockPath { slot: 14, depth: 3, idx: [1, 1, 1] }
+            BlockPath {
+                slot: 14,
+                depth: 3,
+                idx: [1, 1, 1]
+            }
         );
         assert!(block_path(12 + 256 + 65536 + 256 * 65536, p).is_none());
         assert_eq!(slot_span(14, p).0, 12 + 256 + 65536);

@@ -57,9 +57,8 @@ impl GroupDesc {
         let itb = inode_table_blocks(sb);
         let mut out = Vec::with_capacity(groups);
         for g in 0..groups {
-            let d: GroupDesc = bytemuck::pod_read_unaligned(
-                &raw[g * GROUP_DESC_SIZE..(g + 1) * GROUP_DESC_SIZE],
-            );
+            let d: GroupDesc =
+                bytemuck::pod_read_unaligned(&raw[g * GROUP_DESC_SIZE..(g + 1) * GROUP_DESC_SIZE]);
             let (first, last) = group_range(sb, g as u32);
             let bad = |what: &str, v: u32| {
                 Err(FormatError::BadGroup(
@@ -89,7 +88,8 @@ impl GroupDesc {
             };
             let in_meta = |b: u32| (b as u64) < meta_end;
             let in_table = |b: u32| b >= it && (b as u64) < it as u64 + itb as u64;
-            if in_meta(bb) || in_meta(ib) || in_meta(it) || bb == ib || in_table(bb) || in_table(ib) {
+            if in_meta(bb) || in_meta(ib) || in_meta(it) || bb == ib || in_table(bb) || in_table(ib)
+            {
                 return Err(FormatError::BadGroup(
                     g as u32,
                     format!(
@@ -102,13 +102,19 @@ impl GroupDesc {
             if d.bg_free_blocks_count.get() as u32 > group_blocks {
                 return Err(FormatError::BadGroup(
                     g as u32,
-                    format!("free block count {} exceeds group size", d.bg_free_blocks_count.get()),
+                    format!(
+                        "free block count {} exceeds group size",
+                        d.bg_free_blocks_count.get()
+                    ),
                 ));
             }
             if d.bg_free_inodes_count.get() as u32 > sb.s_inodes_per_group.get()
                 || d.bg_used_dirs_count.get() as u32 > sb.s_inodes_per_group.get()
             {
-                return Err(FormatError::BadGroup(g as u32, "inode counts exceed group size".into()));
+                return Err(FormatError::BadGroup(
+                    g as u32,
+                    "inode counts exceed group size".into(),
+                ));
             }
             out.push(d);
         }

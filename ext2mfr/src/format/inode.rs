@@ -165,7 +165,11 @@ impl Inode {
     /// A symlink whose target lives in `i_block` (no data block). An extended
     /// attribute block counts in `i_blocks` but is not data.
     pub fn is_fast_symlink(&self, block_size: u32) -> bool {
-        let ea_sectors = if self.i_file_acl.get() != 0 { block_size / 512 } else { 0 };
+        let ea_sectors = if self.i_file_acl.get() != 0 {
+            block_size / 512
+        } else {
+            0
+        };
         self.is_symlink() && self.i_blocks.get() == ea_sectors
     }
     /// Device number, in either the old (16-bit, i_block[0]) or the new

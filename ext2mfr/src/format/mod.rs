@@ -44,7 +44,12 @@ pub fn read_image_header(f: &std::fs::File) -> Result<(Superblock, Vec<GroupDesc
     let bs = sb.block_size() as u64;
     let len = group_desc::gdt_blocks(&sb) as u64 * bs;
     let mut gdt = vec![0u8; len as usize];
-    read_exact_at(f, &mut gdt, group_desc::gdt_start(&sb) as u64 * bs, "group descriptor table")?;
+    read_exact_at(
+        f,
+        &mut gdt,
+        group_desc::gdt_start(&sb) as u64 * bs,
+        "group descriptor table",
+    )?;
     let descs = GroupDesc::parse_table(&sb, &gdt)?;
     Ok((sb, descs))
 }

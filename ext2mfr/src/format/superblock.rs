@@ -212,7 +212,11 @@ impl Superblock {
     }
 
     pub fn volume_name(&self) -> String {
-        let end = self.s_volume_name.iter().position(|&b| b == 0).unwrap_or(16);
+        let end = self
+            .s_volume_name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(16);
         String::from_utf8_lossy(&self.s_volume_name[..end]).into_owned()
     }
 
@@ -253,11 +257,17 @@ impl Superblock {
         }
         let bpg = self.s_blocks_per_group.get();
         if bpg == 0 || bpg > 8 * bs || bpg % 8 != 0 {
-            return bad(format!("blocks per group {bpg} out of range (8..={})", 8 * bs));
+            return bad(format!(
+                "blocks per group {bpg} out of range (8..={})",
+                8 * bs
+            ));
         }
         let ipg = self.s_inodes_per_group.get();
         if ipg == 0 || ipg > 8 * bs || ipg % 8 != 0 {
-            return bad(format!("inodes per group {ipg} out of range (8..={})", 8 * bs));
+            return bad(format!(
+                "inodes per group {ipg} out of range (8..={})",
+                8 * bs
+            ));
         }
         let isz = self.inode_size();
         if !(128..=bs).contains(&isz) || !isz.is_power_of_two() {
@@ -288,11 +298,15 @@ impl Superblock {
         // The descriptor table must fit in group 0 after the super block.
         let gdt_blocks = (groups * 32).div_ceil(bs as u64);
         if gdt_blocks + 2 > bpg as u64 {
-            return bad(format!("{groups} groups need a descriptor table larger than a group"));
+            return bad(format!(
+                "{groups} groups need a descriptor table larger than a group"
+            ));
         }
         let unknown = self.s_feature_incompat.get() & !feature::INCOMPAT_SUPPORTED;
         if unknown != 0 {
-            return Err(FormatError::UnsupportedIncompat(feature::incompat_names(unknown)));
+            return Err(FormatError::UnsupportedIncompat(feature::incompat_names(
+                unknown,
+            )));
         }
         Ok(())
     }
@@ -321,7 +335,10 @@ impl Superblock {
         if max > 0 && self.s_mnt_count.get() as i16 >= max {
             warnings.push("maximal mount count reached, running e2fsck is recommended".into());
         }
-        Ok(MountCheck { read_only_reason, warnings })
+        Ok(MountCheck {
+            read_only_reason,
+            warnings,
+        })
     }
 }
 

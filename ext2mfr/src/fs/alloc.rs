@@ -39,11 +39,9 @@ impl Ext2 {
         f: impl FnOnce() -> Result<T>,
         inverse: impl FnOnce(&T) -> Box<dyn FnOnce() + Send>,
     ) -> Result<T> {
-        let r = self.rt.domain(
-            Kind::Reversible,
-            f,
-            |r: &Result<T>| r.as_ref().ok().map(inverse),
-        );
+        let r = self.rt.domain(Kind::Reversible, f, |r: &Result<T>| {
+            r.as_ref().ok().map(inverse)
+        });
         match r {
             Ok(r) => r,
             // The allocator itself faulted and was rolled back: the request
@@ -53,7 +51,11 @@ impl Ext2 {
     }
 
     fn alloc_block_now(&self, goal: u32, privileged: bool) -> Result<u32> {
-        let reserve = if privileged { 0 } else { self.geo.r_blocks as i64 };
+        let reserve = if privileged {
+            0
+        } else {
+            self.geo.r_blocks as i64
+        };
         // Claim one free block from the global count first, so concurrent
         // allocators never overdraw it.
         let prev = self.free_blocks.fetch_sub(1, Ordering::AcqRel);
@@ -69,7 +71,11 @@ impl Ext2 {
         let g0 = self.geo.group_of_block(goal);
         for k in 0..self.geo.groups {
             let g = (g0 + k) % self.geo.groups;
-            let start = if k == 0 { goal - self.geo.group_first_block(g) } else { 0 };
+            let start = if k == 0 {
+                goal - self.geo.group_first_block(g)
+            } else {
+                0
+            };
             match self.alloc_in_group(g, start as usize) {
                 Ok(Some(b)) => return Ok(b),
                 Ok(None) => continue,
@@ -80,7 +86,9 @@ impl Ext2 {
             }
         }
         self.free_blocks.fetch_add(1, Ordering::AcqRel);
-        Err(corrupt("free block count says space is left, but every bitmap is full"))
+        Err(corrupt(
+            "free block count says space is left, but every bitmap is full",
+        ))
     }
 
     fn alloc_in_group(&self, g: u32, start: usize) -> Result<Option<u32>> {
@@ -92,7 +100,9 @@ impl Ext2 {
         let bm = self.cache.get(self.geo.block_bitmap[g as usize] as u64)?;
         let found = bitmap::find_clear(&bm.read(), start.min(n), n);
         let Some(i) = found else {
-            return Err(corrupt(format!("group {g} counts free blocks but its bitmap is full")));
+            return Err(corrupt(format!(
+                "group {g} counts free blocks but its bitmap is full"
+            )));
         };
         bitmap::set(&mut bm.write(), i);
         let c = desc.bg_free_blocks_count.get();
@@ -214,7 +224,9 @@ impl Ext2 {
             }
         }
         self.free_inodes.fetch_add(1, Ordering::AcqRel);
-        Err(corrupt("free inode count says inodes are left, but every bitmap is full"))
+        Err(corrupt(
+            "free inode count says inodes are left, but every bitmap is full",
+        ))
     }
 
     fn alloc_inode_in_group(&self, g: u32, is_dir: bool) -> Result<Option<u32>> {
@@ -225,10 +237,16 @@ impl Ext2 {
         let ipg = self.geo.inodes_per_group as usize;
         let bm = self.cache.get(self.geo.inode_bitmap[g as usize] as u64)?;
         // Never hand out a reserved inode (below s_first_ino), even if its bit is clear.
-        let first = if g == 0 { self.geo.first_ino as usize - 1 } else { 0 };
+        let first = if g == 0 {
+            self.geo.first_ino as usize - 1
+        } else {
+            0
+        };
         let found = bitmap::find_clear(&bm.read(), first, ipg).filter(|&i| i >= first);
         let Some(i) = found else {
-            return Err(corrupt(format!("group {g} counts free inodes but its bitmap is full")));
+            return Err(corrupt(format!(
+                "group {g} counts free inodes but its bitmap is full"
+            )));
         };
         bitmap::set(&mut bm.write(), i);
         let c = desc.bg_free_inodes_count.get();

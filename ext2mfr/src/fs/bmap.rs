@@ -34,6 +34,13 @@ impl Ext2 {
     /// The disk block of `lblk`, allocating it (and any missing indirect
     /// blocks) near `goal`. Returns the block and whether it is new (its
     /// contents are then undefined and the caller must initialize them).
+    ///
+    /// On failure nothing this call allocated stays behind: when a later
+    /// allocation fails (say ENOSPC for the data block after its indirect
+    /// block was taken), the blocks already taken are unhooked and freed
+    /// again, as the kernel's `ext2_alloc_branch` does. Otherwise the
+    /// caller, which may drop the inode on error (a directory that could
+    /// not grow), would leak them: marked in use, referenced by nothing.
     pub(crate) fn map_alloc(
         &self,
         inode: &mut Inode,
@@ -42,12 +49,51 @@ impl Ext2 {
         privileged: bool,
     ) -> Result<(u32, bool)> {
         let path = block_path(lblk, self.geo.ptrs()).ok_or(FsError::TooBig)?;
+        let mut fresh: Vec<u32> = Vec::new();
+        // Where the pointer to the first fresh block went: the inode's slot
+        // (None) or an entry of an existing indirect block.
+        let mut hooked: Option<(u32, usize)> = None;
+        let r = self.map_alloc_path(inode, &path, goal, privileged, &mut fresh, &mut hooked);
+        if r.is_err() && !fresh.is_empty() {
+            let undo = (|| -> Result<()> {
+                match hooked {
+                    None => inode.i_block[path.slot].set(0),
+                    Some((parent, idx)) => {
+                        write_ptr(&mut self.cache.get(parent as u64)?.write(), idx, 0)
+                    }
+                }
+                let sectors = fresh.len() as u32 * self.geo.sectors_per_block();
+                inode
+                    .i_blocks
+                    .set(inode.i_blocks.get().saturating_sub(sectors));
+                self.release_blocks(&mut fresh)
+            })();
+            if let Err(e) = undo {
+                log::error!(
+                    "giving back {} blocks of a failed allocation: {e}",
+                    fresh.len()
+                );
+            }
+        }
+        r
+    }
+
+    fn map_alloc_path(
+        &self,
+        inode: &mut Inode,
+        path: &crate::format::block_ptr::BlockPath,
+        goal: u32,
+        privileged: bool,
+        fresh: &mut Vec<u32>,
+        hooked: &mut Option<(u32, usize)>,
+    ) -> Result<(u32, bool)> {
         let spb = self.geo.sectors_per_block();
         let mut p = self.check_ptr(inode.block(path.slot))?;
         let mut goal = goal;
         let mut is_new = false;
         if p == 0 {
             p = self.alloc_block(goal, privileged)?;
+            fresh.push(p);
             inode.i_blocks.set(inode.i_blocks.get() + spb);
             inode.i_block[path.slot].set(p);
             is_new = true;
@@ -65,6 +111,10 @@ impl Ext2 {
                 continue;
             }
             let nb = self.alloc_block(goal, privileged)?;
+            if fresh.is_empty() {
+                *hooked = Some((p, path.idx[level]));
+            }
+            fresh.push(nb);
             inode.i_blocks.set(inode.i_blocks.get() + spb);
             if level + 1 < path.depth {
                 self.cache.get_zeroed(nb as u64)?;
@@ -106,7 +156,9 @@ impl Ext2 {
         }
         let spb = self.geo.sectors_per_block();
         let sectors = freed.len() as u32 * spb;
-        inode.i_blocks.set(inode.i_blocks.get().saturating_sub(sectors));
+        inode
+            .i_blocks
+            .set(inode.i_blocks.get().saturating_sub(sectors));
         self.release_blocks(&mut freed)?;
         debug_assert!(TIND_BLOCK == N_BLOCKS - 1);
         Ok(())

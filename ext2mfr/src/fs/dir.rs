@@ -110,7 +110,11 @@ impl Ext2 {
             }
         }
         // No room: append a block.
-        let goal = if nblocks > 0 { self.dir_block(dir, nblocks - 1)? + 1 } else { 0 };
+        let goal = if nblocks > 0 {
+            self.dir_block(dir, nblocks - 1)? + 1
+        } else {
+            0
+        };
         let (blk, _) = self.map_alloc(dir, nblocks, goal, privileged)?;
         let b = self.cache.get_zeroed(blk as u64)?;
         let bs = self.geo.block_size as usize;
@@ -189,8 +193,16 @@ impl Ext2 {
     }
 
     /// The first block of a new directory: "." and "..".
-    pub(crate) fn dir_init(&self, dir: &mut Inode, ino: u32, parent: u32, privileged: bool) -> Result<()> {
-        let goal = self.geo.group_first_block((ino - 1) / self.geo.inodes_per_group);
+    pub(crate) fn dir_init(
+        &self,
+        dir: &mut Inode,
+        ino: u32,
+        parent: u32,
+        privileged: bool,
+    ) -> Result<()> {
+        let goal = self
+            .geo
+            .group_first_block((ino - 1) / self.geo.inodes_per_group);
         let (blk, _) = self.map_alloc(dir, 0, goal, privileged)?;
         let b = self.cache.get_zeroed(blk as u64)?;
         let bs = self.geo.block_size as usize;

@@ -90,7 +90,7 @@ impl Ext2 {
                         Fault::Explicit(c) => format!("explicit fault {c}"),
                         Fault::Cascade => "a request it depended on was rolled back".into(),
                     };
-                    log::warn!("{op}: rolled back ({why})");
+                    log::info!("{op}: rolled back ({why})");
                     FsError::Fault(why)
                 }
             };

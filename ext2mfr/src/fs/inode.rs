@@ -13,7 +13,10 @@ impl Ext2 {
         let g = (ino - 1) / self.geo.inodes_per_group;
         let byte = ((ino - 1) % self.geo.inodes_per_group) as u64 * self.geo.inode_size as u64;
         let bs = self.geo.block_size as u64;
-        Ok((self.geo.inode_table[g as usize] as u64 + byte / bs, (byte % bs) as usize))
+        Ok((
+            self.geo.inode_table[g as usize] as u64 + byte / bs,
+            (byte % bs) as usize,
+        ))
     }
 
     pub fn read_inode(&self, ino: u32) -> Result<Inode> {

@@ -26,7 +26,9 @@ impl Held<'_> {
 
 impl InodeLocks {
     pub fn new() -> InodeLocks {
-        InodeLocks { stripes: (0..STRIPES).map(|_| RwLock::new(())).collect() }
+        InodeLocks {
+            stripes: (0..STRIPES).map(|_| RwLock::new(())).collect(),
+        }
     }
 
     pub fn read(&self, ino: u32) -> RwLockReadGuard<'_, ()> {
@@ -39,7 +41,10 @@ impl InodeLocks {
         s.sort_unstable();
         s.dedup();
         let guards = s.iter().map(|&i| self.stripes[i].write()).collect();
-        Held { stripes: s, _guards: guards }
+        Held {
+            stripes: s,
+            _guards: guards,
+        }
     }
 }
 

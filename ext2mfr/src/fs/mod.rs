@@ -27,7 +27,7 @@ use crate::cache::BlockCache;
 use crate::device::Device;
 use crate::error::{FsError, Result};
 use crate::format::group_desc::{self, GROUP_DESC_SIZE};
-use crate::format::superblock::{STATE_VALID};
+use crate::format::superblock::STATE_VALID;
 use crate::format::{read_image_header, GroupDesc, Superblock};
 use crate::frames::FrameAllocator;
 use parking_lot::Mutex;
@@ -126,6 +126,11 @@ pub struct Ext2 {
     pub gate: gate::GateStats,
     /// Warnings from mount (unclean state, errors recorded).
     pub mount_warnings: Vec<String>,
+    /// The image was marked clean (`STATE_VALID`) when mounted. Only then
+    /// does a clean unmount mark it clean again: an image never checked
+    /// after an unclean unmount stays "not clean", as with the kernel's ext2
+    /// (which writes back the state it found at mount).
+    valid_at_mount: bool,
 }
 
 #[derive(Default)]
@@ -162,7 +167,9 @@ impl Ext2 {
             Device::open(path, config.read_only).map_err(|e| MountError::Open(name.clone(), e))?;
         let (sb, descs) =
             read_image_header(dev.file()).map_err(|e| MountError::Format(name.clone(), e))?;
-        let check = sb.mount_check().map_err(|e| MountError::Format(name.clone(), e))?;
+        let check = sb
+            .mount_check()
+            .map_err(|e| MountError::Format(name.clone(), e))?;
         if let (Some(reason), false) = (&check.read_only_reason, config.read_only) {
             return Err(MountError::NeedsReadOnly(name, reason.clone()));
         }
@@ -174,7 +181,10 @@ impl Ext2 {
         let have = dev.file().metadata().map(|m| m.len()).unwrap_or(0);
         let is_blockdev = {
             use std::os::unix::fs::FileTypeExt;
-            dev.file().metadata().map(|m| m.file_type().is_block_device()).unwrap_or(false)
+            dev.file()
+                .metadata()
+                .map(|m| m.file_type().is_block_device())
+                .unwrap_or(false)
         };
         if !is_blockdev && have < need {
             return Err(MountError::Truncated(name, have, need));
@@ -197,11 +207,30 @@ impl Ext2 {
             inode_bitmap: descs.iter().map(|d| d.bg_inode_bitmap.get()).collect(),
             inode_table: descs.iter().map(|d| d.bg_inode_table.get()).collect(),
         };
-        let frames = Arc::new(FrameAllocator::new(bs as usize, (config.cache_bytes / bs as usize).max(256)));
-        let rt = if config.recovery { Runtime::new() } else { Runtime::disabled() };
-        let cache = BlockCache::new(dev.clone(), frames.clone(), rt.clone(), geo.blocks_count as u64);
-        let free_blocks: i64 = descs.iter().map(|d| d.bg_free_blocks_count.get() as i64).sum();
-        let free_inodes: i64 = descs.iter().map(|d| d.bg_free_inodes_count.get() as i64).sum();
+        let frames = Arc::new(FrameAllocator::new(
+            bs as usize,
+            (config.cache_bytes / bs as usize).max(256),
+        ));
+        let rt = if config.recovery {
+            Runtime::new()
+        } else {
+            Runtime::disabled()
+        };
+        let cache = BlockCache::new(
+            dev.clone(),
+            frames.clone(),
+            rt.clone(),
+            geo.blocks_count as u64,
+        );
+        let free_blocks: i64 = descs
+            .iter()
+            .map(|d| d.bg_free_blocks_count.get() as i64)
+            .sum();
+        let free_inodes: i64 = descs
+            .iter()
+            .map(|d| d.bg_free_inodes_count.get() as i64)
+            .sum();
+        let valid_at_mount = sb.s_state.get() & STATE_VALID != 0;
         let fs = Arc::new_cyclic(|me| Ext2 {
             me: me.clone(),
             geo,
@@ -220,6 +249,7 @@ impl Ext2 {
             config,
             gate: gate::GateStats::default(),
             mount_warnings: check.warnings,
+            valid_at_mount,
         });
         if !fs.config.read_only {
             // Mark the image in use, as the kernel does: not clean until unmount.
@@ -230,7 +260,8 @@ impl Ext2 {
             sb.s_mnt_count.set(mc.wrapping_add(1));
             sb.s_mtime.set(now());
             drop(sb);
-            fs.write_super(false).map_err(|e| MountError::Io(name.clone(), e))?;
+            fs.write_super(false)
+                .map_err(|e| MountError::Io(name.clone(), e))?;
             fs.dev.sync().map_err(|e| MountError::Io(name, e))?;
         }
         Ok(fs)
@@ -263,7 +294,8 @@ impl Ext2 {
             let d = *g.lock();
             free_b += d.bg_free_blocks_count.get() as u64;
             free_i += d.bg_free_inodes_count.get() as u64;
-            gdt[i * GROUP_DESC_SIZE..(i + 1) * GROUP_DESC_SIZE].copy_from_slice(bytemuck::bytes_of(&d));
+            gdt[i * GROUP_DESC_SIZE..(i + 1) * GROUP_DESC_SIZE]
+                .copy_from_slice(bytemuck::bytes_of(&d));
         }
         let gdt_off = (self.geo.first_data_block as u64 + 1) * bs as u64;
         self.dev.write_at(gdt_off, &gdt)?;
@@ -272,13 +304,14 @@ impl Ext2 {
             sb.s_free_blocks_count.set(free_b as u32);
             sb.s_free_inodes_count.set(free_i as u32);
             sb.s_wtime.set(now());
-            if clean {
+            if clean && self.valid_at_mount {
                 let st = sb.s_state.get();
                 sb.s_state.set(st | STATE_VALID);
             }
             sb.as_bytes().to_vec()
         };
-        self.dev.write_at(crate::format::superblock::SUPERBLOCK_OFFSET, &bytes)
+        self.dev
+            .write_at(crate::format::superblock::SUPERBLOCK_OFFSET, &bytes)
     }
 
     /// Write everything dirty to the image and sync it.
@@ -321,7 +354,9 @@ impl Ext2 {
         let c = self.cache.stats();
         let g = &self.gate;
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let inj = faultinject::global().map(|i| i.counters()).unwrap_or_default();
+        let inj = faultinject::global()
+            .map(|i| i.counters())
+            .unwrap_or_default();
         let logged = r.logged_reads + r.logged_writes;
         let all = logged + r.unlogged_reads + r.unlogged_writes;
         serde_json::json!({

@@ -25,7 +25,10 @@ struct WorkingSet<'a> {
 
 impl<'a> WorkingSet<'a> {
     fn new(fs: &'a Ext2) -> Self {
-        WorkingSet { fs, inodes: HashMap::new() }
+        WorkingSet {
+            fs,
+            inodes: HashMap::new(),
+        }
     }
     fn get(&mut self, ino: u32) -> Result<&mut Inode> {
         if !self.inodes.contains_key(&ino) {
@@ -106,7 +109,10 @@ impl Ext2 {
                 self.release_inode(ino)
             });
             if let Err(e) = r {
-                log::error!("releasing unlinked inode {ino}: {e}");
+                // Nobody can be told, and nothing may leak: keep it as an
+                // orphan, released at unmount.
+                log::warn!("releasing unlinked inode {ino} failed ({e}); retried at unmount");
+                self.refs.lock().orphans.insert(ino);
             }
         }
     }
@@ -177,7 +183,11 @@ impl Ext2 {
         let f = self.dir_find(&dir, name)?.ok_or(FsError::NotFound)?;
         let i = self.read_inode(f.ino)?;
         if i.mode() == 0 {
-            return Err(corrupt(format!("entry '{}' points to free inode {}", String::from_utf8_lossy(name), f.ino)));
+            return Err(corrupt(format!(
+                "entry '{}' points to free inode {}",
+                String::from_utf8_lossy(name),
+                f.ino
+            )));
         }
         Ok(Attr::from_inode(f.ino, &i))
     }
@@ -249,8 +259,22 @@ impl Ext2 {
     fn note_large_file(&self, size: u64) {
         if size >= 1 << 31 {
             let mut sb = self.sb.lock();
+            // Revision 0 has no feature flags (e2fsck: "feature flag(s) set,
+            // but is a revision 0 filesystem"): move to revision 1 first, with
+            // the values revision 0 implies, as the kernel's
+            // ext2_update_dynamic_rev does.
+            use crate::format::superblock::{
+                DYNAMIC_REV, GOOD_OLD_FIRST_INO, GOOD_OLD_INODE_SIZE, GOOD_OLD_REV,
+            };
+            if sb.s_rev_level.get() == GOOD_OLD_REV {
+                log::warn!("updating to revision 1 for the large_file feature");
+                sb.s_first_ino.set(GOOD_OLD_FIRST_INO);
+                sb.s_inode_size.set(GOOD_OLD_INODE_SIZE);
+                sb.s_rev_level.set(DYNAMIC_REV);
+            }
             let f = sb.s_feature_ro_compat.get();
-            sb.s_feature_ro_compat.set(f | feature::RO_COMPAT_LARGE_FILE);
+            sb.s_feature_ro_compat
+                .set(f | feature::RO_COMPAT_LARGE_FILE);
         }
     }
 
@@ -265,13 +289,19 @@ impl Ext2 {
             if size > FAST_SYMLINK_MAX + 1 {
                 return Err(corrupt(format!("fast symlink {ino} with size {size}")));
             }
-            let raw: Vec<u8> = i.i_block.iter().flat_map(|p| p.get().to_le_bytes()).collect();
+            let raw: Vec<u8> = i
+                .i_block
+                .iter()
+                .flat_map(|p| p.get().to_le_bytes())
+                .collect();
             return Ok(raw[..size].to_vec());
         }
         if size >= self.geo.block_size as usize {
             return Err(corrupt(format!("symlink {ino} with size {size}")));
         }
-        let b = self.map(&i, 0)?.ok_or_else(|| corrupt(format!("symlink {ino} has no block")))?;
+        let b = self
+            .map(&i, 0)?
+            .ok_or_else(|| corrupt(format!("symlink {ino} has no block")))?;
         let buf = self.cache.get(b as u64)?;
         let out = buf.read()[..size].to_vec();
         Ok(out)
@@ -323,7 +353,10 @@ impl Ext2 {
             i_ctime: Le32::new(t),
             i_mtime: Le32::new(t),
             i_links_count: Le16::new(if is_dir { 2 } else { 1 }),
-            i_generation: Le32::new(self.next_generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+            i_generation: Le32::new(
+                self.next_generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
             ..Default::default()
         };
         i.set_uid(ctx.uid);
@@ -377,9 +410,14 @@ impl Ext2 {
 
     pub fn mkdir(&self, ctx: &Ctx, parent: u32, name: &[u8], mode: u32) -> Result<Attr> {
         let privileged = ctx.privileged();
-        self.create_node(ctx, parent, name, FileKind::Directory, mode, |fs, ino, i| {
-            fs.dir_init(i, ino, parent, privileged)
-        })
+        self.create_node(
+            ctx,
+            parent,
+            name,
+            FileKind::Directory,
+            mode,
+            |fs, ino, i| fs.dir_init(i, ino, parent, privileged),
+        )
     }
 
     pub fn symlink(&self, ctx: &Ctx, parent: u32, name: &[u8], target: &[u8]) -> Result<Attr> {
@@ -395,10 +433,14 @@ impl Ext2 {
                 let mut raw = [0u8; 60];
                 raw[..target.len()].copy_from_slice(target);
                 for (k, p) in i.i_block.iter_mut().enumerate() {
-                    p.set(u32::from_le_bytes(raw[k * 4..k * 4 + 4].try_into().unwrap()));
+                    p.set(u32::from_le_bytes(
+                        raw[k * 4..k * 4 + 4].try_into().unwrap(),
+                    ));
                 }
             } else {
-                let goal = fs.geo.group_first_block((ino - 1) / fs.geo.inodes_per_group);
+                let goal = fs
+                    .geo
+                    .group_first_block((ino - 1) / fs.geo.inodes_per_group);
                 let (b, _) = fs.map_alloc(i, 0, goal, privileged)?;
                 let buf = fs.cache.get_zeroed(b as u64)?;
                 buf.write()[..target.len()].copy_from_slice(target);
@@ -497,7 +539,11 @@ impl Ext2 {
             }
         }
         let c = ws.get(found.ino)?;
-        let links = if want_dir { 0 } else { c.links().saturating_sub(1) };
+        let links = if want_dir {
+            0
+        } else {
+            c.links().saturating_sub(1)
+        };
         c.i_links_count.set(links);
         c.i_ctime.set(t);
         ws.write_back()?;
@@ -584,7 +630,11 @@ impl Ext2 {
             Some(d) => {
                 self.dir_set(ws.get(new_dir)?, d, src_ino, ft)?;
                 let dst = ws.get(d.ino)?;
-                let links = if src_is_dir { 0 } else { dst.links().saturating_sub(1) };
+                let links = if src_is_dir {
+                    0
+                } else {
+                    dst.links().saturating_sub(1)
+                };
                 dst.i_links_count.set(links);
                 dst.i_ctime.set(t);
                 dropped = Some((d.ino, links));
@@ -598,12 +648,21 @@ impl Ext2 {
         }
         // Adding may have split entries of the old directory's blocks: find again.
         let od = *ws.get(old_dir)?;
-        let again = self.dir_find(&od, old_name)?.ok_or_else(|| corrupt("rename source vanished"))?;
+        let again = self
+            .dir_find(&od, old_name)?
+            .ok_or_else(|| corrupt("rename source vanished"))?;
         self.dir_remove(ws.get(old_dir)?, &again)?;
         if src_is_dir && old_dir != new_dir {
             let s = *ws.get(src_ino)?;
-            let dotdot = self.dir_find(&s, b"..")?.ok_or_else(|| corrupt("directory without '..'"))?;
-            self.dir_set(ws.get(src_ino)?, &dotdot, new_dir, crate::format::dirent::FT_DIR)?;
+            let dotdot = self
+                .dir_find(&s, b"..")?
+                .ok_or_else(|| corrupt("directory without '..'"))?;
+            self.dir_set(
+                ws.get(src_ino)?,
+                &dotdot,
+                new_dir,
+                crate::format::dirent::FT_DIR,
+            )?;
             let o = ws.get(old_dir)?;
             o.i_links_count.set(o.links().saturating_sub(1));
             let n = ws.get(new_dir)?;
@@ -687,13 +746,17 @@ impl Ext2 {
         if i.is_dir() {
             return Err(FsError::IsDir);
         }
-        let end = offset.checked_add(data.len() as u64).ok_or(FsError::TooBig)?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or(FsError::TooBig)?;
         if end > max_file_size(self.geo.block_size) {
             return Err(FsError::TooBig);
         }
         let bs = self.geo.block_size as u64;
         let mut pos = offset;
-        let mut goal = self.geo.group_first_block((ino - 1) / self.geo.inodes_per_group);
+        let mut goal = self
+            .geo
+            .group_first_block((ino - 1) / self.geo.inodes_per_group);
         if offset >= bs {
             if let Some(prev) = self.map(&i, offset / bs - 1)? {
                 goal = prev + 1;
@@ -708,7 +771,9 @@ impl Ext2 {
             let step = (|| -> Result<()> {
                 let (b, is_new) = self.map_alloc(&mut i, lblk, goal, ctx.privileged())?;
                 goal = b + 1;
-                let buf = if is_new || n as u64 == bs {
+                // Only a block just allocated may skip reading its old
+                // contents: a rolled-back overwrite must restore them.
+                let buf = if is_new {
                     self.cache.get_zeroed(b as u64)?
                 } else {
                     self.cache.get(b as u64)?

@@ -33,7 +33,10 @@ fn u16_at(d: &[u8], o: usize) -> u16 {
 
 /// Entries from `first` on in `d` (an xattr block, or the in-inode area
 /// starting at its first entry); value offsets count from the start of `d`.
-fn parse_entries(d: &[u8], first: usize) -> std::result::Result<Vec<(String, Vec<u8>)>, &'static str> {
+fn parse_entries(
+    d: &[u8],
+    first: usize,
+) -> std::result::Result<Vec<(String, Vec<u8>)>, &'static str> {
     let mut out = Vec::new();
     let mut off = first;
     loop {
@@ -52,7 +55,10 @@ fn parse_entries(d: &[u8], first: usize) -> std::result::Result<Vec<(String, Vec
             return Err("entry out of bounds");
         }
         if let Some(p) = prefix(d[off + 1]) {
-            let name = format!("{p}{}", String::from_utf8_lossy(&d[off + ENTRY_LEN..name_end]));
+            let name = format!(
+                "{p}{}",
+                String::from_utf8_lossy(&d[off + ENTRY_LEN..name_end])
+            );
             out.push((name, d[value_offs..value_offs + value_size].to_vec()));
         }
         off += (ENTRY_LEN + name_len + 3) & !3;
@@ -93,7 +99,8 @@ impl Ext2 {
         if extra % 4 != 0 || start > slot.len() || u32_at(&slot, start - 4) != XATTR_MAGIC {
             return Ok(Vec::new());
         }
-        parse_entries(&slot[start..], 0).map_err(|m| corrupt(format!("inode {ino}: in-inode xattr {m}")))
+        parse_entries(&slot[start..], 0)
+            .map_err(|m| corrupt(format!("inode {ino}: in-inode xattr {m}")))
     }
 
     pub fn getxattr(&self, ino: u32, name: &str) -> Result<Vec<u8>> {
@@ -113,7 +120,11 @@ impl Ext2 {
         let _g = self.locks.read(ino);
         let i = self.read_inode(ino)?;
         let mut out = Vec::new();
-        for (n, _) in self.xattr_ibody_entries(ino)?.into_iter().chain(self.xattr_entries(&i)?) {
+        for (n, _) in self
+            .xattr_ibody_entries(ino)?
+            .into_iter()
+            .chain(self.xattr_entries(&i)?)
+        {
             out.extend_from_slice(n.as_bytes());
             out.push(0);
         }

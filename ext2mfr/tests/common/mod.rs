@@ -18,7 +18,11 @@ pub struct Image {
 pub fn mkfs_ext2mfr(size: u64, bs: u32) -> Image {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("fs.img");
-    let o = mkfs_ext2mfr::MkfsOptions { size: Some(size), block_size: Some(bs), ..Default::default() };
+    let o = mkfs_ext2mfr::MkfsOptions {
+        size: Some(size),
+        block_size: Some(bs),
+        ..Default::default()
+    };
     mkfs_ext2mfr::mkfs(&path, &o).expect("mkfs.ext2mfr");
     Image { dir, path }
 }
@@ -34,13 +38,21 @@ pub fn mkfs_ext2(size_kib: u64, bs: u32, extra: &[&str]) -> Image {
         .arg(size_kib.to_string())
         .output()
         .expect("run mkfs.ext2");
-    assert!(out.status.success(), "mkfs.ext2 failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mkfs.ext2 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Image { dir, path }
 }
 
 /// Run `e2fsck -fn` and panic with its report unless the image is clean.
 pub fn fsck_clean(image: &Path) {
-    let out = Command::new("e2fsck").arg("-fn").arg(image).output().expect("run e2fsck");
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(image)
+        .output()
+        .expect("run e2fsck");
     assert!(
         out.status.success(),
         "e2fsck -fn found problems (exit {:?}):\n{}{}",
@@ -66,7 +78,10 @@ pub fn debugfs_cat(image: &Path, path: &str) -> Vec<u8> {
 fn is_mounted(mnt: &Path) -> bool {
     let want = mnt.to_string_lossy().to_string();
     std::fs::read_to_string("/proc/mounts")
-        .map(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(want.as_str())))
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(1) == Some(want.as_str()))
+        })
         .unwrap_or(false)
 }
 
@@ -76,6 +91,8 @@ pub struct Mount {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     image: PathBuf,
+    /// The daemon's stderr (kept if it is not empty, for post-mortems).
+    pub log: PathBuf,
 }
 
 impl Mount {
@@ -85,18 +102,33 @@ impl Mount {
 
     /// Start the daemon in the foreground and wait (at most 10 s) for the mount.
     pub fn try_new(image: &Path, opts: &str) -> Result<Mount, String> {
-        let dir = tempfile::Builder::new().prefix("ext2mfr-mnt").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("ext2mfr-mnt")
+            .tempdir()
+            .expect("tempdir");
         let mut cmd = Command::new(DAEMON);
         cmd.arg(image).arg(dir.path()).arg("-f");
         if !opts.is_empty() {
             cmd.arg("-o").arg(opts);
         }
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn ext2mfr");
+        // The daemon's log goes to a file beside the mount point (a pipe
+        // nobody drains could fill up and stall the daemon).
+        let log_path = std::env::temp_dir().join(format!(
+            "ext2mfr-{}.log",
+            dir.path().file_name().unwrap().to_string_lossy()
+        ));
+        let log = std::fs::File::create(&log_path).expect("daemon log");
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ext2mfr");
         let start = Instant::now();
         while !is_mounted(dir.path()) {
             if let Ok(Some(_)) = child.try_wait() {
-                let out = child.wait_with_output().expect("daemon output");
-                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+                let err = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let _ = std::fs::remove_file(&log_path);
+                return Err(err);
             }
             if start.elapsed() > Duration::from_secs(10) {
                 let _ = child.kill();
@@ -104,7 +136,12 @@ impl Mount {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Mount { dir, child: Some(child), image: image.to_path_buf() })
+        Ok(Mount {
+            dir,
+            child: Some(child),
+            image: image.to_path_buf(),
+            log: log_path,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -118,7 +155,10 @@ impl Mount {
     /// Unmount, wait (at most 30 s) for the daemon to write back and exit,
     /// and check it exited successfully.
     pub fn unmount(mut self) {
-        let ok = Command::new("umount").arg(self.dir.path()).status().map(|s| s.success());
+        let ok = Command::new("umount")
+            .arg(self.dir.path())
+            .status()
+            .map(|s| s.success());
         assert_eq!(ok.ok(), Some(true), "umount failed");
         let mut child = self.child.take().expect("daemon");
         let start = Instant::now();
@@ -149,7 +189,10 @@ impl Drop for Mount {
             if is_mounted(self.dir.path()) {
                 let s = Command::new("umount").arg(self.dir.path()).status();
                 if !matches!(s, Ok(s) if s.success()) {
-                    let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+                    let _ = Command::new("umount")
+                        .arg("-l")
+                        .arg(self.dir.path())
+                        .status();
                 }
             }
             let start = Instant::now();
@@ -163,4 +206,44 @@ impl Drop for Mount {
             let _ = child.wait();
         }
     }
+}
+
+/// Write one of the daemon's control attributes on the mount's root
+/// (`ext2mfr.inject`, `ext2mfr.fault_after`).
+pub fn control(mnt: &Path, name: &str, value: &str) {
+    let n = std::ffi::CString::new(name).unwrap();
+    let p = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid C strings and a value buffer of the given length.
+    let r = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setting {name}: {}", std::io::Error::last_os_error());
+}
+
+/// The daemon's counters (the `ext2mfr.stats` attribute of the root).
+pub fn counters(mnt: &Path) -> serde_json::Value {
+    let name = std::ffi::CString::new("ext2mfr.stats").unwrap();
+    let path = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes()).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    // SAFETY: valid C strings and a buffer of the given length.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(
+        n > 0,
+        "reading counters: {}",
+        std::io::Error::last_os_error()
+    );
+    serde_json::from_slice(&buf[..n as usize]).unwrap()
 }

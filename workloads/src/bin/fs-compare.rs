@@ -75,7 +75,12 @@ impl Mounted {
         std::fs::create_dir_all(mnt).map_err(|e| e.to_string())?;
         let daemon = match peer {
             Peer::Kernel => {
-                run_ok(Command::new("mount").args(["-o", "loop", "-t", "ext2"]).arg(img).arg(mnt))?;
+                run_ok(
+                    Command::new("mount")
+                        .args(["-o", "loop", "-t", "ext2"])
+                        .arg(img)
+                        .arg(mnt),
+                )?;
                 None
             }
             Peer::Fuse2fs => Some(
@@ -98,10 +103,17 @@ impl Mounted {
                 if !args.ext2mfr_opts.is_empty() {
                     c.arg("-o").arg(&args.ext2mfr_opts);
                 }
-                Some(c.stdout(Stdio::null()).spawn().map_err(|e| format!("{}: {e}", args.ext2mfr.display()))?)
+                Some(
+                    c.stdout(Stdio::null())
+                        .spawn()
+                        .map_err(|e| format!("{}: {e}", args.ext2mfr.display()))?,
+                )
             }
         };
-        let m = Mounted { mnt: mnt.to_path_buf(), daemon };
+        let m = Mounted {
+            mnt: mnt.to_path_buf(),
+            daemon,
+        };
         let t = Instant::now();
         while !mounted(mnt) {
             if t.elapsed() > Duration::from_secs(10) {
@@ -140,12 +152,24 @@ struct Sample {
     micro: Vec<micro::Phase>,
 }
 
-fn one_run(peer: Peer, args: &Args, pm: &postmark::Config, mc: &micro::Config) -> Result<Sample, String> {
-    let dir = args.workdir.join(format!("fs-compare-{}", std::process::id()));
+fn one_run(
+    peer: Peer,
+    args: &Args,
+    pm: &postmark::Config,
+    mc: &micro::Config,
+) -> Result<Sample, String> {
+    let dir = args
+        .workdir
+        .join(format!("fs-compare-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let img = dir.join("fs.img");
     let _ = std::fs::remove_file(&img);
-    run_ok(Command::new("mkfs.ext2").args(["-q", "-F", "-b", "4096"]).arg(&img).arg(format!("{}M", args.image_mib)))?;
+    run_ok(
+        Command::new("mkfs.ext2")
+            .args(["-q", "-F", "-b", "4096"])
+            .arg(&img)
+            .arg(format!("{}M", args.image_mib)),
+    )?;
     let mnt = dir.join("mnt");
     let m = Mounted::mount(peer, &img, &mnt, args)?;
     let work = mnt.join("work");
@@ -153,12 +177,24 @@ fn one_run(peer: Peer, args: &Args, pm: &postmark::Config, mc: &micro::Config) -
     let r = postmark::run(&work, pm).map_err(|e| format!("{}: postmark: {e}", peer.name()))?;
     let phases = micro::run(&work, mc).map_err(|e| format!("{}: micro: {e}", peer.name()))?;
     m.unmount()?;
-    let fsck = Command::new("e2fsck").arg("-fn").arg(&img).output().map_err(|e| e.to_string())?;
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&img)
+        .output()
+        .map_err(|e| e.to_string())?;
     if !fsck.status.success() {
-        return Err(format!("{}: e2fsck -fn not clean:\n{}", peer.name(), String::from_utf8_lossy(&fsck.stdout)));
+        return Err(format!(
+            "{}: e2fsck -fn not clean:\n{}",
+            peer.name(),
+            String::from_utf8_lossy(&fsck.stdout)
+        ));
     }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(Sample { postmark_tps: r.transactions_per_sec, postmark_secs: r.total_secs, micro: phases })
+    Ok(Sample {
+        postmark_tps: r.transactions_per_sec,
+        postmark_secs: r.total_secs,
+        micro: phases,
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -182,13 +218,31 @@ fn main() -> ExitCode {
     }
     let (pm, mc) = if args.quick {
         (
-            postmark::Config { number: 500, transactions: 1000, subdirectories: 10, ..Default::default() },
-            micro::Config { file_size: 16 << 20, random_ops: 1024, ..Default::default() },
+            postmark::Config {
+                number: 500,
+                transactions: 1000,
+                subdirectories: 10,
+                ..Default::default()
+            },
+            micro::Config {
+                file_size: 16 << 20,
+                random_ops: 1024,
+                ..Default::default()
+            },
         )
     } else {
         (
-            postmark::Config { number: 2000, transactions: 10000, subdirectories: 20, ..Default::default() },
-            micro::Config { file_size: 256 << 20, random_ops: 8192, ..Default::default() },
+            postmark::Config {
+                number: 2000,
+                transactions: 10000,
+                subdirectories: 20,
+                ..Default::default()
+            },
+            micro::Config {
+                file_size: 256 << 20,
+                random_ops: 8192,
+                ..Default::default()
+            },
         )
     };
     let mut samples: Vec<Vec<Sample>> = peers.iter().map(|_| Vec::new()).collect();
@@ -211,16 +265,34 @@ fn main() -> ExitCode {
         "postmark: {} files, {} transactions, {} subdirectories; micro: {} MiB file, {}-byte I/O, {} random ops; median of {} rounds",
         pm.number, pm.transactions, pm.subdirectories, mc.file_size >> 20, mc.block, mc.random_ops, args.rounds
     );
-    println!("{:<12} {:>14} {:>12} {:>14} {:>14} {:>14} {:>14}", "peer", "postmark tx/s", "postmark s", "seq-write MB/s", "seq-read MB/s", "rand-write MB/s", "rand-read MB/s");
+    println!(
+        "{:<12} {:>14} {:>12} {:>14} {:>14} {:>14} {:>14}",
+        "peer",
+        "postmark tx/s",
+        "postmark s",
+        "seq-write MB/s",
+        "seq-read MB/s",
+        "rand-write MB/s",
+        "rand-read MB/s"
+    );
     let mut rows: Vec<Vec<f64>> = Vec::new();
     for (i, p) in peers.iter().enumerate() {
-        let mut row = vec![metric(i, &|s| s.postmark_tps), metric(i, &|s| s.postmark_secs)];
+        let mut row = vec![
+            metric(i, &|s| s.postmark_tps),
+            metric(i, &|s| s.postmark_secs),
+        ];
         for ph in 0..4 {
             row.push(metric(i, &|s: &Sample| s.micro[ph].mib_per_sec));
         }
         println!(
             "{:<12} {:>14.0} {:>12.2} {:>14.1} {:>14.1} {:>14.1} {:>14.1}",
-            p.name(), row[0], row[1], row[2], row[3], row[4], row[5]
+            p.name(),
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5]
         );
         rows.push(row);
     }

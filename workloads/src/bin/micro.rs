@@ -48,7 +48,10 @@ fn main() -> ExitCode {
         }
         Ok(phases) => {
             for p in phases {
-                println!("{:<10} {:>8.3} s {:>9.1} MiB/s", p.name, p.secs, p.mib_per_sec);
+                println!(
+                    "{:<10} {:>8.3} s {:>9.1} MiB/s",
+                    p.name, p.secs, p.mib_per_sec
+                );
             }
             ExitCode::SUCCESS
         }
