@@ -11,11 +11,10 @@ mod common;
 use common::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 /// One state-changing request, applied the same way to the mount and to the
 /// oracle. Each is a single changing system call (a preceding open changes
@@ -85,47 +84,6 @@ fn random_op(rng: &mut StdRng, names: &[&str]) -> Op {
         8 => Op::Link(name(rng), name(rng)),
         _ => Op::Chmod(name(rng), rng.gen_range(0o400..0o777)),
     }
-}
-
-/// Everything the oracle compares, by relative path.
-fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        let mut entries: Vec<PathBuf> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            if rel == "lost+found" {
-                continue;
-            }
-            let md = fs::symlink_metadata(&p).unwrap();
-            let desc = if md.file_type().is_symlink() {
-                format!("symlink -> {}", fs::read_link(&p).unwrap().display())
-            } else if md.is_dir() {
-                walk(root, &p, out);
-                format!("dir mode {:o} nlink {}", md.mode() & 0o7777, md.nlink())
-            } else {
-                let data = fs::read(&p).unwrap();
-                let sum: u64 = data
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &b)| (i as u64 + 1) * b as u64)
-                    .sum();
-                format!(
-                    "file mode {:o} nlink {} size {} sum {sum}",
-                    md.mode() & 0o7777,
-                    md.nlink(),
-                    md.len()
-                )
-            };
-            out.insert(rel, desc);
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
 }
 
 fn run_oracle(policy: &str, seed: u64) {

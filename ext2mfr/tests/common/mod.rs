@@ -247,3 +247,48 @@ pub fn counters(mnt: &Path) -> serde_json::Value {
     );
     serde_json::from_slice(&buf[..n as usize]).unwrap()
 }
+
+/// Everything the oracle compares, by relative path.
+pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel == "lost+found" {
+                continue;
+            }
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let desc = if md.file_type().is_symlink() {
+                format!("symlink -> {}", std::fs::read_link(&p).unwrap().display())
+            } else if md.is_dir() {
+                walk(root, &p, out);
+                format!(
+                    "dir mode {:o} nlink {}",
+                    std::os::unix::fs::MetadataExt::mode(&md) & 0o7777,
+                    std::os::unix::fs::MetadataExt::nlink(&md)
+                )
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                let sum: u64 = data
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| (i as u64 + 1) * b as u64)
+                    .sum();
+                format!(
+                    "file mode {:o} nlink {} size {} sum {sum}",
+                    std::os::unix::fs::MetadataExt::mode(&md) & 0o7777,
+                    std::os::unix::fs::MetadataExt::nlink(&md),
+                    md.len()
+                )
+            };
+            out.insert(rel, desc);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
