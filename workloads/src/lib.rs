@@ -3,8 +3,10 @@
 //! model) and [`micro`] (sequential/random read/write over one file).
 //! Only `std::fs` touches the file system under test.
 //!
-//! Still to come (issue 6): the sort workload and the evaluation harness.
+//! [`sort`] is an external merge sort on the mount. Still to come (issue 6):
+//! the evaluation harness that fills `results/`.
 
 pub mod micro;
 pub mod mountpoint;
 pub mod postmark;
+pub mod sort;

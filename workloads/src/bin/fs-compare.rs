@@ -7,7 +7,7 @@ use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
-use workloads::{micro, postmark};
+use workloads::{micro, postmark, sort};
 
 #[derive(Parser)]
 #[command(about = "Compare kernel ext2, fuse2fs and ext2mfr on postmark and micro loads")]
@@ -15,8 +15,9 @@ struct Args {
     /// The ext2mfr daemon binary.
     #[arg(long, default_value = "target/release/ext2mfr")]
     ext2mfr: PathBuf,
-    /// Peers to run, comma-separated: kernel, fuse2fs, ext2mfr.
-    #[arg(long, default_value = "kernel,fuse2fs,ext2mfr")]
+    /// Peers to run, comma-separated: kernel, fuse2fs, ext2mfr, baseline
+    /// (ext2mfr with recovery off: the cost of recovery is ext2mfr/baseline).
+    #[arg(long, default_value = "kernel,fuse2fs,baseline,ext2mfr")]
     peers: String,
     /// Extra -o options for ext2mfr.
     #[arg(long, default_value = "")]
@@ -39,6 +40,7 @@ enum Peer {
     Kernel,
     Fuse2fs,
     Ext2mfr,
+    Baseline,
 }
 
 impl Peer {
@@ -47,6 +49,7 @@ impl Peer {
             Peer::Kernel => "kernel ext2",
             Peer::Fuse2fs => "fuse2fs",
             Peer::Ext2mfr => "ext2mfr",
+            Peer::Baseline => "baseline",
         }
     }
 }
@@ -97,11 +100,15 @@ impl Mounted {
                     .spawn()
                     .map_err(|e| format!("fuse2fs: {e}"))?,
             ),
-            Peer::Ext2mfr => {
+            Peer::Ext2mfr | Peer::Baseline => {
                 let mut c = Command::new(&args.ext2mfr);
                 c.arg(img).arg(mnt).arg("-f");
-                if !args.ext2mfr_opts.is_empty() {
-                    c.arg("-o").arg(&args.ext2mfr_opts);
+                let mut opts = args.ext2mfr_opts.clone();
+                if peer == Peer::Baseline {
+                    opts = if opts.is_empty() { "baseline".into() } else { format!("{opts},baseline") };
+                }
+                if !opts.is_empty() {
+                    c.arg("-o").arg(opts);
                 }
                 Some(
                     c.stdout(Stdio::null())
@@ -149,6 +156,7 @@ impl Drop for Mounted {
 struct Sample {
     postmark_tps: f64,
     postmark_secs: f64,
+    sort_secs: f64,
     micro: Vec<micro::Phase>,
 }
 
@@ -157,6 +165,7 @@ fn one_run(
     args: &Args,
     pm: &postmark::Config,
     mc: &micro::Config,
+    sc: &sort::Config,
 ) -> Result<Sample, String> {
     let dir = args
         .workdir
@@ -176,6 +185,7 @@ fn one_run(
     std::fs::create_dir(&work).map_err(|e| e.to_string())?;
     let r = postmark::run(&work, pm).map_err(|e| format!("{}: postmark: {e}", peer.name()))?;
     let phases = micro::run(&work, mc).map_err(|e| format!("{}: micro: {e}", peer.name()))?;
+    let sr = sort::run(&work, sc).map_err(|e| format!("{}: sort: {e}", peer.name()))?;
     m.unmount()?;
     let fsck = Command::new("e2fsck")
         .arg("-fn")
@@ -193,6 +203,7 @@ fn one_run(
     Ok(Sample {
         postmark_tps: r.transactions_per_sec,
         postmark_secs: r.total_secs,
+        sort_secs: sr.total_secs,
         micro: phases,
     })
 }
@@ -210,13 +221,14 @@ fn main() -> ExitCode {
             "kernel" => Peer::Kernel,
             "fuse2fs" => Peer::Fuse2fs,
             "ext2mfr" => Peer::Ext2mfr,
+            "baseline" => Peer::Baseline,
             other => {
-                eprintln!("fs-compare: unknown peer '{other}' (kernel, fuse2fs, ext2mfr)");
+                eprintln!("fs-compare: unknown peer '{other}' (kernel, fuse2fs, baseline, ext2mfr)");
                 return ExitCode::from(2);
             }
         });
     }
-    let (pm, mc) = if args.quick {
+    let (pm, mc, sc) = if args.quick {
         (
             postmark::Config {
                 number: 500,
@@ -229,6 +241,7 @@ fn main() -> ExitCode {
                 random_ops: 1024,
                 ..Default::default()
             },
+            sort::Config { input_bytes: 4 << 20, run_lines: 20_000, ..Default::default() },
         )
     } else {
         (
@@ -243,6 +256,7 @@ fn main() -> ExitCode {
                 random_ops: 8192,
                 ..Default::default()
             },
+            sort::Config { input_bytes: 32 << 20, run_lines: 100_000, ..Default::default() },
         )
     };
     let mut samples: Vec<Vec<Sample>> = peers.iter().map(|_| Vec::new()).collect();
@@ -250,7 +264,7 @@ fn main() -> ExitCode {
         for k in 0..peers.len() {
             let i = (k + round) % peers.len();
             eprintln!("round {}/{}: {}", round + 1, args.rounds, peers[i].name());
-            match one_run(peers[i], &args, &pm, &mc) {
+            match one_run(peers[i], &args, &pm, &mc, &sc) {
                 Ok(s) => samples[i].push(s),
                 Err(e) => {
                     eprintln!("fs-compare: {e}");
@@ -265,36 +279,31 @@ fn main() -> ExitCode {
         "postmark: {} files, {} transactions, {} subdirectories; micro: {} MiB file, {}-byte I/O, {} random ops; median of {} rounds",
         pm.number, pm.transactions, pm.subdirectories, mc.file_size >> 20, mc.block, mc.random_ops, args.rounds
     );
+    println!("sort: {} MiB input, {} lines per run", sc.input_bytes >> 20, sc.run_lines);
     println!(
-        "{:<12} {:>14} {:>12} {:>14} {:>14} {:>14} {:>14}",
-        "peer",
-        "postmark tx/s",
-        "postmark s",
-        "seq-write MB/s",
-        "seq-read MB/s",
-        "rand-write MB/s",
-        "rand-read MB/s"
+        "{:<12} {:>14} {:>12} {:>14} {:>14} {:>15} {:>14} {:>9}",
+        "peer", "postmark tx/s", "postmark s", "seq-write MB/s", "seq-read MB/s", "rand-write MB/s",
+        "rand-read MB/s", "sort s"
     );
     let mut rows: Vec<Vec<f64>> = Vec::new();
     for (i, p) in peers.iter().enumerate() {
-        let mut row = vec![
-            metric(i, &|s| s.postmark_tps),
-            metric(i, &|s| s.postmark_secs),
-        ];
+        let mut row = vec![metric(i, &|s| s.postmark_tps), metric(i, &|s| s.postmark_secs)];
         for ph in 0..4 {
             row.push(metric(i, &|s: &Sample| s.micro[ph].mib_per_sec));
         }
+        row.push(metric(i, &|s| s.sort_secs));
         println!(
-            "{:<12} {:>14.0} {:>12.2} {:>14.1} {:>14.1} {:>14.1} {:>14.1}",
-            p.name(),
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5]
+            "{:<12} {:>14.0} {:>12.2} {:>14.1} {:>14.1} {:>15.1} {:>14.1} {:>9.2}",
+            p.name(), row[0], row[1], row[2], row[3], row[4], row[5], row[6]
         );
         rows.push(row);
+    }
+    if let (Some(b), Some(o)) = (base, peers.iter().position(|&p| p == Peer::Baseline)) {
+        println!(
+            "\nrecovery overhead (ext2mfr time / baseline time): postmark {:.2}x, sort {:.2}x",
+            rows[b][1] / rows[o][1].max(1e-9),
+            rows[b][6] / rows[o][6].max(1e-9)
+        );
     }
     if let Some(b) = base {
         println!("\nratios: ext2mfr throughput / peer throughput (>1 means ext2mfr is faster)");
@@ -304,8 +313,8 @@ fn main() -> ExitCode {
             }
             let r = |k: usize| rows[b][k] / rows[i][k].max(1e-9);
             println!(
-                "vs {:<12} postmark {:.2}x  seq-write {:.2}x  seq-read {:.2}x  rand-write {:.2}x  rand-read {:.2}x",
-                p.name(), r(0), r(2), r(3), r(4), r(5)
+                "vs {:<12} postmark {:.2}x  seq-write {:.2}x  seq-read {:.2}x  rand-write {:.2}x  rand-read {:.2}x  sort {:.2}x",
+                p.name(), r(0), r(2), r(3), r(4), r(5), rows[i][6] / rows[b][6].max(1e-9)
             );
         }
     }
