@@ -624,15 +624,24 @@ impl KernelMount {
     }
 
     fn unmount(mut self) {
-        let out = Command::new("umount")
-            .arg(self.dir.path())
-            .output()
-            .expect("run umount");
-        assert!(
-            out.status.success(),
-            "umount of kernel ext2 failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // Retry a transient EBUSY (see common::Mount::unmount).
+        let mut tries = 0;
+        loop {
+            let out = Command::new("umount")
+                .arg(self.dir.path())
+                .output()
+                .expect("run umount");
+            if out.status.success() {
+                break;
+            }
+            tries += 1;
+            assert!(
+                tries < 100,
+                "umount of kernel ext2 failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         self.mounted = false;
     }
 }

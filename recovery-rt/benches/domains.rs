@@ -27,10 +27,16 @@ impl LoggedObject for Block {
 fn benches(c: &mut Criterion) {
     let on = Runtime::new();
     let off = Runtime::disabled();
-    c.bench_function("root domain begin+commit", |b| b.iter(|| on.root(|| 1u32).unwrap()));
-    c.bench_function("bare (runtime disabled)", |b| b.iter(|| off.root(|| 1u32).unwrap()));
-    let block: Arc<dyn LoggedObject> =
-        Arc::new(Block { chain: VersionChain::new(), data: Mutex::new(vec![0u8; 4096]) });
+    c.bench_function("root domain begin+commit", |b| {
+        b.iter(|| on.root(|| 1u32).unwrap())
+    });
+    c.bench_function("bare (runtime disabled)", |b| {
+        b.iter(|| off.root(|| 1u32).unwrap())
+    });
+    let block: Arc<dyn LoggedObject> = Arc::new(Block {
+        chain: VersionChain::new(),
+        data: Mutex::new(vec![0u8; 4096]),
+    });
     c.bench_function("root domain with one logged 4 KiB block write", |b| {
         b.iter(|| {
             on.root(|| {

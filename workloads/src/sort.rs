@@ -24,7 +24,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { input_bytes: 32 << 20, run_lines: 100_000, seed: 42 }
+        Config {
+            input_bytes: 32 << 20,
+            run_lines: 100_000,
+            seed: 42,
+        }
     }
 }
 
@@ -57,7 +61,9 @@ pub fn run(dir: &Path, cfg: &Config) -> std::io::Result<Report> {
         let mut written = 0u64;
         while written < cfg.input_bytes {
             let len = rng.gen_range(10..100);
-            let line: String = (0..len).map(|_| rng.gen_range(b'a'..=b'z') as char).collect();
+            let line: String = (0..len)
+                .map(|_| rng.gen_range(b'a'..=b'z') as char)
+                .collect();
             writeln!(w, "{line}")?;
             digest(&mut in_digest, &line);
             written += len as u64 + 1;
@@ -96,11 +102,22 @@ pub fn run(dir: &Path, cfg: &Config) -> std::io::Result<Report> {
     // Phase 2: k-way merge into the output.
     let output = dir.join("sort-output.txt");
     {
-        let mut readers: Vec<_> = runs.iter().map(|p| File::open(p).map(|f| BufReader::new(f).lines())).collect::<Result<_, _>>()?;
-        let mut heads: Vec<Option<String>> = readers.iter_mut().map(|r| r.next().transpose()).collect::<Result<_, _>>()?;
+        let mut readers: Vec<_> = runs
+            .iter()
+            .map(|p| File::open(p).map(|f| BufReader::new(f).lines()))
+            .collect::<Result<_, _>>()?;
+        let mut heads: Vec<Option<String>> = readers
+            .iter_mut()
+            .map(|r| r.next().transpose())
+            .collect::<Result<_, _>>()?;
         let mut w = BufWriter::new(File::create(&output)?);
         loop {
-            let best = heads.iter().enumerate().filter_map(|(i, h)| h.as_ref().map(|s| (i, s))).min_by(|a, b| a.1.cmp(b.1)).map(|(i, _)| i);
+            let best = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| h.as_ref().map(|s| (i, s)))
+                .min_by(|a, b| a.1.cmp(b.1))
+                .map(|(i, _)| i);
             let Some(i) = best else { break };
             writeln!(w, "{}", heads[i].as_ref().expect("head"))?;
             heads[i] = readers[i].next().transpose()?;
@@ -122,10 +139,18 @@ pub fn run(dir: &Path, cfg: &Config) -> std::io::Result<Report> {
         prev = Some(line);
     }
     if out_lines != lines || out_digest != in_digest {
-        return Err(std::io::Error::other("output is not a permutation of the input"));
+        return Err(std::io::Error::other(
+            "output is not a permutation of the input",
+        ));
     }
     for p in runs.iter().chain([&input, &output]) {
         std::fs::remove_file(p)?;
     }
-    Ok(Report { generate_secs, sort_secs, lines, runs: runs.len(), total_secs: start.elapsed().as_secs_f64() })
+    Ok(Report {
+        generate_secs,
+        sort_secs,
+        lines,
+        runs: runs.len(),
+        total_secs: start.elapsed().as_secs_f64(),
+    })
 }

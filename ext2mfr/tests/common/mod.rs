@@ -155,11 +155,18 @@ impl Mount {
     /// Unmount, wait (at most 30 s) for the daemon to write back and exit,
     /// and check it exited successfully.
     pub fn unmount(mut self) {
-        let ok = Command::new("umount")
+        // A process another test is forking may hold one of our files open
+        // for a moment (until its exec closes it): EBUSY then passes; retry.
+        let mut tries = 0;
+        while !Command::new("umount")
             .arg(self.dir.path())
             .status()
-            .map(|s| s.success());
-        assert_eq!(ok.ok(), Some(true), "umount failed");
+            .is_ok_and(|s| s.success())
+        {
+            tries += 1;
+            assert!(tries < 100, "umount failed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let mut child = self.child.take().expect("daemon");
         let start = Instant::now();
         let status = loop {

@@ -105,7 +105,11 @@ impl Mounted {
                 c.arg(img).arg(mnt).arg("-f");
                 let mut opts = args.ext2mfr_opts.clone();
                 if peer == Peer::Baseline {
-                    opts = if opts.is_empty() { "baseline".into() } else { format!("{opts},baseline") };
+                    opts = if opts.is_empty() {
+                        "baseline".into()
+                    } else {
+                        format!("{opts},baseline")
+                    };
                 }
                 if !opts.is_empty() {
                     c.arg("-o").arg(opts);
@@ -223,7 +227,9 @@ fn main() -> ExitCode {
             "ext2mfr" => Peer::Ext2mfr,
             "baseline" => Peer::Baseline,
             other => {
-                eprintln!("fs-compare: unknown peer '{other}' (kernel, fuse2fs, baseline, ext2mfr)");
+                eprintln!(
+                    "fs-compare: unknown peer '{other}' (kernel, fuse2fs, baseline, ext2mfr)"
+                );
                 return ExitCode::from(2);
             }
         });
@@ -241,7 +247,11 @@ fn main() -> ExitCode {
                 random_ops: 1024,
                 ..Default::default()
             },
-            sort::Config { input_bytes: 4 << 20, run_lines: 20_000, ..Default::default() },
+            sort::Config {
+                input_bytes: 4 << 20,
+                run_lines: 20_000,
+                ..Default::default()
+            },
         )
     } else {
         (
@@ -256,7 +266,11 @@ fn main() -> ExitCode {
                 random_ops: 8192,
                 ..Default::default()
             },
-            sort::Config { input_bytes: 32 << 20, run_lines: 100_000, ..Default::default() },
+            sort::Config {
+                input_bytes: 32 << 20,
+                run_lines: 100_000,
+                ..Default::default()
+            },
         )
     };
     let mut samples: Vec<Vec<Sample>> = peers.iter().map(|_| Vec::new()).collect();
@@ -279,22 +293,42 @@ fn main() -> ExitCode {
         "postmark: {} files, {} transactions, {} subdirectories; micro: {} MiB file, {}-byte I/O, {} random ops; median of {} rounds",
         pm.number, pm.transactions, pm.subdirectories, mc.file_size >> 20, mc.block, mc.random_ops, args.rounds
     );
-    println!("sort: {} MiB input, {} lines per run", sc.input_bytes >> 20, sc.run_lines);
+    println!(
+        "sort: {} MiB input, {} lines per run",
+        sc.input_bytes >> 20,
+        sc.run_lines
+    );
     println!(
         "{:<12} {:>14} {:>12} {:>14} {:>14} {:>15} {:>14} {:>9}",
-        "peer", "postmark tx/s", "postmark s", "seq-write MB/s", "seq-read MB/s", "rand-write MB/s",
-        "rand-read MB/s", "sort s"
+        "peer",
+        "postmark tx/s",
+        "postmark s",
+        "seq-write MB/s",
+        "seq-read MB/s",
+        "rand-write MB/s",
+        "rand-read MB/s",
+        "sort s"
     );
     let mut rows: Vec<Vec<f64>> = Vec::new();
     for (i, p) in peers.iter().enumerate() {
-        let mut row = vec![metric(i, &|s| s.postmark_tps), metric(i, &|s| s.postmark_secs)];
+        let mut row = vec![
+            metric(i, &|s| s.postmark_tps),
+            metric(i, &|s| s.postmark_secs),
+        ];
         for ph in 0..4 {
             row.push(metric(i, &|s: &Sample| s.micro[ph].mib_per_sec));
         }
         row.push(metric(i, &|s| s.sort_secs));
         println!(
             "{:<12} {:>14.0} {:>12.2} {:>14.1} {:>14.1} {:>15.1} {:>14.1} {:>9.2}",
-            p.name(), row[0], row[1], row[2], row[3], row[4], row[5], row[6]
+            p.name(),
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6]
         );
         rows.push(row);
     }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use workloads::sort::{run, Config};
 
 #[derive(Parser)]
-#[command(about = "External merge sort whose input, runs and output live on the file system under test")]
+#[command(
+    about = "External merge sort whose input, runs and output live on the file system under test"
+)]
 struct Args {
     dir: PathBuf,
     /// Input size in MiB.
@@ -27,7 +29,11 @@ fn main() -> ExitCode {
         eprintln!("sort: {e}");
         return ExitCode::from(2);
     }
-    let cfg = Config { input_bytes: a.size_mib << 20, run_lines: a.run_lines, seed: a.seed };
+    let cfg = Config {
+        input_bytes: a.size_mib << 20,
+        run_lines: a.run_lines,
+        seed: a.seed,
+    };
     match run(&a.dir, &cfg) {
         Ok(r) if a.json => {
             println!("{}", serde_json::json!({"config": cfg, "report": r}));
