@@ -148,7 +148,11 @@ impl FuseFs {
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(1 << 20);
-        let _ = config.add_capabilities(fuser::InitFlags::FUSE_PARALLEL_DIROPS);
+        // No OPEN/RELEASE round trips for files: ext2 keeps no per-open
+        // state (the kernel then keeps its page cache across opens).
+        let _ = config.add_capabilities(
+            fuser::InitFlags::FUSE_PARALLEL_DIROPS | fuser::InitFlags::FUSE_NO_OPEN_SUPPORT,
+        );
         Ok(())
     }
 
@@ -335,12 +339,10 @@ impl Filesystem for FuseFs {
         self.entry(r, reply)
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.request("open", || self.fs.getattr(to_ext2(ino))) {
-            // All writes pass through the kernel, so its page cache stays valid.
-            Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
-            Err(e) => reply.error(errno(e)),
-        }
+    fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // With FUSE_NO_OPEN_SUPPORT, ENOSYS tells the kernel to stop sending
+        // OPEN (and RELEASE) for files: there is no per-open state here.
+        reply.error(Errno::ENOSYS)
     }
 
     fn read(
@@ -388,10 +390,12 @@ impl Filesystem for FuseFs {
         _req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
-        _lo: LockOwner,
+        _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok()
+        // Every write is in the file system by the time it is answered:
+        // ENOSYS makes the kernel stop sending FLUSH on every close.
+        reply.error(Errno::ENOSYS)
     }
 
     fn fsync(
