@@ -56,22 +56,6 @@ fn e(path: &str, kind: Kind, mode: u32) -> Entry {
     }
 }
 
-/// Deterministic pseudo-random bytes (xorshift), different for each seed, so
-/// a block read from the wrong place never matches by accident.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let b = x.to_le_bytes();
-        let n = (len - out.len()).min(8);
-        out.extend_from_slice(&b[..n]);
-    }
-    out
-}
-
 fn sparse_bytes(size: u64, chunks: &[(u64, Vec<u8>)]) -> Vec<u8> {
     let mut v = vec![0u8; size as usize];
     for (off, d) in chunks {

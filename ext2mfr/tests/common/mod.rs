@@ -299,3 +299,19 @@ pub fn snapshot(root: &Path) -> std::collections::BTreeMap<String, String> {
     walk(root, root, &mut out);
     out
 }
+
+/// Deterministic pseudo-random bytes (xorshift), different for each seed, so
+/// a block read from the wrong place never matches by accident.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        let n = (len - out.len()).min(8);
+        out.extend_from_slice(&b[..n]);
+    }
+    out
+}
