@@ -340,9 +340,8 @@ impl Runtime {
         self.graph.lock().nodes.len()
     }
 
-    /// The innermost logged domain of this runtime on this thread, with the
-    /// ids of the whole nest (a domain never depends on its own ancestors).
-    fn current(&self) -> Option<(DomainId, Arc<AtomicBool>, Vec<DomainId>)> {
+    /// The innermost logged domain of this runtime on this thread.
+    fn current(&self) -> Option<(DomainId, Arc<AtomicBool>)> {
         if !self.enabled {
             return None;
         }
@@ -352,13 +351,14 @@ impl Runtime {
             if top.rt != self.key() || top.kind == Kind::Unlogged {
                 return None;
             }
-            let nest = s
-                .iter()
-                .filter(|f| f.rt == self.key())
-                .map(|f| f.id)
-                .collect();
-            Some((top.id, top.doomed.clone(), nest))
+            Some((top.id, top.doomed.clone()))
         })
+    }
+
+    /// Is `id` one of this thread's own open domains (the current one or an
+    /// ancestor)? A domain never depends on its own nest.
+    fn in_nest(&self, id: DomainId) -> bool {
+        STACK.with(|s| s.borrow().iter().any(|f| f.rt == self.key() && f.id == id))
     }
 
     fn check_doomed(doomed: &AtomicBool) {
@@ -369,7 +369,7 @@ impl Runtime {
 
     /// Hook: the current domain is about to read `obj`.
     pub fn read(&self, obj: &dyn LoggedObject) {
-        let Some((id, doomed, nest)) = self.current() else {
+        let Some((id, doomed)) = self.current() else {
             self.stats.unlogged_reads.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -378,9 +378,10 @@ impl Runtime {
         let chain = obj.chain().versions.lock();
         let mut orphans = Vec::new();
         if let Some(w) = chain.last().map(|v| v.domain) {
-            if !nest.contains(&w) {
+            if w != id && !self.in_nest(w) {
                 let mut g = self.graph.lock();
-                if !nest.contains(&g.resolve(w)) {
+                let w = g.resolve(w);
+                if w != id && !self.in_nest(w) {
                     orphans = g.add_edge(id, w, &self.stats);
                 }
             }
@@ -394,7 +395,7 @@ impl Runtime {
     /// taking the object's own data lock). The first write in a domain
     /// records the before-image.
     pub fn write(&self, obj: &Arc<dyn LoggedObject>) {
-        let Some((id, doomed, nest)) = self.current() else {
+        let Some((id, doomed)) = self.current() else {
             self.stats.unlogged_writes.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -407,9 +408,10 @@ impl Runtime {
         }
         let mut orphans = Vec::new();
         if let Some(w) = newest {
-            if !nest.contains(&w) {
+            if w != id && !self.in_nest(w) {
                 let mut g = self.graph.lock();
-                if !nest.contains(&g.resolve(w)) {
+                let w = g.resolve(w);
+                if w != id && !self.in_nest(w) {
                     orphans = g.add_edge(id, w, &self.stats);
                 }
             }
@@ -487,7 +489,7 @@ impl Runtime {
     /// Raise a fault in the current domain if a domain it depends on was
     /// rolled back (long operations call this between steps).
     pub fn checkpoint(&self) {
-        if let Some((_, doomed, _)) = self.current() {
+        if let Some((_, doomed)) = self.current() {
             Self::check_doomed(&doomed);
         }
     }

@@ -213,36 +213,44 @@ fn dependent_on_another_thread_is_rolled_back_in_cascade() {
     for a_faults_while_b_running in [true, false] {
         let rt = Runtime::new();
         let x = cell(0);
+        // A writes; B reads A's write and writes on top; only then A faults,
+        // either while B still runs or after B completed.
         let wrote = Arc::new(Barrier::new(2));
-        let b_done = Arc::new(Barrier::new(2));
-        let (rt_a, x_a, w_a, d_a) = (rt.clone(), x.clone(), wrote.clone(), b_done.clone());
+        let b_read = Arc::new(Barrier::new(2));
+        let a_faulted = Arc::new(Barrier::new(2));
+        let (rt_a, x_a) = (rt.clone(), x.clone());
+        let (w_a, r_a, f_a) = (wrote.clone(), b_read.clone(), a_faulted.clone());
         let a = std::thread::spawn(move || {
-            rt_a.root(|| {
+            let r = rt_a.root(|| {
                 set(&rt_a, &x_a, 1);
                 w_a.wait();
+                r_a.wait();
                 if !a_faults_while_b_running {
-                    d_a.wait(); // B completed and waits for our commit
+                    // Give B time to complete and wait for our commit.
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 fault(9)
-            })
+            });
+            f_a.wait();
+            r
         });
         let (rt_b, x_b) = (rt.clone(), x.clone());
         let b = std::thread::spawn(move || {
-            rt_b.root(|| {
+            let r = rt_b.root(|| {
                 wrote.wait();
                 let v = get(&rt_b, &x_b); // depends on A
                 set(&rt_b, &x_b, v + 10);
+                b_read.wait();
                 if a_faults_while_b_running {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                    rt_b.checkpoint(); // doomed by now
+                    a_faulted.wait();
+                    rt_b.checkpoint(); // doomed by now: faults here
                 }
-            })
+            });
+            if !a_faults_while_b_running {
+                a_faulted.wait();
+            }
+            r
         });
-        if !a_faults_while_b_running {
-            // Let B complete before A faults.
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            b_done.wait();
-        }
         assert_eq!(a.join().unwrap(), Err(Fault::Explicit(9)));
         assert_eq!(b.join().unwrap(), Err(Fault::Cascade));
         assert_eq!(*x.v.lock(), 0, "both undone, in either order");
