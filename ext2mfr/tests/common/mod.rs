@@ -91,7 +91,7 @@ pub struct Mount {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     image: PathBuf,
-    /// The daemon's stderr (kept if it is not empty, for post-mortems).
+    /// The daemon's stderr (kept when a test fails, for post-mortems).
     pub log: PathBuf,
 }
 
@@ -180,6 +180,8 @@ impl Mount {
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "daemon exited with {status}");
+        // A clean run needs no post-mortem.
+        let _ = std::fs::remove_file(&self.log);
     }
 
     /// Unmount cleanly, then require `e2fsck -fn` to be clean.
