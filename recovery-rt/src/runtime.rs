@@ -773,6 +773,24 @@ impl Runtime {
     /// (`Ok`) or been rolled back (`Err`), so nothing it did is observable
     /// outside before it is final.
     pub fn root<T>(&self, f: impl FnOnce() -> T) -> Result<T, Fault> {
+        self.root_inner(f, |_| false)
+    }
+
+    /// Like [`Runtime::root`] for a closure that reports its own failures:
+    /// an `Err` result rolls the domain back (its partial effects undone)
+    /// and is returned as it is, without the cost of unwinding.
+    pub fn root_result<T, E>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<Result<T, E>, Fault> {
+        self.root_inner(f, |r| r.is_err())
+    }
+
+    fn root_inner<T>(
+        &self,
+        f: impl FnOnce() -> T,
+        failed: impl FnOnce(&T) -> bool,
+    ) -> Result<T, Fault> {
         if !self.enabled {
             return Ok(f());
         }
@@ -780,6 +798,10 @@ impl Runtime {
         let r = catch_unwind(AssertUnwindSafe(f));
         let frame = self.pop_frame();
         let value = match r {
+            Ok(v) if !frame.doomed.load(Ordering::Acquire) && failed(&v) => {
+                self.rollback_frame(frame);
+                return Ok(v);
+            }
             Ok(v) if !frame.doomed.load(Ordering::Acquire) => v,
             Ok(_) => {
                 self.rollback_frame(frame);

@@ -93,6 +93,27 @@ fn panic_and_explicit_fault_roll_back() {
 }
 
 #[test]
+fn error_result_rolls_back_without_unwinding() {
+    let rt = Runtime::new();
+    let c = cell(1);
+    let r: Result<Result<(), i32>, _> = rt.root_result(|| {
+        set(&rt, &c, 2);
+        Err(7)
+    });
+    assert_eq!(r, Ok(Err(7)));
+    assert_eq!(*c.v.lock(), 1, "partial effect undone");
+    assert_eq!(
+        rt.root_result(|| {
+            set(&rt, &c, 3);
+            Ok::<_, i32>(())
+        }),
+        Ok(Ok(()))
+    );
+    assert_eq!(*c.v.lock(), 3);
+    assert_eq!((rt.stats().rolled_back, rt.stats().committed), (1, 1));
+}
+
+#[test]
 fn basic_child_rolls_back_alone_and_merges_on_success() {
     quiet();
     let rt = Runtime::new();

@@ -22,9 +22,6 @@ use std::time::Duration;
 
 pub const MAX_ATTEMPTS: u32 = 8;
 
-/// The error code an ordinary error result is rolled back with.
-const ERROR_RESULT: i32 = -1;
-
 thread_local! {
     static IN_REQUEST: Cell<bool> = const { Cell::new(false) };
 }
@@ -68,22 +65,12 @@ impl Ext2 {
         }
         let mut attempt = 0;
         loop {
-            let mut failure: Option<FsError> = None;
-            let outcome = self.rt.root(|| match f() {
-                Ok(v) => v,
-                Err(e) => {
-                    failure = Some(e);
-                    recovery_rt::fault(ERROR_RESULT)
-                }
-            });
-            let retryable = match outcome {
-                Ok(v) => return Ok(v),
-                Err(Fault::Explicit(ERROR_RESULT)) => match failure.take() {
-                    // Memory ran out: a fault like any other for the policy.
-                    Some(FsError::NoMem) => FsError::NoMem,
-                    Some(e) => return Err(e),
-                    None => FsError::Fault("error result lost".into()),
-                },
+            let retryable = match self.rt.root_result(&f) {
+                Ok(Ok(v)) => return Ok(v),
+                // An ordinary error result, already rolled back. Memory
+                // running out is a fault like any other for the policy.
+                Ok(Err(FsError::NoMem)) => FsError::NoMem,
+                Ok(Err(e)) => return Err(e),
                 Err(fault) => {
                     let why = match &fault {
                         Fault::Panic(m) => m.clone(),
