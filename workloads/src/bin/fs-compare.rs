@@ -183,6 +183,10 @@ fn one_run(
             .arg(&img)
             .arg(format!("{}M", args.image_mib)),
     )?;
+    // Start every run quiet: the previous run's dirty pages (its image
+    // file) would otherwise be written back during this one.
+    let _ = Command::new("sync").status();
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
     let mnt = dir.join("mnt");
     let m = Mounted::mount(peer, &img, &mnt, args)?;
     let work = mnt.join("work");
