@@ -137,6 +137,13 @@ impl FuseFs {
         }
     }
 
+    fn data(r: Result<Vec<u8>, FsError>, reply: ReplyData) {
+        match r {
+            Ok(d) => reply.data(&d),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
     fn empty(r: Result<(), FsError>, reply: ReplyEmpty) {
         match r {
             Ok(()) => reply.ok(),
@@ -213,13 +220,11 @@ impl Filesystem for FuseFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self
-            .fs
-            .request("readlink", || self.fs.readlink(to_ext2(ino)))
-        {
-            Ok(t) => reply.data(&t),
-            Err(e) => reply.error(errno(e)),
-        }
+        Self::data(
+            self.fs
+                .request("readlink", || self.fs.readlink(to_ext2(ino))),
+            reply,
+        )
     }
 
     fn mknod(
@@ -356,13 +361,11 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self
-            .fs
-            .request("read", || self.fs.read(to_ext2(ino), offset, size))
-        {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(errno(e)),
-        }
+        Self::data(
+            self.fs
+                .request("read", || self.fs.read(to_ext2(ino), offset, size)),
+            reply,
+        )
     }
 
     fn write(
