@@ -1,6 +1,38 @@
-//! Anticipatory Memory Allocation: a bounded page pool and typed object pools,
-//! anticipatory allocation descriptions (AADs), per-thread reserves that serve
-//! every allocation downstream of a request's entry, the fail-fast / retry /
-//! retry-alternate policies, and space accounting.
+//! Anticipatory Memory Allocation (AMA), after Sundararaman et al.: on entry
+//! to a request, compute its worst-case memory need (an *anticipatory
+//! allocation description*, [`Aad`]), take all of it from the [`Pool`] in one
+//! bulk request, and serve every allocation downstream from that per-thread
+//! [`Reserve`]. Allocation can then only fail at the top, where a [`Policy`]
+//! (fail-fast, retry, retry-alternate) handles it.
 //!
-//! This crate knows nothing of ext2. It is not implemented yet (issue 5).
+//! - [`Pool`]: a bounded page pool over one anonymous memory map, plus typed
+//!   object quotas (the client names its object kinds and their sizes).
+//! - [`Reserve`]: begun before the requirement is computed so that *cache
+//!   peeking* can pin objects in it ([`Reserve::pin`]); then filled by
+//!   [`Reserve::fill`]; while it is active on its thread, [`Pool::alloc_page`]
+//!   and [`Pool::take_object`] are served from it, call sites unchanged.
+//!   Dropping it returns what was not used and records the accounting.
+//! - *Page recycling*: a reserve may hold one scratch page ([`with_scratch`])
+//!   that a long scan reuses for block after block instead of taking a new
+//!   page for each.
+//! - An allocation an active reserve cannot serve is an *under-allocation*:
+//!   counted, logged with the operation and the call site, and then served
+//!   the ordinary way (where it may fail).
+//!
+//! Allocation failures are injected through `faultinject`: one decision per
+//! reservation attempt (the paper allocates one chunk on entry), and one per
+//! allocation when no reserve is active (the baseline).
+//!
+//! The crate knows nothing of file systems.
+
+mod aad;
+mod policy;
+mod pool;
+mod reserve;
+mod stats;
+
+pub use aad::{Aad, ObjectKind, MAX_OBJECT_KINDS};
+pub use policy::{acquire, Backoff, Policy, BACKOFF_CAP};
+pub use pool::{NoMem, Page, Pool};
+pub use reserve::{active, pin, with_scratch, Reserve};
+pub use stats::{OpSpace, Space};

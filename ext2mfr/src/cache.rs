@@ -1,15 +1,17 @@
 //! The block cache: a bounded, sharded map from block number to a frame,
 //! with dirty tracking and write-back (on fsync, when a shard is over its
-//! share of the capacity, and at unmount). Frames come from the
-//! [`FrameAllocator`], whose failure surfaces as `NoMem`.
+//! share of the capacity, and at unmount). Frames are pages of the AMA pool
+//! (`ama::Pool`): from the request's reserve when AMA is on, else straight
+//! from the pool, where an allocation can fail (`NoMem`, never a panic).
 //!
 //! Locking: a shard mutex is held only for the map operation itself and for
 //! the I/O of a miss or an eviction in that shard; a buffer's data lock is
 //! taken after (never while waiting for) a shard lock by the same thread.
 
 use crate::device::Device;
-use crate::error::{corrupt, Result};
-use crate::frames::{Frame, FrameAllocator};
+use crate::error::{corrupt, FsError, Result};
+use crate::fs::requirements::BUFFER;
+use ama::{Page, Pool};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use recovery_rt::{LoggedObject, Runtime, VersionChain};
 use std::collections::{HashMap, VecDeque};
@@ -17,6 +19,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 const SHARDS: usize = 64;
+
+/// A block-sized page of the pool.
+pub type Frame = Page;
 
 /// A cached block. It is a logged object of the recovery runtime: reading
 /// and writing it go through the runtime's hooks, which track dependences
@@ -29,6 +34,7 @@ pub struct Buf {
     referenced: AtomicBool,
     chain: VersionChain,
     rt: Arc<Runtime>,
+    pool: Arc<Pool>,
 }
 
 pub type BufRef = Arc<Buf>;
@@ -54,6 +60,12 @@ impl Buf {
     }
     pub fn is_dirty(&self) -> bool {
         self.dirty.load(Ordering::Acquire)
+    }
+    /// The bytes, bypassing the runtime's hooks: only for AMA's requirement
+    /// computation, which runs before the request and decides nothing but
+    /// how much memory to reserve.
+    pub(crate) fn peek_bytes(&self) -> RwLockReadGuard<'_, Frame> {
+        self.data.read()
     }
 }
 
@@ -82,8 +94,16 @@ impl LoggedObject for Buf {
     fn chain(&self) -> &VersionChain {
         &self.chain
     }
-    fn snapshot(&self) -> Vec<u8> {
-        self.data.read().to_vec()
+    /// The before-image takes a page of the pool (from the reserve with
+    /// AMA on); when none can be had the writing domain faults with ENOMEM.
+    fn snapshot(&self) -> recovery_rt::Image {
+        match self.pool.alloc_page("undo image") {
+            Ok(mut page) => {
+                page.copy_from_slice(&self.data.read());
+                Box::new(page)
+            }
+            Err(_) => recovery_rt::fault(libc::ENOMEM),
+        }
     }
     fn restore(&self, image: &[u8]) {
         self.data.write().copy_from_slice(image);
@@ -108,7 +128,7 @@ pub struct CacheStats {
 pub struct BlockCache {
     dev: Arc<Device>,
     rt: Arc<Runtime>,
-    frames: Arc<FrameAllocator>,
+    pool: Arc<Pool>,
     shards: Vec<Mutex<Shard>>,
     shard_capacity: usize,
     blocks_count: u64,
@@ -121,15 +141,16 @@ pub struct BlockCache {
 impl BlockCache {
     pub fn new(
         dev: Arc<Device>,
-        frames: Arc<FrameAllocator>,
+        pool: Arc<Pool>,
+        capacity: usize,
         rt: Arc<Runtime>,
         blocks_count: u64,
     ) -> BlockCache {
-        let shard_capacity = (frames.limit() / SHARDS).max(4);
+        let shard_capacity = (capacity / SHARDS).max(4);
         BlockCache {
             dev,
             rt,
-            frames,
+            pool,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity,
             blocks_count,
@@ -181,19 +202,16 @@ impl BlockCache {
         if shard.map.len() >= self.shard_capacity {
             self.evict_some(&mut shard)?;
         }
-        let mut frame = match self.frames.alloc() {
-            Ok(f) => f,
-            Err(_) => {
-                // The pool is spent, possibly by other shards: reclaim there.
-                self.reclaim_elsewhere(blk);
-                self.frames.alloc()?
-            }
-        };
+        // (The pool asks the cache's reclaimer for pages when it is spent.)
+        self.pool
+            .take_object(BUFFER, "buffer")
+            .map_err(|_| FsError::NoMem)?;
+        let mut frame = self
+            .pool
+            .alloc_page("block frame")
+            .map_err(|_| FsError::NoMem)?;
         if !fresh {
-            if let Err(e) = self.dev.read_block(blk, &mut frame) {
-                self.frames.release(frame);
-                return Err(e);
-            }
+            self.dev.read_block(blk, &mut frame)?;
         }
         let b = Arc::new(Buf {
             blk,
@@ -202,9 +220,13 @@ impl BlockCache {
             referenced: AtomicBool::new(false),
             chain: VersionChain::new(),
             rt: self.rt.clone(),
+            pool: self.pool.clone(),
         });
         shard.map.insert(blk, b.clone());
         shard.clock.push_back(blk);
+        // With AMA, a block read for a request stays pinned until the
+        // request ends: evicted and read again it would need a second frame.
+        ama::pin(b.clone());
         Ok(b)
     }
 
@@ -241,31 +263,62 @@ impl BlockCache {
                     return Err(e);
                 }
             }
-            let b = shard.map.remove(&blk).expect("present");
+            // Dropping the last reference gives the frame back to the pool.
+            shard.map.remove(&blk).expect("present");
             self.evictions.fetch_add(1, Ordering::Relaxed);
-            if let Ok(buf) = Arc::try_unwrap(b) {
-                self.frames.release(buf.data.into_inner());
-            }
         }
         // Every buffer in use: let the shard run over its share for now.
         Ok(())
     }
 
-    /// Evict one buffer from some other shard that is not busy (try_lock:
-    /// we already hold our own shard's lock, so never wait for another).
-    fn reclaim_elsewhere(&self, blk: u64) {
-        let mine = (blk as usize) % SHARDS;
-        for k in 1..SHARDS {
-            let i = (mine + k) % SHARDS;
+    /// Give about `want` frames back to the pool, from shards that are not
+    /// busy (try_lock: the allocating thread may hold a shard lock, so never
+    /// wait for one). The pool's reclaimer.
+    pub fn reclaim(&self, want: usize) -> usize {
+        let mut freed = 0;
+        let start = self.hits.load(Ordering::Relaxed) as usize;
+        for k in 0..SHARDS {
+            if freed >= want {
+                break;
+            }
+            let i = (start + k) % SHARDS;
             if let Some(mut s) = self.shards[i].try_lock() {
                 let before = s.map.len();
                 if before == 0 {
                     continue;
                 }
-                let _ = self.evict_to(&mut s, before - 1);
-                if s.map.len() < before {
-                    return;
-                }
+                let target = before.saturating_sub(want - freed);
+                let _ = self.evict_to(&mut s, target);
+                freed += before - s.map.len();
+            }
+        }
+        freed
+    }
+
+    /// Run `f` on the bytes of block `blk` for reading: the cached buffer
+    /// if there is one; else, when the request's AMA reserve holds a scratch
+    /// page, the block read into it without entering the cache (page
+    /// recycling: a long scan reuses one page); else a cached read. Reading
+    /// past the cache is safe for the blocks this is used on (directory and
+    /// indirect blocks under their inode's lock, data under its inode's
+    /// lock): a block that is not cached has no uncommitted version.
+    pub fn read_with<R>(&self, blk: u64, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        if let Some(b) = self.peek(blk) {
+            return f(&b.read());
+        }
+        self.check(blk)?;
+        let mut f = Some(f);
+        let scratch = ama::with_scratch(|page| -> Result<R> {
+            crate::faults::site(&self.rt, "block read");
+            self.dev.read_block(blk, page)?;
+            (f.take().expect("called once"))(page)
+        });
+        match scratch {
+            Some(r) => r,
+            None => {
+                let b = self.get(blk)?;
+                let d = b.read();
+                (f.take().expect("not called yet"))(&d)
             }
         }
     }

@@ -54,6 +54,11 @@ impl Device {
             .map_err(FsError::Io)
     }
 
+    /// Bytes at a byte offset (AMA's peek at an inode not in the cache).
+    pub fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
+        self.file.read_exact_at(buf, off).map_err(FsError::Io)
+    }
+
     pub fn write_block(&self, blk: u64, buf: &[u8]) -> Result<()> {
         if self.read_only {
             return Err(FsError::ReadOnly);

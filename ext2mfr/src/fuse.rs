@@ -5,6 +5,7 @@ use crate::error::FsError;
 use crate::format::dirent;
 use crate::format::inode::{FileKind, ROOT_INO};
 use crate::fs::attr::{Attr, Ctx, SetAttr};
+use crate::fs::requirements::Need;
 use crate::fs::Ext2;
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
@@ -165,7 +166,7 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.entry(
-            self.fs.request("lookup", || {
+            self.fs.request("lookup", Need::Lookup { parent: to_ext2(parent) }, || {
                 self.fs.lookup(to_ext2(parent), name.as_bytes())
             }),
             reply,
@@ -177,7 +178,7 @@ impl Filesystem for FuseFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.request("getattr", || self.fs.getattr(to_ext2(ino))) {
+        match self.fs.request("getattr", Need::Inode(to_ext2(ino)), || self.fs.getattr(to_ext2(ino))) {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply.error(errno(e)),
         }
@@ -212,7 +213,7 @@ impl Filesystem for FuseFs {
         };
         match self
             .fs
-            .request("setattr", || self.fs.setattr(&ctx(req), to_ext2(ino), &s))
+            .request("setattr", Need::SetAttr { ino: to_ext2(ino), size }, || self.fs.setattr(&ctx(req), to_ext2(ino), &s))
         {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply.error(errno(e)),
@@ -222,7 +223,7 @@ impl Filesystem for FuseFs {
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         Self::data(
             self.fs
-                .request("readlink", || self.fs.readlink(to_ext2(ino))),
+                .request("readlink", Need::Inode(to_ext2(ino)), || self.fs.readlink(to_ext2(ino))),
             reply,
         )
     }
@@ -237,7 +238,7 @@ impl Filesystem for FuseFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("mknod", || {
+        let r = self.fs.request("mknod", Need::Create { parent: to_ext2(parent) }, || {
             self.fs.mknod(
                 &ctx(req),
                 to_ext2(parent),
@@ -258,7 +259,7 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("mkdir", || {
+        let r = self.fs.request("mkdir", Need::Create { parent: to_ext2(parent) }, || {
             self.fs
                 .mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
         });
@@ -267,7 +268,7 @@ impl Filesystem for FuseFs {
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         Self::empty(
-            self.fs.request("unlink", || {
+            self.fs.request("unlink", Need::Remove { parent: to_ext2(parent), name: name.as_bytes() }, || {
                 self.fs.unlink(&ctx(req), to_ext2(parent), name.as_bytes())
             }),
             reply,
@@ -276,7 +277,7 @@ impl Filesystem for FuseFs {
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         Self::empty(
-            self.fs.request("rmdir", || {
+            self.fs.request("rmdir", Need::Remove { parent: to_ext2(parent), name: name.as_bytes() }, || {
                 self.fs.rmdir(&ctx(req), to_ext2(parent), name.as_bytes())
             }),
             reply,
@@ -291,7 +292,7 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("symlink", || {
+        let r = self.fs.request("symlink", Need::Create { parent: to_ext2(parent) }, || {
             self.fs.symlink(
                 &ctx(req),
                 to_ext2(parent),
@@ -312,7 +313,7 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let r = self.fs.request("rename", || {
+        let r = self.fs.request("rename", Need::Rename { old_parent: to_ext2(parent), old_name: name.as_bytes(), new_parent: to_ext2(newparent), new_name: newname.as_bytes() }, || {
             self.fs.rename(
                 &ctx(req),
                 to_ext2(parent),
@@ -333,7 +334,7 @@ impl Filesystem for FuseFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("link", || {
+        let r = self.fs.request("link", Need::Link { ino: to_ext2(ino), parent: to_ext2(newparent) }, || {
             self.fs.link(
                 &ctx(req),
                 to_ext2(ino),
@@ -363,7 +364,7 @@ impl Filesystem for FuseFs {
     ) {
         Self::data(
             self.fs
-                .request("read", || self.fs.read(to_ext2(ino), offset, size)),
+                .request("read", Need::Read { ino: to_ext2(ino), offset, size: size as u64 }, || self.fs.read(to_ext2(ino), offset, size)),
             reply,
         )
     }
@@ -380,7 +381,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.request("write", || {
+        match self.fs.request("write", Need::Write { ino: to_ext2(ino), offset, size: data.len() as u64 }, || {
             self.fs.write(&ctx(req), to_ext2(ino), offset, data)
         }) {
             Ok(n) => reply.written(n as u32),
@@ -409,11 +410,11 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Self::empty(self.fs.request("fsync", || self.fs.fsync()), reply)
+        Self::empty(self.fs.request("fsync", Need::Nothing, || self.fs.fsync()), reply)
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.request("opendir", || self.fs.getattr(to_ext2(ino))) {
+        match self.fs.request("opendir", Need::Inode(to_ext2(ino)), || self.fs.getattr(to_ext2(ino))) {
             Ok(a) if a.kind == FileKind::Directory => {
                 reply.opened(FileHandle(0), FopenFlags::empty())
             }
@@ -432,7 +433,7 @@ impl Filesystem for FuseFs {
     ) {
         let entries = match self
             .fs
-            .request("readdir", || self.fs.readdir(to_ext2(ino), offset, 256))
+            .request("readdir", Need::Readdir { dir: to_ext2(ino) }, || self.fs.readdir(to_ext2(ino), offset, 256))
         {
             Ok(e) => e,
             Err(e) => return reply.error(errno(e)),
@@ -447,7 +448,7 @@ impl Filesystem for FuseFs {
                 dirent::FT_SOCK => FileType::Socket,
                 dirent::FT_SYMLINK => FileType::Symlink,
                 // No filetype feature: ask the inode.
-                _ => match self.fs.request("getattr", || self.fs.getattr(e.ino)) {
+                _ => match self.fs.request("getattr", Need::Inode(e.ino), || self.fs.getattr(e.ino)) {
                     Ok(a) => kind(a.kind),
                     Err(_) => FileType::RegularFile,
                 },
@@ -467,7 +468,7 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Self::empty(self.fs.request("fsync", || self.fs.fsync()), reply)
+        Self::empty(self.fs.request("fsync", Need::Nothing, || self.fs.fsync()), reply)
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -515,7 +516,7 @@ impl Filesystem for FuseFs {
         if ino.0 == 1 && name.as_bytes() == STATS_XATTR.as_bytes() {
             return xattr_reply(Ok(self.fs.stats_json().into_bytes()), size, reply);
         }
-        let r = self.fs.request("getxattr", || {
+        let r = self.fs.request("getxattr", Need::Inode(to_ext2(ino)), || {
             self.fs.getxattr(to_ext2(ino), &name.to_string_lossy())
         });
         xattr_reply(r, size, reply)
@@ -524,7 +525,7 @@ impl Filesystem for FuseFs {
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         xattr_reply(
             self.fs
-                .request("listxattr", || self.fs.listxattr(to_ext2(ino))),
+                .request("listxattr", Need::Inode(to_ext2(ino)), || self.fs.listxattr(to_ext2(ino))),
             size,
             reply,
         )
@@ -536,7 +537,7 @@ impl Filesystem for FuseFs {
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         Self::empty(
-            self.fs.request("access", || {
+            self.fs.request("access", Need::Inode(to_ext2(ino)), || {
                 self.fs.access(&ctx(req), to_ext2(ino), mask.bits() as u32)
             }),
             reply,
@@ -553,7 +554,7 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.request("create", || {
+        match self.fs.request("create", Need::Create { parent: to_ext2(parent) }, || {
             self.fs
                 .create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
         }) {

@@ -11,7 +11,6 @@ pub mod device;
 pub mod error;
 pub mod faults;
 pub mod format;
-pub mod frames;
 pub mod fs;
 pub mod fuse;
 pub mod options;

@@ -21,8 +21,10 @@ const USAGE: &str = "usage: ext2mfr IMAGE MOUNTPOINT [-o option[,option...]] [-f
               subtype=NAME, noatime, atime, nodev, nosuid, noexec,
               cache=SIZE (block cache, default 64M), threads=N (default: CPUs, at most 8),
               commit=SECS (background write-back interval, default 5; 0 = off),
-              recovery=on|off (default on), policy=retry|fail-fast (default retry),
-              baseline (= recovery=off, ama=off), ama=off,
+              recovery=on|off (default on), ama=on|off (default on),
+              peek=on|off, recycle=on|off (default on), mem=SIZE (AMA page pool),
+              policy=retry|fail-fast|retry-alternate (default retry),
+              baseline (= recovery=off, ama=off),
               inject_alloc=P, inject_safety=P, inject_interval=N, inject_seed=N";
 
 struct Args {
@@ -124,6 +126,8 @@ fn main() -> ExitCode {
         atime: o.atime,
         recovery: o.recovery,
         policy: o.policy,
+        ama: o.ama,
+        threads: o.threads,
     };
     let fs = match Ext2::mount(&args.image, config) {
         Ok(fs) => fs,

@@ -21,20 +21,51 @@ pub struct MountOptions {
     pub commit_secs: u64,
     /// Every request runs as a recovery domain (`recovery=on|off`).
     pub recovery: bool,
-    /// What a rolled-back request does (`policy=fail-fast|retry`).
+    /// What a rolled-back request, or a failed AMA reservation, does
+    /// (`policy=fail-fast|retry|retry-alternate`).
     pub policy: Policy,
+    /// Anticipatory memory allocation (`ama=on|off`, `peek=on|off`,
+    /// `recycle=on|off`, `mem=SIZE`).
+    pub ama: AmaConfig,
     /// Fault injection (`inject_alloc=P`, `inject_safety=P`,
     /// `inject_interval=N`, `inject_seed=N`).
     pub inject: faultinject::Config,
 }
 
-/// What happens to a request after its domain was rolled back.
+/// What happens to a request after its domain was rolled back, or when its
+/// AMA reservation fails.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
-    /// Answer with an errno at once (EIO for a detected fault).
+    /// Answer with an errno at once (EIO for a detected fault, ENOMEM for
+    /// memory).
     FailFast,
-    /// Re-execute from scratch with bounded exponential back-off, then fail fast.
+    /// A rolled-back request is re-executed from scratch with bounded
+    /// exponential back-off, then fails fast; a failed reservation is
+    /// retried until it succeeds (back-off capped at `ama::BACKOFF_CAP`).
     Retry,
+    /// As `Retry`, but a failed reservation is retried with the smaller,
+    /// recycling-heavy requirement.
+    RetryAlternate,
+}
+
+/// AMA settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AmaConfig {
+    /// Reserve each request's worst case on entry and serve it from there.
+    pub enabled: bool,
+    /// Cache peeking: pin cached blocks instead of reserving for them.
+    pub peek: bool,
+    /// Page recycling: truncates and large scans reuse one scratch page.
+    pub recycle: bool,
+    /// Page-pool capacity in bytes (default: the cache plus a quarter, at
+    /// least 16 MiB more).
+    pub mem_bytes: Option<usize>,
+}
+
+impl Default for AmaConfig {
+    fn default() -> Self {
+        AmaConfig { enabled: true, peek: true, recycle: true, mem_bytes: None }
+    }
 }
 
 impl Default for MountOptions {
@@ -54,6 +85,7 @@ impl Default for MountOptions {
             commit_secs: 5,
             recovery: true,
             policy: Policy::Retry,
+            ama: AmaConfig::default(),
             inject: faultinject::Config::default(),
         }
     }
@@ -165,6 +197,7 @@ impl MountOptions {
             "baseline" => {
                 flag(val)?;
                 self.recovery = false;
+                self.ama.enabled = false;
             }
             "recovery" => match val {
                 Some("on") => self.recovery = true,
@@ -178,9 +211,10 @@ impl MountOptions {
             "policy" => match val {
                 Some("fail-fast") => self.policy = Policy::FailFast,
                 Some("retry") => self.policy = Policy::Retry,
+                Some("retry-alternate") => self.policy = Policy::RetryAlternate,
                 _ => {
                     return Err(format!(
-                        "mount option '{opt}': expected policy=fail-fast or policy=retry"
+                        "mount option '{opt}': expected policy=fail-fast, policy=retry or policy=retry-alternate"
                     ))
                 }
             },
@@ -212,14 +246,25 @@ impl MountOptions {
                     .parse()
                     .map_err(|_| format!("mount option inject_seed={v}: need a number"))?;
             }
-            // AMA (issue 5) is not built yet: only its "off" setting exists.
-            "ama" => match val {
-                Some("off") => {}
-                Some("on") => {
-                    return Err("mount option ama=on: not implemented yet in this build".into())
+            "ama" | "peek" | "recycle" => {
+                let on = match val {
+                    Some("on") => true,
+                    Some("off") => false,
+                    _ => return Err(format!("mount option '{opt}': expected {key}=on or {key}=off")),
+                };
+                match key {
+                    "ama" => self.ama.enabled = on,
+                    "peek" => self.ama.peek = on,
+                    _ => self.ama.recycle = on,
                 }
-                _ => return Err(format!("mount option '{opt}': expected ama=on or ama=off")),
-            },
+            }
+            "mem" => {
+                let v = need(val)?;
+                let n = parse_size(v)
+                    .filter(|&n| n >= 1 << 20)
+                    .ok_or_else(|| format!("mount option mem={v}: need a size of at least 1M"))?;
+                self.ama.mem_bytes = Some(n as usize);
+            }
             _ => return Err(format!("unknown mount option '{opt}'")),
         }
         Ok(())
@@ -250,8 +295,15 @@ mod tests {
             .contains("cache"));
         assert!(MountOptions::parse(["threads=0"]).is_err());
         assert!(MountOptions::parse(["ro=1"]).is_err());
-        assert!(MountOptions::parse(["ama=on"]).is_err());
+        assert!(MountOptions::parse(["ama=maybe"]).is_err());
+        assert!(MountOptions::parse(["mem=1"]).is_err());
         assert!(MountOptions::parse(["recovery=off,ama=off,baseline"]).is_ok());
+        let o = MountOptions::parse(["ama=on,peek=off,recycle=off,mem=64M,policy=retry-alternate"]).unwrap();
+        assert!(o.ama.enabled && !o.ama.peek && !o.ama.recycle);
+        assert_eq!(o.ama.mem_bytes, Some(64 << 20));
+        assert_eq!(o.policy, Policy::RetryAlternate);
+        let b = MountOptions::parse(["baseline"]).unwrap();
+        assert!(!b.recovery && !b.ama.enabled);
         assert!(MountOptions::parse(["policy=sometimes"]).is_err());
         let o = MountOptions::parse(["policy=fail-fast"]).unwrap();
         assert!(o.recovery && o.policy == Policy::FailFast);

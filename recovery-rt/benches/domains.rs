@@ -16,8 +16,8 @@ impl LoggedObject for Block {
     fn chain(&self) -> &VersionChain {
         &self.chain
     }
-    fn snapshot(&self) -> Vec<u8> {
-        self.data.lock().clone()
+    fn snapshot(&self) -> recovery_rt::Image {
+        Box::new(self.data.lock().clone())
     }
     fn restore(&self, image: &[u8]) {
         self.data.lock().copy_from_slice(image);

@@ -12,17 +12,22 @@
 use crate::DomainId;
 use parking_lot::Mutex;
 
+/// A before-image: any owner of bytes (a `Vec<u8>`, or a page of the
+/// client's allocator, so that logging can draw on a memory reserve).
+pub type Image = Box<dyn AsRef<[u8]> + Send + Sync>;
+
 pub trait LoggedObject: Send + Sync {
     fn chain(&self) -> &VersionChain;
-    /// The object's current bytes.
-    fn snapshot(&self) -> Vec<u8>;
+    /// The object's current bytes. It may raise a fault (e.g. when memory
+    /// for the image cannot be had), which fails the writing domain.
+    fn snapshot(&self) -> Image;
     /// Put back bytes from an earlier snapshot.
     fn restore(&self, image: &[u8]);
 }
 
 pub(crate) struct Version {
     pub(crate) domain: DomainId,
-    pub(crate) before: Vec<u8>,
+    pub(crate) before: Image,
 }
 
 /// Uncommitted versions of one object, oldest first.
@@ -55,6 +60,6 @@ impl Locked<'_> {
     /// The committed image when uncommitted versions exist (the oldest
     /// before-image); `None` when the current bytes are committed.
     pub fn committed(&self) -> Option<&[u8]> {
-        self.0.first().map(|v| v.before.as_slice())
+        self.0.first().map(|v| (*v.before).as_ref())
     }
 }

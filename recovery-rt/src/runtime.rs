@@ -286,7 +286,7 @@ fn unversion(obj: &dyn LoggedObject, id: DomainId) {
     };
     let v = chain.remove(i);
     if i == chain.len() {
-        obj.restore(&v.before);
+        obj.restore((*v.before).as_ref());
     } else {
         chain[i].before = v.before;
     }

@@ -14,8 +14,8 @@ impl LoggedObject for Cell {
     fn chain(&self) -> &VersionChain {
         &self.chain
     }
-    fn snapshot(&self) -> Vec<u8> {
-        self.v.lock().to_le_bytes().to_vec()
+    fn snapshot(&self) -> recovery_rt::Image {
+        Box::new(self.v.lock().to_le_bytes().to_vec())
     }
     fn restore(&self, image: &[u8]) {
         *self.v.lock() = i64::from_le_bytes(image.try_into().unwrap());

@@ -24,8 +24,9 @@ impl Ext2 {
             if p == 0 {
                 return Ok(None);
             }
-            let b = self.cache.get(p as u64)?;
-            let v = read_ptr(&b.read(), path.idx[level]);
+            let v = self
+                .cache
+                .read_with(p as u64, |d| Ok(read_ptr(d, path.idx[level])))?;
             p = self.check_ptr(v)?;
         }
         Ok((p != 0).then_some(p))
@@ -177,11 +178,12 @@ impl Ext2 {
         freed: &mut Vec<u32>,
     ) -> Result<bool> {
         let ptrs = self.geo.ptrs() as usize;
-        let buf = self.cache.get(blk as u64)?;
-        let entries: Vec<u32> = {
-            let d = buf.read();
-            (0..ptrs).map(|i| read_ptr(&d, i)).collect()
-        };
+        // Read through the scratch page when AMA recycles pages: the block
+        // is only written below when it keeps some pointers (the boundary
+        // path), and then through the cache.
+        let entries: Vec<u32> = self
+            .cache
+            .read_with(blk as u64, |d| Ok((0..ptrs).map(|i| read_ptr(d, i)).collect()))?;
         let mut cleared = Vec::new();
         let mut remaining = 0usize;
         for (i, &p) in entries.iter().enumerate() {
@@ -207,6 +209,7 @@ impl Ext2 {
             }
         }
         if !cleared.is_empty() && remaining > 0 {
+            let buf = self.cache.get(blk as u64)?;
             let mut d = buf.write();
             for i in cleared {
                 write_ptr(&mut d, i, 0);

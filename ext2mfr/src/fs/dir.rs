@@ -51,23 +51,29 @@ impl Ext2 {
         }
     }
 
+    /// Scans read through `cache.read_with`, so that with AMA's page
+    /// recycling a large directory is scanned through one scratch page.
     pub(crate) fn dir_find(&self, dir: &Inode, name: &[u8]) -> Result<Option<Found>> {
         for lblk in 0..self.dir_nblocks(dir) {
             let blk = self.dir_block(dir, lblk)?;
-            let b = self.cache.get(blk as u64)?;
-            let d = b.read();
-            let mut prev = None;
-            for e in self.parse(&d, blk)? {
-                if e.inode != 0 && e.name == name {
-                    return Ok(Some(Found {
-                        blk,
-                        offset: e.offset,
-                        prev,
-                        ino: e.inode,
-                        file_type: e.file_type,
-                    }));
+            let found = self.cache.read_with(blk as u64, |d| {
+                let mut prev = None;
+                for e in self.parse(d, blk)? {
+                    if e.inode != 0 && e.name == name {
+                        return Ok(Some(Found {
+                            blk,
+                            offset: e.offset,
+                            prev,
+                            ino: e.inode,
+                            file_type: e.file_type,
+                        }));
+                    }
+                    prev = Some(e.offset);
                 }
-                prev = Some(e.offset);
+                Ok(None)
+            })?;
+            if found.is_some() {
+                return Ok(found);
             }
         }
         Ok(None)
@@ -152,12 +158,14 @@ impl Ext2 {
     pub(crate) fn dir_is_empty(&self, dir: &Inode) -> Result<bool> {
         for lblk in 0..self.dir_nblocks(dir) {
             let blk = self.dir_block(dir, lblk)?;
-            let b = self.cache.get(blk as u64)?;
-            let d = b.read();
-            for e in self.parse(&d, blk)? {
-                if e.inode != 0 && e.name != b"." && e.name != b".." {
-                    return Ok(false);
-                }
+            let empty = self.cache.read_with(blk as u64, |d| {
+                Ok(self
+                    .parse(d, blk)?
+                    .iter()
+                    .all(|e| e.inode == 0 || e.name == b"." || e.name == b".."))
+            })?;
+            if !empty {
+                return Ok(false);
             }
         }
         Ok(true)
@@ -170,23 +178,24 @@ impl Ext2 {
         let mut lblk = pos / bs;
         while lblk < self.dir_nblocks(dir) && out.len() < max {
             let blk = self.dir_block(dir, lblk)?;
-            let b = self.cache.get(blk as u64)?;
-            let d = b.read();
-            for e in self.parse(&d, blk)? {
-                let here = lblk * bs + e.offset as u64;
-                if here < pos || e.inode == 0 {
-                    continue;
+            self.cache.read_with(blk as u64, |d| {
+                for e in self.parse(d, blk)? {
+                    let here = lblk * bs + e.offset as u64;
+                    if here < pos || e.inode == 0 {
+                        continue;
+                    }
+                    out.push(Listed {
+                        next: here + e.rec_len as u64,
+                        ino: e.inode,
+                        file_type: e.file_type,
+                        name: e.name.to_vec(),
+                    });
+                    if out.len() >= max {
+                        break;
+                    }
                 }
-                out.push(Listed {
-                    next: here + e.rec_len as u64,
-                    ino: e.inode,
-                    file_type: e.file_type,
-                    name: e.name.to_vec(),
-                });
-                if out.len() >= max {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
             lblk += 1;
         }
         Ok(out)

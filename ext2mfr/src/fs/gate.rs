@@ -9,9 +9,17 @@
 //! scratch, up to [`MAX_ATTEMPTS`] times with exponential back-off starting
 //! at 1 ms (at most 255 ms in all), then answers as fail-fast.
 //!
-//! With recovery off (the baseline) the request runs bare: errors return the
-//! ordinary way and a panic ends the daemon.
+//! With AMA on, every attempt first takes the request's worst-case memory
+//! (its [`Need`], priced by `requirements.rs`) from the pool in one
+//! reservation, and the request runs on that reserve. A failed reservation is
+//! handled here too: `fail-fast` answers ENOMEM, `retry` tries again until it
+//! succeeds, `retry-alternate` tries again with the smaller requirement (see
+//! `ama::acquire`). A retry after a rollback starts from a fresh reservation.
+//!
+//! With recovery off the request runs bare: errors return the ordinary way
+//! and a panic ends the daemon (with AMA off too, that is the baseline).
 
+use super::requirements::Need;
 use super::Ext2;
 use crate::error::{FsError, Result};
 use crate::options::Policy;
@@ -56,15 +64,37 @@ pub struct GateStats {
 }
 
 impl Ext2 {
-    /// Run one request under the mount's recovery setting and policy.
-    pub fn request<T>(&self, op: &str, f: impl Fn() -> Result<T>) -> Result<T> {
+    /// Take the request's reserve (AMA on) under the policy.
+    fn reserve(&self, op: &'static str, need: &Need) -> Result<Option<ama::Reserve>> {
+        if !self.config.ama.enabled {
+            return Ok(None);
+        }
+        let policy = match self.config.policy {
+            Policy::FailFast => ama::Policy::FailFast,
+            Policy::Retry => ama::Policy::Retry,
+            Policy::RetryAlternate => ama::Policy::RetryAlternate,
+        };
+        ama::acquire(&self.pool, op, policy, |r, alternate| {
+            self.requirements(need, r, alternate)
+        })
+        .map(Some)
+        .map_err(|_| FsError::NoMem)
+    }
+
+    /// Run one request under the mount's AMA and recovery settings and
+    /// policy. `need` describes what it will touch, for AMA.
+    pub fn request<T>(&self, op: &'static str, need: Need, f: impl Fn() -> Result<T>) -> Result<T> {
         let _flag = RequestFlag::set();
         self.gate.requests.fetch_add(1, Ordering::Relaxed);
         if !self.rt.enabled() {
+            let _reserve = self.reserve(op, &need)?;
             return f();
         }
         let mut attempt = 0;
         loop {
+            // Dropped after the domain committed or was rolled back: commit
+            // work (deferred frees) draws on it too.
+            let _reserve = self.reserve(op, &need)?;
             let retryable = match self.rt.root_result(&f) {
                 Ok(Ok(v)) => return Ok(v),
                 // An ordinary error result, already rolled back. Memory
@@ -74,16 +104,21 @@ impl Ext2 {
                 Err(fault) => {
                     let why = match &fault {
                         Fault::Panic(m) => m.clone(),
+                        Fault::Explicit(c) if *c == libc::ENOMEM => "out of memory".into(),
                         Fault::Explicit(c) => format!("explicit fault {c}"),
                         Fault::Cascade => "a request it depended on was rolled back".into(),
                     };
                     log::info!("{op}: rolled back ({why})");
-                    FsError::Fault(why)
+                    if matches!(fault, Fault::Explicit(libc::ENOMEM)) {
+                        FsError::NoMem
+                    } else {
+                        FsError::Fault(why)
+                    }
                 }
             };
             self.gate.faulted.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
-            if self.config.policy == Policy::Retry && attempt < MAX_ATTEMPTS {
+            if self.config.policy != Policy::FailFast && attempt < MAX_ATTEMPTS {
                 self.gate.retries.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(1 << (attempt - 1)));
                 continue;

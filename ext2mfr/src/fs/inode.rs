@@ -6,7 +6,7 @@ use crate::format::inode::{Inode, INODE_STRUCT_SIZE};
 
 impl Ext2 {
     /// Block and byte offset of inode `ino`.
-    fn inode_pos(&self, ino: u32) -> Result<(u64, usize)> {
+    pub(crate) fn inode_pos(&self, ino: u32) -> Result<(u64, usize)> {
         if ino == 0 || ino > self.geo.inodes_count {
             return Err(corrupt(format!("inode number {ino} out of range")));
         }

@@ -21,6 +21,7 @@ pub mod gate;
 pub mod inode;
 pub mod locks;
 pub mod ops;
+pub mod requirements;
 pub mod xattr;
 
 use crate::cache::BlockCache;
@@ -29,7 +30,6 @@ use crate::error::{FsError, Result};
 use crate::format::group_desc::{self, GROUP_DESC_SIZE};
 use crate::format::superblock::STATE_VALID;
 use crate::format::{read_image_header, GroupDesc, Superblock};
-use crate::frames::FrameAllocator;
 use parking_lot::Mutex;
 use recovery_rt::Runtime;
 use std::collections::{HashMap, HashSet};
@@ -47,8 +47,12 @@ pub struct FsConfig {
     pub atime: bool,
     /// Run every request as a recovery domain (`recovery=on`).
     pub recovery: bool,
-    /// What a rolled-back request does.
+    /// What a rolled-back request (or a failed reservation) does.
     pub policy: crate::options::Policy,
+    /// Anticipatory memory allocation.
+    pub ama: crate::options::AmaConfig,
+    /// FUSE worker threads (concurrent requests; AMA's slack for growth).
+    pub threads: usize,
 }
 
 impl Default for FsConfig {
@@ -59,6 +63,8 @@ impl Default for FsConfig {
             atime: true,
             recovery: true,
             policy: crate::options::Policy::Retry,
+            ama: crate::options::AmaConfig::default(),
+            threads: 2,
         }
     }
 }
@@ -110,7 +116,8 @@ pub struct Ext2 {
     pub rt: Arc<Runtime>,
     pub cache: BlockCache,
     dev: Arc<Device>,
-    frames: Arc<FrameAllocator>,
+    /// The page pool block frames and before-images come from.
+    pub pool: Arc<ama::Pool>,
     sb: Mutex<Superblock>,
     /// Per-group descriptor; its mutex also serializes that group's bitmaps.
     groups: Vec<Mutex<GroupDesc>>,
@@ -207,10 +214,19 @@ impl Ext2 {
             inode_bitmap: descs.iter().map(|d| d.bg_inode_bitmap.get()).collect(),
             inode_table: descs.iter().map(|d| d.bg_inode_table.get()).collect(),
         };
-        let frames = Arc::new(FrameAllocator::new(
+        let cache_frames = (config.cache_bytes / bs as usize).max(256);
+        let pool_pages = match config.ama.mem_bytes {
+            Some(m) => (m / bs as usize).max(64),
+            None => cache_frames + (cache_frames / 4).max((16 << 20) / bs as usize),
+        };
+        let pool = ama::Pool::new(
             bs as usize,
-            (config.cache_bytes / bs as usize).max(256),
-        ));
+            pool_pages,
+            &requirements::object_kinds(),
+            faultinject::global().cloned(),
+            gate::in_request,
+        )
+        .map_err(|e| MountError::Open(name.clone(), e))?;
         let rt = if config.recovery {
             Runtime::new()
         } else {
@@ -218,7 +234,8 @@ impl Ext2 {
         };
         let cache = BlockCache::new(
             dev.clone(),
-            frames.clone(),
+            pool.clone(),
+            cache_frames,
             rt.clone(),
             geo.blocks_count as u64,
         );
@@ -237,7 +254,7 @@ impl Ext2 {
             rt,
             cache,
             dev,
-            frames,
+            pool,
             sb: Mutex::new(sb),
             groups: descs.into_iter().map(Mutex::new).collect(),
             free_blocks: AtomicI64::new(free_blocks),
@@ -251,6 +268,8 @@ impl Ext2 {
             mount_warnings: check.warnings,
             valid_at_mount,
         });
+        let me = Arc::downgrade(&fs);
+        fs.pool.set_reclaimer(move |want| me.upgrade().map_or(0, |fs| fs.cache.reclaim(want)));
         if !fs.config.read_only {
             // Mark the image in use, as the kernel does: not clean until unmount.
             let mut sb = fs.sb.lock();
@@ -383,9 +402,9 @@ impl Ext2 {
             },
             "cache": {
                 "hits": c.hits, "misses": c.misses, "evictions": c.evictions,
-                "writebacks": c.writebacks, "frames_in_use": self.frames.in_use(),
-                "frames_peak": self.frames.peak(), "frames_limit": self.frames.limit(),
+                "writebacks": c.writebacks,
             },
+            "ama": self.ama_json(),
             "faults_injected": {
                 "alloc_checks": inj.alloc_checks,
                 "alloc_faults": inj.alloc_faults,
@@ -395,6 +414,40 @@ impl Ext2 {
             },
         })
         .to_string()
+    }
+
+    fn ama_json(&self) -> serde_json::Value {
+        let s = self.pool.space();
+        let a = &self.config.ama;
+        let by_op: serde_json::Map<String, serde_json::Value> = s
+            .by_op
+            .iter()
+            .map(|(op, o)| {
+                (op.to_string(), serde_json::json!({
+                    "requests": o.requests, "reserved_pages": o.reserved_pages,
+                    "used_pages": o.used_pages, "returned_pages": o.returned_pages,
+                    "pinned_pages": o.pinned_pages, "max_reserved": o.max_reserved,
+                    "max_used": o.max_used, "under_allocations": o.under_allocations,
+                }))
+            })
+            .collect();
+        let sum = |f: fn(&ama::OpSpace) -> u64| s.by_op.values().map(f).sum::<u64>();
+        serde_json::json!({
+            "enabled": a.enabled, "peek": a.peek, "recycle": a.recycle,
+            "page_size": s.page_size, "pool_pages": s.capacity_pages,
+            "in_use_pages": s.in_use_pages, "peak_pages": s.peak_pages,
+            "allocated_pages": s.allocated_pages,
+            "allocated_object_bytes": s.allocated_object_bytes,
+            "allocated_bytes": s.allocated_bytes(),
+            "reservations": s.reservations,
+            "reservation_failures": s.reservation_failures,
+            "reserved_pages": sum(|o| o.reserved_pages),
+            "used_pages": sum(|o| o.used_pages),
+            "returned_pages": sum(|o| o.returned_pages),
+            "pinned_pages": sum(|o| o.pinned_pages),
+            "under_allocations": s.under_allocations,
+            "by_op": by_op,
+        })
     }
 
     pub fn free_blocks(&self) -> u64 {

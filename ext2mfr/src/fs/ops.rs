@@ -104,7 +104,7 @@ impl Ext2 {
             gone && r.orphans.remove(&ino)
         };
         if release {
-            let r = self.request("forget", || {
+            let r = self.request("forget", super::requirements::Need::Release { ino }, || {
                 let _g = self.locks.write_all(&[ino]);
                 self.release_inode(ino)
             });
@@ -702,8 +702,12 @@ impl Ext2 {
                 let n = ((bs - pos % bs).min(end - pos)) as usize;
                 let dst = (pos - offset) as usize;
                 if let Some(b) = self.map(&i, lblk)? {
-                    let buf = self.cache.get(b as u64)?;
-                    out[dst..dst + n].copy_from_slice(&buf.read()[in_blk..in_blk + n]);
+                    // (Through the scratch page when AMA's alternate
+                    // requirement recycles pages for reads.)
+                    self.cache.read_with(b as u64, |d| {
+                        out[dst..dst + n].copy_from_slice(&d[in_blk..in_blk + n]);
+                        Ok(())
+                    })?;
                 }
                 pos += n as u64;
             }

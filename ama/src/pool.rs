@@ -1,0 +1,211 @@
+//! The bounded page pool: one anonymous memory map cut into pages, a free
+//! list, typed object quotas, and the hook through which a client (a cache)
+//! gives pages back when the pool runs dry.
+
+use crate::aad::{ObjectKind, MAX_OBJECT_KINDS};
+use crate::reserve;
+use crate::stats::Counters;
+use faultinject::Injector;
+use memmap2::MmapMut;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// An allocation failed (the pool is spent or a fault was injected).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NoMem;
+
+impl std::fmt::Display for NoMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("out of memory")
+    }
+}
+impl std::error::Error for NoMem {}
+
+type Reclaimer = Box<dyn Fn(usize) -> usize + Send + Sync>;
+
+static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(1);
+
+pub struct Pool {
+    pub(crate) id: u64,
+    page_size: usize,
+    capacity: usize,
+    /// Kept alive for `base`; pages are reached through `base` only.
+    _region: MmapMut,
+    base: *mut u8,
+    free: Mutex<Vec<u32>>,
+    pub(crate) kinds: Vec<ObjectKind>,
+    injector: Option<Arc<Injector>>,
+    /// Are allocations on this thread subject to injection right now? (The
+    /// client decides: e.g. only while a request is served.)
+    in_scope: fn() -> bool,
+    reclaimer: OnceLock<Reclaimer>,
+    pub(crate) counters: Counters,
+}
+
+// SAFETY: the region is only reached through `Page`s, each of which owns a
+// distinct page index handed out by the free list (see `Page`).
+unsafe impl Sync for Pool {}
+unsafe impl Send for Pool {}
+
+impl Pool {
+    /// A pool of `capacity` pages of `page_size` bytes.
+    pub fn new(
+        page_size: usize,
+        capacity: usize,
+        kinds: &[ObjectKind],
+        injector: Option<Arc<Injector>>,
+        in_scope: fn() -> bool,
+    ) -> std::io::Result<Arc<Pool>> {
+        assert!(kinds.len() <= MAX_OBJECT_KINDS, "too many object kinds");
+        assert!(page_size > 0 && capacity > 0 && capacity < u32::MAX as usize);
+        let mut region = MmapMut::map_anon(page_size * capacity)?;
+        let base = region.as_mut_ptr();
+        Ok(Arc::new(Pool {
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+            page_size,
+            capacity,
+            _region: region,
+            base,
+            free: Mutex::new((0..capacity as u32).rev().collect()),
+            kinds: kinds.to_vec(),
+            injector,
+            in_scope,
+            reclaimer: OnceLock::new(),
+            counters: Counters::default(),
+        }))
+    }
+
+    /// The client's way to give pages back when the pool is spent: called
+    /// with how many pages are wanted, returns how many it freed. It must
+    /// not block on locks the allocating thread may hold.
+    pub fn set_reclaimer(&self, f: impl Fn(usize) -> usize + Send + Sync + 'static) {
+        let _ = self.reclaimer.set(Box::new(f));
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    pub fn free_pages(&self) -> usize {
+        self.free.lock().len()
+    }
+    pub fn in_use(&self) -> usize {
+        self.capacity - self.free_pages()
+    }
+
+    pub(crate) fn injected(&self, site: &str) -> bool {
+        match &self.injector {
+            Some(inj) if (self.in_scope)() => inj.alloc_fails(site),
+            _ => false,
+        }
+    }
+
+    /// Take `n` pages at once, asking the reclaimer for what is missing.
+    /// All or nothing.
+    pub(crate) fn take_pages(self: &Arc<Self>, n: usize) -> Option<Vec<Page>> {
+        let mut pages = Vec::with_capacity(n);
+        for attempt in 0..2 {
+            {
+                let mut free = self.free.lock();
+                if free.len() >= n - pages.len() {
+                    while pages.len() < n {
+                        let idx = free.pop().expect("counted");
+                        pages.push(Page { pool: self.clone(), idx });
+                    }
+                }
+            }
+            if pages.len() == n {
+                self.counters.allocated(n, self.in_use());
+                return Some(pages);
+            }
+            if attempt == 0 {
+                if let Some(r) = self.reclaimer.get() {
+                    r(n - pages.len());
+                }
+            }
+        }
+        None
+    }
+
+    /// One page: from this thread's active reserve if it has one for this
+    /// pool, else from the pool (an injection point).
+    pub fn alloc_page(self: &Arc<Self>, site: &'static str) -> Result<Page, NoMem> {
+        match reserve::serve_page(self, site) {
+            reserve::Served::Page(p) => return Ok(p),
+            _ => {}
+        }
+        if self.injected(site) {
+            return Err(NoMem);
+        }
+        self.take_pages(1).map(|mut v| v.pop().expect("one")).ok_or(NoMem)
+    }
+
+    /// Account for one object of kind `kind` (an index into the kinds given
+    /// to [`Pool::new`]): served from the active reserve, or else an
+    /// injection point. The object itself lives on the Rust heap; the pool
+    /// keeps its quota and accounting.
+    pub fn take_object(self: &Arc<Self>, kind: usize, site: &'static str) -> Result<(), NoMem> {
+        match reserve::serve_object(self, kind, site) {
+            reserve::Served::Object => return Ok(()),
+            _ => {}
+        }
+        if self.injected(site) {
+            return Err(NoMem);
+        }
+        self.counters.object_bytes(self.kinds[kind].size);
+        Ok(())
+    }
+
+    fn give_back(&self, idx: u32) {
+        self.free.lock().push(idx);
+    }
+
+    pub fn space(&self) -> crate::Space {
+        self.counters.snapshot(self)
+    }
+}
+
+/// One page of a pool; it goes back to the pool's free list when dropped.
+pub struct Page {
+    pool: Arc<Pool>,
+    idx: u32,
+}
+
+impl Page {
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+}
+
+impl std::ops::Deref for Page {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let ps = self.pool.page_size;
+        // SAFETY: `idx < capacity` and no other `Page` has this index while
+        // this one lives (the free list hands each index out once).
+        unsafe { std::slice::from_raw_parts(self.pool.base.add(self.idx as usize * ps), ps) }
+    }
+}
+
+impl std::ops::DerefMut for Page {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let ps = self.pool.page_size;
+        // SAFETY: as in `deref`, and `&mut self` makes this access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.pool.base.add(self.idx as usize * ps), ps) }
+    }
+}
+
+impl AsRef<[u8]> for Page {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        self.pool.give_back(self.idx);
+    }
+}

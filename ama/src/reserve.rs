@@ -1,0 +1,232 @@
+//! Per-thread reserves. A request begins a [`Reserve`] (nothing allocated
+//! yet), pins what cache peeking found, fills it with its [`Aad`] in one bulk
+//! request, and from then on every allocation from the same pool on this
+//! thread is served from it. Dropping it returns the unused rest and records
+//! reserved / used / returned for the operation.
+
+use crate::aad::{Aad, MAX_OBJECT_KINDS};
+use crate::pool::{NoMem, Page, Pool};
+use std::any::Any;
+use std::cell::RefCell;
+use std::sync::Arc;
+
+pub(crate) struct State {
+    pool: Arc<Pool>,
+    op: &'static str,
+    filled: bool,
+    aad: Aad,
+    pages: Vec<Page>,
+    scratch: Option<Page>,
+    objects: [u32; MAX_OBJECT_KINDS],
+    used_pages: u32,
+    used_objects: [u32; MAX_OBJECT_KINDS],
+    peeked: u32,
+    pins: Vec<Arc<dyn Any + Send + Sync>>,
+    under: u32,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+/// The reserve of the request running on this thread (a guard: dropping it
+/// ends the reserve). A nested `begin` while one is active is inert.
+pub struct Reserve {
+    owner: bool,
+}
+
+pub(crate) enum Served {
+    Page(Page),
+    Object,
+    /// No reserve of this pool is active on this thread.
+    NoReserve,
+    /// The active reserve had nothing left: an under-allocation.
+    Under,
+}
+
+impl Pool {
+    /// Begin this thread's reserve for a request of type `op`.
+    pub fn begin(self: &Arc<Self>, op: &'static str) -> Reserve {
+        ACTIVE.with(|a| {
+            let mut a = a.borrow_mut();
+            if a.is_some() {
+                return Reserve { owner: false };
+            }
+            *a = Some(State {
+                pool: self.clone(),
+                op,
+                filled: false,
+                aad: Aad::default(),
+                pages: Vec::new(),
+                scratch: None,
+                objects: [0; MAX_OBJECT_KINDS],
+                used_pages: 0,
+                used_objects: [0; MAX_OBJECT_KINDS],
+                peeked: 0,
+                pins: Vec::new(),
+                under: 0,
+            });
+            Reserve { owner: true }
+        })
+    }
+}
+
+impl Reserve {
+    /// Take everything `aad` lists from the pool in one request: one
+    /// injection decision, then all pages or none.
+    pub fn fill(&mut self, aad: Aad) -> Result<(), NoMem> {
+        if !self.owner {
+            return Ok(());
+        }
+        ACTIVE.with(|a| {
+            let mut a = a.borrow_mut();
+            let st = a.as_mut().expect("owner has state");
+            let pool = st.pool.clone();
+            pool.counters.reservation_attempt();
+            if pool.injected("ama reserve") {
+                pool.counters.reservation_failed();
+                return Err(NoMem);
+            }
+            let Some(mut pages) = pool.take_pages(aad.pages as usize) else {
+                pool.counters.reservation_failed();
+                return Err(NoMem);
+            };
+            if aad.scratch {
+                st.scratch = pages.pop();
+            }
+            for (k, n) in aad.objects.iter().enumerate() {
+                if *n > 0 {
+                    pool.counters.object_bytes(pool.kinds[k].size * *n as usize);
+                }
+            }
+            st.pages = pages;
+            st.objects = aad.objects;
+            st.aad = aad;
+            st.filled = true;
+            Ok(())
+        })
+    }
+
+    /// Hold `obj` until the reserve ends. Cache peeking pins what it found
+    /// cached, so it cannot be evicted before the request uses it.
+    pub fn pin_peeked(&mut self, obj: Arc<dyn Any + Send + Sync>) {
+        if self.owner {
+            ACTIVE.with(|a| {
+                let mut a = a.borrow_mut();
+                let st = a.as_mut().expect("owner has state");
+                st.peeked += 1;
+                st.pins.push(obj);
+            });
+        }
+    }
+
+    /// Is this the reserve that owns the thread's state (not a nested one)?
+    pub fn is_owner(&self) -> bool {
+        self.owner
+    }
+}
+
+impl Drop for Reserve {
+    fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
+        let st = ACTIVE.with(|a| a.borrow_mut().take());
+        if let Some(st) = st {
+            if st.filled {
+                st.pool.counters.record(
+                    st.op,
+                    st.aad,
+                    st.used_pages,
+                    st.peeked,
+                    st.under,
+                );
+            }
+            // Unused pages, the scratch page and the pins go back here.
+            drop(st);
+        }
+    }
+}
+
+/// Hold `obj` until this thread's active reserve ends (no-op without one).
+/// The cache pins every block it reads for a request this way, so that a
+/// block cannot be evicted and read again (needing a second page) within it.
+pub fn pin(obj: Arc<dyn Any + Send + Sync>) -> bool {
+    ACTIVE.with(|a| match a.borrow_mut().as_mut() {
+        Some(st) if st.filled => {
+            st.pins.push(obj);
+            true
+        }
+        _ => false,
+    })
+}
+
+/// Is a filled reserve active on this thread?
+pub fn active() -> bool {
+    ACTIVE.with(|a| a.borrow().as_ref().is_some_and(|s| s.filled))
+}
+
+/// Run `f` on the reserve's scratch page, if it has one free: page
+/// recycling, one page reused for block after block of a long scan.
+pub fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
+    let page = ACTIVE.with(|a| a.borrow_mut().as_mut().and_then(|s| s.scratch.take()));
+    let mut page = page?;
+    let r = f(&mut page);
+    ACTIVE.with(|a| {
+        if let Some(s) = a.borrow_mut().as_mut() {
+            s.scratch = Some(page);
+        }
+    });
+    Some(r)
+}
+
+fn under_allocation(st: &mut State, what: &str, site: &'static str) {
+    st.under += 1;
+    st.pool.counters.under_allocation();
+    log::error!(
+        "ama: under-allocation in {} at {site}: {what} beyond the reserve ({:?})",
+        st.op,
+        st.aad
+    );
+}
+
+pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
+    ACTIVE.with(|a| {
+        let mut a = a.borrow_mut();
+        let Some(st) = a.as_mut() else {
+            return Served::NoReserve;
+        };
+        if !st.filled || st.pool.id != pool.id {
+            return Served::NoReserve;
+        }
+        match st.pages.pop() {
+            Some(p) => {
+                st.used_pages += 1;
+                Served::Page(p)
+            }
+            None => {
+                under_allocation(st, "a page", site);
+                Served::Under
+            }
+        }
+    })
+}
+
+pub(crate) fn serve_object(pool: &Arc<Pool>, kind: usize, site: &'static str) -> Served {
+    ACTIVE.with(|a| {
+        let mut a = a.borrow_mut();
+        let Some(st) = a.as_mut() else {
+            return Served::NoReserve;
+        };
+        if !st.filled || st.pool.id != pool.id {
+            return Served::NoReserve;
+        }
+        if st.objects[kind] > 0 {
+            st.objects[kind] -= 1;
+            st.used_objects[kind] += 1;
+            return Served::Object;
+        }
+        under_allocation(st, pool.kinds[kind].name, site);
+        Served::Under
+    })
+}
