@@ -166,7 +166,7 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.entry(
-            self.fs.request("lookup", Need::Lookup { parent: to_ext2(parent) }, || {
+            self.fs.request("lookup", Need::Lookup { parent: to_ext2(parent), name: name.as_bytes() }, || {
                 self.fs.lookup(to_ext2(parent), name.as_bytes())
             }),
             reply,
@@ -178,7 +178,7 @@ impl Filesystem for FuseFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.request("getattr", Need::Inode(to_ext2(ino)), || self.fs.getattr(to_ext2(ino))) {
+        match self.fs.request("getattr", Need::Attr(to_ext2(ino)), || self.fs.getattr(to_ext2(ino))) {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply.error(errno(e)),
         }
@@ -223,7 +223,7 @@ impl Filesystem for FuseFs {
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         Self::data(
             self.fs
-                .request("readlink", Need::Inode(to_ext2(ino)), || self.fs.readlink(to_ext2(ino))),
+                .request("readlink", Need::Readlink(to_ext2(ino)), || self.fs.readlink(to_ext2(ino))),
             reply,
         )
     }
@@ -238,7 +238,7 @@ impl Filesystem for FuseFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("mknod", Need::Create { parent: to_ext2(parent) }, || {
+        let r = self.fs.request("mknod", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 0 }, || {
             self.fs.mknod(
                 &ctx(req),
                 to_ext2(parent),
@@ -259,7 +259,7 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("mkdir", Need::Create { parent: to_ext2(parent) }, || {
+        let r = self.fs.request("mkdir", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 1 }, || {
             self.fs
                 .mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
         });
@@ -292,7 +292,7 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("symlink", Need::Create { parent: to_ext2(parent) }, || {
+        let r = self.fs.request("symlink", Need::Create { parent: to_ext2(parent), name: link_name.as_bytes(), blocks: u32::from(target.as_os_str().len() > 60) }, || {
             self.fs.symlink(
                 &ctx(req),
                 to_ext2(parent),
@@ -334,7 +334,7 @@ impl Filesystem for FuseFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("link", Need::Link { ino: to_ext2(ino), parent: to_ext2(newparent) }, || {
+        let r = self.fs.request("link", Need::Link { ino: to_ext2(ino), parent: to_ext2(newparent), name: newname.as_bytes() }, || {
             self.fs.link(
                 &ctx(req),
                 to_ext2(ino),
@@ -414,7 +414,7 @@ impl Filesystem for FuseFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.request("opendir", Need::Inode(to_ext2(ino)), || self.fs.getattr(to_ext2(ino))) {
+        match self.fs.request("opendir", Need::Attr(to_ext2(ino)), || self.fs.getattr(to_ext2(ino))) {
             Ok(a) if a.kind == FileKind::Directory => {
                 reply.opened(FileHandle(0), FopenFlags::empty())
             }
@@ -448,7 +448,7 @@ impl Filesystem for FuseFs {
                 dirent::FT_SOCK => FileType::Socket,
                 dirent::FT_SYMLINK => FileType::Symlink,
                 // No filetype feature: ask the inode.
-                _ => match self.fs.request("getattr", Need::Inode(e.ino), || self.fs.getattr(e.ino)) {
+                _ => match self.fs.request("getattr", Need::Attr(e.ino), || self.fs.getattr(e.ino)) {
                     Ok(a) => kind(a.kind),
                     Err(_) => FileType::RegularFile,
                 },
@@ -516,7 +516,7 @@ impl Filesystem for FuseFs {
         if ino.0 == 1 && name.as_bytes() == STATS_XATTR.as_bytes() {
             return xattr_reply(Ok(self.fs.stats_json().into_bytes()), size, reply);
         }
-        let r = self.fs.request("getxattr", Need::Inode(to_ext2(ino)), || {
+        let r = self.fs.request("getxattr", Need::Xattr(to_ext2(ino)), || {
             self.fs.getxattr(to_ext2(ino), &name.to_string_lossy())
         });
         xattr_reply(r, size, reply)
@@ -525,7 +525,7 @@ impl Filesystem for FuseFs {
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         xattr_reply(
             self.fs
-                .request("listxattr", Need::Inode(to_ext2(ino)), || self.fs.listxattr(to_ext2(ino))),
+                .request("listxattr", Need::Xattr(to_ext2(ino)), || self.fs.listxattr(to_ext2(ino))),
             size,
             reply,
         )
@@ -537,7 +537,7 @@ impl Filesystem for FuseFs {
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         Self::empty(
-            self.fs.request("access", Need::Inode(to_ext2(ino)), || {
+            self.fs.request("access", Need::Attr(to_ext2(ino)), || {
                 self.fs.access(&ctx(req), to_ext2(ino), mask.bits() as u32)
             }),
             reply,
@@ -554,7 +554,7 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.request("create", Need::Create { parent: to_ext2(parent) }, || {
+        match self.fs.request("create", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 0 }, || {
             self.fs
                 .create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
         }) {

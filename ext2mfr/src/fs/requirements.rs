@@ -63,15 +63,21 @@ pub fn object_kinds() -> [ama::ObjectKind; 1] {
 /// What a request is about to do, as far as its memory is concerned.
 #[derive(Clone, Copy, Debug)]
 pub enum Need<'a> {
-    /// Reads one inode (and maybe its xattr or symlink block).
-    Inode(u32),
-    Lookup { parent: u32 },
+    /// Reads one inode (getattr, access, opendir).
+    Attr(u32),
+    /// Reads an inode and its xattr block.
+    Xattr(u32),
+    /// Reads a symlink's inode and target block.
+    Readlink(u32),
+    Lookup { parent: u32, name: &'a [u8] },
     Readdir { dir: u32 },
     Read { ino: u32, offset: u64, size: u64 },
     Write { ino: u32, offset: u64, size: u64 },
     SetAttr { ino: u32, size: Option<u64> },
-    Create { parent: u32 },
-    Link { ino: u32, parent: u32 },
+    /// `blocks`: data blocks the new inode gets (a directory's first
+    /// block, a slow symlink's target).
+    Create { parent: u32, name: &'a [u8], blocks: u32 },
+    Link { ino: u32, parent: u32, name: &'a [u8] },
     Remove { parent: u32, name: &'a [u8] },
     Rename { old_parent: u32, old_name: &'a [u8], new_parent: u32, new_name: &'a [u8] },
     Release { ino: u32 },
@@ -203,23 +209,34 @@ impl Builder<'_> {
     }
 
     /// Blocks `first..first+count` of `i` (data or directory blocks) and the
-    /// indirect blocks mapping them.
-    fn range(&mut self, i: Option<&Inode>, first: u64, count: u64) {
+    /// indirect blocks mapping them. Returns how many of the data blocks
+    /// may be holes (all, unless peeking found them mapped).
+    fn range(&mut self, i: Option<&Inode>, first: u64, count: u64) -> u64 {
         match i {
             Some(i) if self.peek && count <= 64 => {
+                let mut holes = 0;
+                let mut mapped_ind = true;
                 for lblk in first..first + count {
                     match self.peek_map(i, lblk) {
                         Some(blk) => self.block(blk),
-                        None => self.unknown(1),
+                        None => {
+                            holes += 1;
+                            mapped_ind &= lblk < 12;
+                            self.unknown(1);
+                        }
                     }
                 }
                 // Indirect blocks not found cached on the way.
-                let ind = self.range_ind(first, count);
-                self.unknown(ind);
+                if !mapped_ind {
+                    let ind = self.range_ind(first, count);
+                    self.unknown(ind);
+                }
+                holes
             }
             _ => {
                 let ind = self.range_ind(first, count);
                 self.unknown(count + ind);
+                count
             }
         }
     }
@@ -228,10 +245,13 @@ impl Builder<'_> {
     /// page plus the cached ones it will use in place.
     fn dir_scan(&mut self, dir: u32, alternate: bool) {
         let i = self.inode(dir);
-        let slack = self.fs.config.threads as u64;
+        let slack = self.fs.config.threads.saturating_sub(1) as u64;
         let n = i.as_ref().map_or(RECYCLE_DIR_BLOCKS, |i| self.blocks_of(i.size())) + slack;
         if (self.recycle && n > RECYCLE_DIR_BLOCKS) || alternate {
+            // Scanned through scratch; the block an entry is then added to
+            // or removed from, and its path, come through the cache.
             self.scratch = true;
+            self.unknown(4);
         } else {
             self.range(i.as_ref(), 0, n);
         }
@@ -239,34 +259,82 @@ impl Builder<'_> {
 
     /// Freeing the blocks of `i` from logical block `keep` on: the indirect
     /// tree (or, recycling, the scratch page and the boundary path), the
-    /// bitmaps of the freed blocks at commit, and the partial tail block.
+    /// bitmaps of the freed blocks at commit, the partial tail block and the
+    /// xattr block (freed with the inode).
     fn truncate(&mut self, i: Option<&Inode>, keep: u64) {
         let spb = self.fs.geo.sectors_per_block() as u64;
-        let (tree, nblocks) = match i {
-            Some(i) => {
-                let by_size = self.ind_blocks(self.blocks_of(i.size()));
-                let by_count = i.i_blocks.get() as u64 / spb;
-                (by_size.min(by_count) + 3, by_count + 1)
-            }
+        let Some(i) = i else {
             // Unknown: the largest tree.
-            None => (self.ind_blocks(u32::MAX as u64), u32::MAX as u64),
+            if self.recycle {
+                self.scratch = true;
+                self.unknown(3 + 2);
+            } else {
+                self.unknown(self.ind_blocks(u32::MAX as u64) + 2);
+            }
+            self.bitmaps(u32::MAX as u64);
+            self.written(3 + 1);
+            return;
         };
-        if self.recycle {
-            self.scratch = true;
-            self.unknown(3); // the boundary path, written through the cache
-        } else {
-            self.unknown(tree);
+        let nblocks = i.i_blocks.get() as u64 / spb;
+        let tree = self.ind_blocks(self.blocks_of(i.size())).min(nblocks);
+        let boundary = if keep > 0 { tree.min(3) } else { 0 };
+        if tree > 0 {
+            if self.recycle {
+                self.scratch = true;
+                self.unknown(boundary);
+            } else {
+                self.unknown(tree);
+            }
+        }
+        self.written(boundary);
+        if keep > 0 && i.size() % self.fs.geo.block_size as u64 != 0 {
+            self.unknown(1);
+            self.written(1);
+        }
+        if i.i_file_acl.get() != 0 {
+            self.block(i.i_file_acl.get() as u64);
         }
         self.bitmaps(nblocks);
-        self.unknown(2); // the partial tail block and its xattr block
-        self.written(5);
-        let _ = keep;
     }
 
-    /// Bitmap blocks for `k` allocations or frees.
+    /// Bitmap blocks for `k` allocations or frees: with peeking, the cached
+    /// bitmaps of a small file system are pinned instead.
     fn bitmaps(&mut self, k: u64) {
-        let n = k.min(self.fs.geo.groups as u64);
-        self.unknown(n);
+        if k == 0 {
+            return;
+        }
+        let groups = self.fs.geo.groups as u64;
+        if self.peek && groups <= 8 {
+            for g in 0..groups as usize {
+                self.block(self.fs.geo.block_bitmap[g] as u64);
+            }
+        } else {
+            self.unknown(k.min(groups));
+        }
+    }
+
+    fn inode_bitmap(&mut self, near: u32) {
+        let g = (near.max(1) - 1) / self.fs.geo.inodes_per_group;
+        if self.fs.geo.groups <= 8 && self.peek {
+            for g in 0..self.fs.geo.groups as usize {
+                self.block(self.fs.geo.inode_bitmap[g] as u64);
+            }
+        } else {
+            self.block(self.fs.geo.inode_bitmap[g as usize] as u64);
+            if self.fs.geo.groups > 1 {
+                self.unknown(1);
+            }
+        }
+    }
+
+    /// Blocks a directory may need to grow by one block (`None`: it has
+    /// room enough, see [`Ext2::dir_has_room`]).
+    fn dir_growth(&self, dir: Option<&Inode>) -> u64 {
+        match dir {
+            None => 0,
+            Some(d) if self.blocks_of(d.size()) + (self.fs.config.threads as u64) < 12 => 1,
+            Some(_) => 1 + 3,
+        }
     }
 
     fn aad(&self) -> Aad {
@@ -296,15 +364,31 @@ impl Ext2 {
         };
         match *need {
             Need::Nothing => {}
-            Need::Inode(ino) => {
+            Need::Attr(ino) => b.inode_block(ino),
+            Need::Xattr(ino) => {
                 b.inode_block(ino);
-                b.unknown(2);
-                b.written(1);
+                match b.inode(ino).map(|i| i.i_file_acl.get()) {
+                    Some(0) => {}
+                    Some(acl) => b.block(acl as u64),
+                    None => b.unknown(1),
+                }
             }
-            Need::Lookup { parent } => {
+            Need::Readlink(ino) => {
+                b.inode_block(ino);
+                match b.inode(ino) {
+                    Some(i) => {
+                        b.range(Some(&i), 0, 1);
+                    }
+                    None => b.unknown(1),
+                }
+            }
+            Need::Lookup { parent, name } => {
                 b.inode_block(parent);
                 b.dir_scan(parent, alternate);
-                b.unknown(1); // the child's inode
+                match self.peek_child(parent, name) {
+                    Some(c) => b.inode_block(c),
+                    None => b.unknown(1),
+                }
             }
             Need::Readdir { dir } => {
                 b.inode_block(dir);
@@ -333,20 +417,16 @@ impl Ext2 {
                 let first = offset / bs;
                 let count = (offset + size).div_ceil(bs).saturating_sub(first);
                 let i = b.inode(ino);
-                b.range(i.as_ref(), first, count);
-                let allocs = count + b.range_ind(first, count);
-                // The goal group's bitmap is the likely one.
-                if let Some(i) = &i {
-                    let g = (ino - 1) / self.geo.inodes_per_group;
-                    let _ = i;
-                    b.block(self.geo.block_bitmap[g as usize] as u64);
-                }
+                let holes = b.range(i.as_ref(), first, count);
+                let allocs = if holes == 0 { 0 } else { holes + b.range_ind(first, count) };
                 b.bitmaps(allocs);
-                b.written(1 + count + allocs + allocs);
+                // Every block written once in the request (a new one when it
+                // is zeroed), every allocation one bitmap image in its own
+                // domain, the inode.
+                b.written(1 + count + allocs);
             }
             Need::SetAttr { ino, size } => {
                 b.inode_block(ino);
-                b.unknown(1); // xattr block (mode changes read nothing else)
                 b.written(1);
                 if let Some(size) = size {
                     let i = b.inode(ino);
@@ -354,27 +434,41 @@ impl Ext2 {
                     b.truncate(i.as_ref(), keep);
                 }
             }
-            Need::Create { parent } => {
+            Need::Create { parent, name, blocks } => {
                 b.inode_block(parent);
                 b.dir_scan(parent, alternate);
-                b.unknown(1 + 1 + 4); // new inode's block, inode bitmap, new blocks
-                b.bitmaps(4);
-                b.written(3 + 4 + 5);
+                let dir = b.inode(parent);
+                let dir = dir.filter(|_| !self.dir_has_room(parent, name.len()));
+                b.unknown(1); // the new inode's table block
+                b.inode_bitmap(parent);
+                let new = b.dir_growth(dir.as_ref()) + blocks as u64;
+                b.unknown(new);
+                b.bitmaps(new);
+                // Directory block, parent, new inode, inode bitmap; each new
+                // block and its bitmap image.
+                b.written(4 + 2 * new);
             }
-            Need::Link { ino, parent } => {
+            Need::Link { ino, parent, name } => {
                 b.inode_block(ino);
                 b.inode_block(parent);
                 b.dir_scan(parent, alternate);
-                b.unknown(4);
-                b.bitmaps(4);
-                b.written(2 + 4 + 4);
+                let dir = b.inode(parent);
+                let dir = dir.filter(|_| !self.dir_has_room(parent, name.len()));
+                let new = b.dir_growth(dir.as_ref());
+                b.unknown(new);
+                b.bitmaps(new);
+                b.written(3 + 2 * new);
             }
             Need::Remove { parent, name } => {
                 b.inode_block(parent);
                 b.dir_scan(parent, alternate);
-                b.unknown(1);
-                let child = self.peek_child(parent, name).and_then(|c| b.inode(c));
-                if let Some(c) = &child {
+                let child = self.peek_child(parent, name);
+                match child {
+                    Some(c) => b.inode_block(c),
+                    None => b.unknown(1),
+                }
+                let ci = child.and_then(|c| b.inode(c));
+                if let Some(c) = &ci {
                     if c.is_dir() {
                         b.dir_scan_inode(c, alternate);
                     }
@@ -382,9 +476,13 @@ impl Ext2 {
                     // An unknown child directory: scanned through scratch.
                     b.scratch = true;
                 }
-                b.truncate(child.as_ref(), 0);
-                b.unknown(1); // inode bitmap
-                b.written(3 + 2);
+                // Freed now when the kernel holds no reference (else at
+                // forget). Cheap to cover either way: a small file has no
+                // tree, a large one is recycled through the scratch page.
+                b.truncate(ci.as_ref(), 0);
+                b.inode_bitmap(parent);
+                // Directory block, parent, child (bitmaps change at commit).
+                b.written(3);
             }
             Need::Rename { old_parent, old_name, new_parent, new_name } => {
                 b.inode_block(old_parent);
@@ -393,28 +491,37 @@ impl Ext2 {
                 if new_parent != old_parent {
                     b.dir_scan(new_parent, alternate);
                 }
-                b.unknown(2 + 2); // the two children's inodes, the moved dir's ".."
-                // The target, when replaced, goes as unlink would.
-                let target = self.peek_child(new_parent, new_name).and_then(|c| b.inode(c));
-                if let Some(t) = &target {
-                    if t.is_dir() {
-                        b.dir_scan_inode(t, alternate);
-                    }
-                } else {
-                    b.scratch = true;
+                match self.peek_child(old_parent, old_name) {
+                    Some(c) => b.inode_block(c),
+                    None => b.unknown(1),
                 }
-                b.truncate(target.as_ref(), 0);
-                let _ = old_name;
-                b.unknown(4);
-                b.bitmaps(4);
-                b.written(6 + 4 + 4);
+                b.unknown(2); // a moved directory's ".." block and its path
+                // The target, when replaced, goes as unlink would.
+                let target = self.peek_child(new_parent, new_name);
+                if let Some(t) = target {
+                    b.inode_block(t);
+                    let ti = b.inode(t);
+                    if let Some(ti) = &ti {
+                        if ti.is_dir() {
+                            b.dir_scan_inode(ti, alternate);
+                        }
+                        b.truncate(Some(ti), 0);
+                        b.inode_bitmap(new_parent);
+                    }
+                }
+                let dir = b.inode(new_parent);
+                let dir = dir.filter(|_| !self.dir_has_room(new_parent, new_name.len()));
+                let new = b.dir_growth(dir.as_ref());
+                b.unknown(new);
+                b.bitmaps(new);
+                b.written(7 + 2 * new);
             }
             Need::Release { ino } => {
                 b.inode_block(ino);
                 let i = b.inode(ino);
                 b.truncate(i.as_ref(), 0);
-                b.unknown(1); // inode bitmap
-                b.written(2);
+                b.inode_bitmap(ino);
+                b.written(1);
             }
         }
         b.aad()
@@ -438,6 +545,45 @@ impl Ext2 {
             }
         }
         None
+    }
+}
+
+impl Ext2 {
+    /// Peeking at a directory's cached direct blocks: is there room for an
+    /// entry of `name_len` for this request and every other worker that may
+    /// add one first? Then adding the entry allocates nothing.
+    fn dir_has_room(&self, dir: u32, name_len: usize) -> bool {
+        let Ok((blk, off)) = self.inode_pos(dir) else {
+            return false;
+        };
+        let Some(pb) = self.cache.peek(blk) else {
+            return false;
+        };
+        let d = Inode::from_bytes(&pb.peek_bytes()[off..off + INODE_STRUCT_SIZE]);
+        let n = d.size() / self.geo.block_size as u64;
+        if n > N_DIRECT_PEEK {
+            return false;
+        }
+        let need = crate::format::dirent::rec_len_for(name_len.min(255));
+        let mut slots = 0usize;
+        for lblk in 0..n {
+            let Some(b) = self.cache.peek(d.block(lblk as usize) as u64) else {
+                return false;
+            };
+            let data = b.peek_bytes();
+            let Ok(entries) = crate::format::dirent::parse_block(&data, self.geo.inodes_count) else {
+                return false;
+            };
+            for e in entries {
+                let used = if e.inode == 0 {
+                    0
+                } else {
+                    crate::format::dirent::rec_len_for(e.name.len())
+                };
+                slots += e.rec_len.saturating_sub(used) / need;
+            }
+        }
+        slots >= self.config.threads.max(1)
     }
 }
 
