@@ -1,0 +1,167 @@
+//! The pool, reserves, policies and accounting, without any file system.
+
+use ama::{acquire, Aad, ObjectKind, Policy, Pool};
+use faultinject::{Config, Injector};
+use std::sync::Arc;
+
+const KINDS: [ObjectKind; 1] = [ObjectKind { name: "thing", size: 100 }];
+
+fn always() -> bool {
+    true
+}
+
+fn pool(capacity: usize, inject: Option<f64>) -> Arc<Pool> {
+    let inj = inject.map(|p| {
+        Injector::new(Config {
+            alloc_p: p,
+            seed: 7,
+            ..Config::default()
+        })
+    });
+    Pool::new(512, capacity, &KINDS, inj, always).unwrap()
+}
+
+#[test]
+fn a_reserve_serves_downstream_allocations_and_returns_the_rest() {
+    let p = pool(16, None);
+    {
+        let mut r = p.begin("op");
+        r.fill(Aad::pages(5).with_objects(0, 2)).unwrap();
+        assert_eq!(p.free_pages(), 11, "taken in one go on entry");
+        let mut a = p.alloc_page("site").unwrap();
+        let b = p.alloc_page("site").unwrap();
+        a[0] = 1;
+        assert_eq!(a.len(), 512);
+        assert_ne!(a.as_ptr(), b.as_ptr());
+        p.take_object(0, "site").unwrap();
+        assert_eq!(p.free_pages(), 11, "served from the reserve, not the pool");
+        drop((a, b));
+    }
+    assert_eq!(p.free_pages(), 16, "unused pages returned, used ones freed");
+    let s = p.space();
+    let op = &s.by_op["op"];
+    assert_eq!((op.reserved_pages, op.used_pages, op.returned_pages), (5, 2, 3));
+    assert_eq!(s.under_allocations, 0);
+    assert_eq!(s.allocated_pages, 5);
+    assert_eq!(s.allocated_object_bytes, 200);
+}
+
+#[test]
+fn an_allocation_beyond_the_reserve_is_an_under_allocation() {
+    let p = pool(8, None);
+    let mut r = p.begin("tight");
+    r.fill(Aad::pages(1)).unwrap();
+    let _a = p.alloc_page("first").unwrap();
+    let _b = p.alloc_page("second").expect("served by the pool after all");
+    assert!(p.take_object(0, "obj").is_ok());
+    drop(r);
+    let s = p.space();
+    assert_eq!(s.under_allocations, 2);
+    assert_eq!(s.by_op["tight"].under_allocations, 2);
+}
+
+#[test]
+fn with_a_reserve_only_the_reservation_meets_injected_failures() {
+    // Every allocation attempt fails: the reservation does, and nothing
+    // downstream of a (forced) reservation is even asked.
+    let p = pool(64, Some(1.0));
+    let mut r = p.begin("op");
+    assert!(r.fill(Aad::pages(3)).is_err());
+    drop(r);
+    assert!(p.alloc_page("bare").is_err(), "no reserve: an injection point");
+    assert!(p.take_object(0, "bare").is_err());
+    let s = p.space();
+    assert_eq!(s.reservation_failures, 1);
+    assert_eq!(p.free_pages(), 64, "a failed reservation keeps nothing");
+}
+
+#[test]
+fn policies_fail_fast_and_retry() {
+    let p = pool(64, Some(0.9));
+    let mut failures = 0;
+    for _ in 0..50 {
+        match acquire(&p, "ff", Policy::FailFast, |_, _| Aad::pages(2)) {
+            Ok(r) => drop(r),
+            Err(_) => failures += 1,
+        }
+    }
+    assert!(failures > 30, "fail-fast reports the failures: {failures}");
+    for _ in 0..20 {
+        let r = acquire(&p, "retry", Policy::Retry, |_, _| Aad::pages(2)).unwrap();
+        assert!(ama::active());
+        let _page = p.alloc_page("downstream").unwrap();
+        drop(r);
+    }
+    assert!(!ama::active());
+    assert_eq!(p.space().under_allocations, 0);
+    assert_eq!(p.free_pages(), 64);
+}
+
+#[test]
+fn retry_alternate_asks_for_the_smaller_requirement() {
+    let p = pool(64, Some(0.8));
+    let mut saw_alternate = false;
+    for _ in 0..20 {
+        let r = acquire(&p, "alt", Policy::RetryAlternate, |_, alt| {
+            saw_alternate |= alt;
+            Aad::pages(if alt { 1 } else { 8 })
+        })
+        .unwrap();
+        drop(r);
+    }
+    assert!(saw_alternate);
+}
+
+#[test]
+fn a_requirement_larger_than_the_pool_fails_even_under_retry() {
+    let p = pool(4, None);
+    assert!(acquire(&p, "huge", Policy::Retry, |_, _| Aad::pages(5)).is_err());
+}
+
+#[test]
+fn the_scratch_page_is_recycled_and_pins_live_until_the_end() {
+    let p = pool(8, None);
+    let pinned = Arc::new(42u32);
+    {
+        let mut r = p.begin("scan");
+        r.pin_peeked(pinned.clone());
+        r.fill(Aad::pages(0).with_scratch()).unwrap();
+        for i in 0..100u8 {
+            let got = ama::with_scratch(|page| {
+                page[0] = i;
+                // Nested use finds it taken: the caller falls back.
+                assert!(ama::with_scratch(|_| ()).is_none());
+                page[0]
+            });
+            assert_eq!(got, Some(i));
+        }
+        assert!(ama::pin(Arc::new(1u8)));
+        assert_eq!(Arc::strong_count(&pinned), 2);
+    }
+    assert_eq!(Arc::strong_count(&pinned), 1, "unpinned at cleanup");
+    assert!(ama::with_scratch(|_| ()).is_none());
+    let s = p.space();
+    assert_eq!(s.by_op["scan"].pinned_pages, 1);
+    assert_eq!(s.by_op["scan"].reserved_pages, 1);
+    assert_eq!(p.free_pages(), 8);
+}
+
+#[test]
+fn the_reclaimer_is_asked_when_the_pool_runs_dry() {
+    let p = pool(4, None);
+    let held: Arc<parking_lot::Mutex<Vec<ama::Page>>> = Default::default();
+    for _ in 0..4 {
+        held.lock().push(p.alloc_page("cache").unwrap());
+    }
+    let h = held.clone();
+    p.set_reclaimer(move |want| {
+        let mut v = h.lock();
+        let n = want.min(v.len());
+        let keep = v.len() - n;
+        v.truncate(keep);
+        n
+    });
+    let mut r = p.begin("op");
+    r.fill(Aad::pages(3)).unwrap();
+    assert_eq!(held.lock().len(), 1);
+}
