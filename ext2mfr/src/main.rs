@@ -109,7 +109,7 @@ fn install_panic_hook(recovery: bool) {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser=error"))
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,fuser=error"))
         .format_timestamp_millis()
         .init();
     let args = match parse_args() {

@@ -11,26 +11,33 @@
 //! cannot be evicted and read again.
 //!
 //! Terms: `Inode` = the inode-table block of an inode; `Dir(d)` = the blocks
-//! of directory `d` plus the indirect blocks mapping them (`Ind(n)`), plus
-//! `slack` blocks it may grow by before we hold its lock (one per other
-//! worker thread); `Range(o,n)` = the data blocks of a byte range and the
-//! indirect blocks on their paths; `Bitmaps(k)` = min(groups, k) bitmap
-//! blocks; `Tree(i)` = the indirect blocks of inode `i`; `W(..)` =
-//! before-images (recovery on only).
+//! of directory `d` plus the indirect blocks mapping them, plus `slack`
+//! blocks it may grow by before we hold its lock (one per other worker
+//! thread); `Range(o,n)` = the data blocks of a byte range and the indirect
+//! blocks on their paths; `Bitmaps(k)` = min(groups, k) bitmap blocks;
+//! `Tree(i)` = the indirect blocks of inode `i`; `Grow` = the blocks a
+//! directory needs to take one more entry (0 when peeking finds room for
+//! every worker, 1 in the direct blocks, else 1 + 3 indirect); `W(..)` =
+//! before-images (recovery on only). An allocation is a Reversible domain:
+//! one bitmap image when it runs, one more when its inverse runs because the
+//! request failed and is rolled back.
 //!
 //! | request | frames | before-images |
 //! |---|---|---|
-//! | getattr, access, opendir, statfs, getxattr, listxattr, readlink | Inode + 2 (xattr block, symlink block) | 1 (atime) |
+//! | getattr, access, opendir | Inode | 0 |
+//! | getxattr, listxattr | Inode + xattr block | 0 |
+//! | readlink | Inode + target block | 0 |
 //! | lookup | 2 Inode + Dir(parent) | 0 |
-//! | readdir | Inode + Dir(dir) | 1 |
+//! | readdir | Inode + Dir(dir) | 1 (atime) |
 //! | read(o, n) | Inode + Range(o,n) | 1 (atime) |
-//! | write(o, n) | Inode + Range(o,n) + Bitmaps(k), k = blocks that may be allocated | Inode + Range + k |
-//! | setattr (size) | Inode + tail block + Tree(i) + Bitmaps(freed) | Inode + tail + 3 |
-//! | create, mknod, mkdir, symlink | 2 Inode + Dir(parent) + inode bitmap + 4 new blocks + Bitmaps(4) | 3 + 4 + 5 allocations |
-//! | link | 2 Inode + Dir(parent) + 4 new blocks + Bitmaps(4) | 2 + 4 + 4 |
-//! | unlink, rmdir | 2 Inode + Dir(parent) + Dir(child) + Tree(child) + Bitmaps | 3 + 3 |
-//! | rename | 4 Inode + Dir(old) + Dir(new) + unlink's + link's | sum |
-//! | forget (release) | Inode + Tree(i) + Bitmaps(freed) + inode bitmap | 2 |
+//! | write(o, n) | Inode + Range(o,n) + Bitmaps(k), k = holes + their indirect blocks | 1 + n + 2k |
+//! | setattr (size) | Inode + Tree(i) + tail block + xattr + Bitmaps(i_blocks) | 1 + boundary path (3) + tail + xattr |
+//! | create, mknod, mkdir, symlink | 2 Inode + Dir(parent) + inode bitmap + Grow + data blocks + Bitmaps | 5 + 3 per new block |
+//! | link | 2 Inode + Dir(parent) + Grow + Bitmaps | 3 + 3 per new block |
+//! | unlink, rmdir | 2 Inode + Dir(parent) + Dir(child) + truncate(child) + inode bitmap | 3 + truncate's |
+//! | rename | 3 Inode + Dir(old) + Dir(new) + ".." block + unlink's for the target + Grow | 7 + 3 per new block + truncate's |
+//! | forget (release) | Inode + truncate(i) + inode bitmap | 1 + truncate's |
+//! | fsync | 0 (write-back allocates nothing) | 0 |
 //!
 //! **Cache peeking** (`peek=on`): blocks whose numbers are known on entry
 //! (inode-table blocks, directory and data blocks mapped through cached
@@ -292,7 +299,9 @@ impl Builder<'_> {
             self.written(1);
         }
         if i.i_file_acl.get() != 0 {
+            // Its reference count is written when the inode goes.
             self.block(i.i_file_acl.get() as u64);
+            self.written(1);
         }
         self.bitmaps(nblocks);
     }
@@ -421,9 +430,10 @@ impl Ext2 {
                 let allocs = if holes == 0 { 0 } else { holes + b.range_ind(first, count) };
                 b.bitmaps(allocs);
                 // Every block written once in the request (a new one when it
-                // is zeroed), every allocation one bitmap image in its own
-                // domain, the inode.
-                b.written(1 + count + allocs);
+                // is zeroed), the inode, and per allocation a bitmap image in
+                // its own domain and one more if its inverse runs (a request
+                // that fails, e.g. ENOSPC, is rolled back).
+                b.written(1 + count + 2 * allocs);
             }
             Need::SetAttr { ino, size } => {
                 b.inode_block(ino);
@@ -444,9 +454,10 @@ impl Ext2 {
                 let new = b.dir_growth(dir.as_ref()) + blocks as u64;
                 b.unknown(new);
                 b.bitmaps(new);
-                // Directory block, parent, new inode, inode bitmap; each new
-                // block and its bitmap image.
-                b.written(4 + 2 * new);
+                // Directory block, parent, new inode; per allocation (the
+                // inode and each new block) its bitmap image and its
+                // inverse's; each new block zeroed.
+                b.written(3 + 2 + 3 * new);
             }
             Need::Link { ino, parent, name } => {
                 b.inode_block(ino);
@@ -457,7 +468,7 @@ impl Ext2 {
                 let new = b.dir_growth(dir.as_ref());
                 b.unknown(new);
                 b.bitmaps(new);
-                b.written(3 + 2 * new);
+                b.written(3 + 3 * new);
             }
             Need::Remove { parent, name } => {
                 b.inode_block(parent);
@@ -514,7 +525,7 @@ impl Ext2 {
                 let new = b.dir_growth(dir.as_ref());
                 b.unknown(new);
                 b.bitmaps(new);
-                b.written(7 + 2 * new);
+                b.written(7 + 3 * new);
             }
             Need::Release { ino } => {
                 b.inode_block(ino);

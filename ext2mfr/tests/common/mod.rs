@@ -180,6 +180,19 @@ impl Mount {
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(status.success(), "daemon exited with {status}");
+        // Every mount of every test also checks AMA's invariant: nothing
+        // was allocated beyond a request's reserve.
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        if let Some(json) = log.split("unmounted cleanly; counters: ").nth(1) {
+            let json = json.lines().next().unwrap_or("");
+            let c: serde_json::Value = serde_json::from_str(json).expect("final counters");
+            assert_eq!(
+                c["ama"]["under_allocations"], 0,
+                "AMA under-allocations (see the daemon log {}): {}",
+                self.log.display(),
+                c["ama"]["by_op"]
+            );
+        }
         // A clean run needs no post-mortem.
         let _ = std::fs::remove_file(&self.log);
     }
