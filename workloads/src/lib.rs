@@ -3,9 +3,10 @@
 //! model) and [`micro`] (sequential/random read/write over one file).
 //! Only `std::fs` touches the file system under test.
 //!
-//! [`sort`] is an external merge sort on the mount. Still to come (issue 6):
-//! the evaluation harness that fills `results/`.
+//! [`sort`] is an external merge sort on the mount. [`eval`] is the
+//! evaluation harness (the `evaluate` binary) that fills `results/`.
 
+pub mod eval;
 pub mod micro;
 pub mod mountpoint;
 pub mod postmark;

@@ -1,0 +1,146 @@
+//! The daemon configurations the papers compare, as mount options, and a
+//! probe that asks the daemon whether it has them: a build without AMA
+//! refuses `ama=on`, and its rows are then reported as not run (with the
+//! daemon's own message) instead of being filled with anything made up.
+
+use super::image;
+use super::mount::{Mount, MountError, Peer, Tools};
+use super::workdir::WorkDir;
+use std::collections::BTreeMap;
+
+/// Which of the two mechanisms are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mechanisms {
+    /// Both off: the same code with nothing around it.
+    Baseline,
+    RecoveryOnly,
+    AmaOnly,
+    /// Both on.
+    Ext2Mfr,
+}
+
+impl Mechanisms {
+    pub const ALL: [Mechanisms; 4] = [
+        Mechanisms::Baseline,
+        Mechanisms::RecoveryOnly,
+        Mechanisms::AmaOnly,
+        Mechanisms::Ext2Mfr,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Mechanisms::Baseline => "baseline",
+            Mechanisms::RecoveryOnly => "recovery only",
+            Mechanisms::AmaOnly => "ama only",
+            Mechanisms::Ext2Mfr => "ext2-mfr",
+        }
+    }
+
+    pub fn opts(self) -> &'static str {
+        match self {
+            Mechanisms::Baseline => "baseline",
+            Mechanisms::RecoveryOnly => "ama=off,recovery=on",
+            Mechanisms::AmaOnly => "ama=on,recovery=off",
+            Mechanisms::Ext2Mfr => "ama=on,recovery=on",
+        }
+    }
+
+    /// The baseline has no mechanism that could apply a policy.
+    pub fn has_policy(self) -> bool {
+        self != Mechanisms::Baseline
+    }
+
+    pub fn peer(self) -> Peer {
+        Peer::Daemon {
+            label: self.label().into(),
+            opts: self.opts().into(),
+        }
+    }
+}
+
+/// What a request does after a fault (an allocation failure or a rollback).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Policy {
+    FailFast,
+    Retry,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 2] = [Policy::FailFast, Policy::Retry];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Policy::FailFast => "fail-fast",
+            Policy::Retry => "retry",
+        }
+    }
+
+    pub fn opt(self) -> String {
+        format!("policy={}", self.label())
+    }
+}
+
+/// A configuration's mount options, with a policy where it has one.
+pub fn options(m: Mechanisms, p: Option<Policy>) -> String {
+    match p {
+        Some(p) if m.has_policy() => format!("{},{}", m.opts(), p.opt()),
+        _ => m.opts().to_string(),
+    }
+}
+
+/// Which option sets the daemon accepts; refused ones with its message.
+#[derive(Default)]
+pub struct Availability {
+    known: BTreeMap<String, Result<(), String>>,
+}
+
+impl Availability {
+    /// Does the daemon mount with `opts`? Asked once per option set.
+    /// Outer Err: the probe could not run; inner Err: refused, and why.
+    pub fn check(
+        &mut self,
+        tools: &Tools,
+        work: &WorkDir,
+        opts: &str,
+    ) -> Result<Result<(), String>, String> {
+        if let Some(r) = self.known.get(opts) {
+            return Ok(r.clone());
+        }
+        let r = probe(tools, work, opts)?;
+        self.known.insert(opts.to_string(), r.clone());
+        Ok(r)
+    }
+
+    /// The refused option sets and why, for the reports.
+    pub fn refused(&self) -> Vec<(String, String)> {
+        self.known
+            .iter()
+            .filter_map(|(k, r)| r.as_ref().err().map(|e| (k.clone(), e.clone())))
+            .collect()
+    }
+}
+
+/// Outer Err: the probe itself could not run. Inner Err: the daemon
+/// refused these options (its exit code was 2, a usage error).
+fn probe(tools: &Tools, work: &WorkDir, opts: &str) -> Result<Result<(), String>, String> {
+    let img = work.file("probe.img");
+    image::make(&img, 16)?;
+    let peer = Peer::Daemon {
+        label: "probe".into(),
+        opts: opts.into(),
+    };
+    let log = work.file("probe.log");
+    let r = match Mount::start(&peer, tools, &img, &work.dir("probe-mnt"), Some(&log)) {
+        Ok(m) => {
+            m.unmount()?;
+            Ok(Ok(()))
+        }
+        Err(MountError::Refused {
+            code: Some(2),
+            message,
+        }) => Ok(Err(message)),
+        Err(e) => Err(format!("probing -o {opts}: {e}")),
+    };
+    let _ = std::fs::remove_file(&img);
+    r
+}

@@ -1,0 +1,211 @@
+//! Performance, the AMA paper's Table 5 (and the recovery-domains paper's
+//! postmark overhead): every workload under the kernel's ext2 and fuse2fs
+//! (where the machine has them) and the daemon's four configurations, side
+//! by side in one run with rotating order; the median round counts, and
+//! times are given as ratios against the baseline.
+
+use super::compare::{self, Sample};
+use super::config::Mechanisms;
+use super::mount::Peer;
+use super::paper;
+use super::plan::Ctx;
+use super::table::{ratio, Table};
+use std::path::Path;
+
+/// Reads one workload's seconds from a sample.
+pub type Seconds = fn(&Sample) -> f64;
+
+/// The workloads in the paper's order, and how to read each from a sample.
+pub const WORKLOADS: [(&str, Seconds); 6] = [
+    ("sequential write", |s| s.micro[0].secs),
+    ("sequential read", |s| s.micro[1].secs),
+    ("random write", |s| s.micro[2].secs),
+    ("random read", |s| s.micro[3].secs),
+    ("sort", |s| s.sort_secs),
+    ("postmark", |s| s.postmark_secs),
+];
+
+pub struct Performance {
+    pub peers: Vec<Peer>,
+    /// medians[workload][peer], seconds.
+    pub medians: Vec<Vec<f64>>,
+    pub not_run: Vec<(String, String)>,
+    pub tables: Vec<Table>,
+}
+
+impl Performance {
+    pub fn peer_index(&self, label: &str) -> Option<usize> {
+        self.peers.iter().position(|p| p.label() == label)
+    }
+
+    /// median(peer) / median(baseline) for workload `w`.
+    pub fn ratio(&self, w: usize, label: &str) -> Option<f64> {
+        let b = self.peer_index(Mechanisms::Baseline.label())?;
+        let i = self.peer_index(label)?;
+        Some(self.medians[w][i] / self.medians[w][b].max(1e-9))
+    }
+}
+
+fn kernel_has_ext2() -> bool {
+    let has = || {
+        std::fs::read_to_string("/proc/filesystems")
+            .map(|s| {
+                s.lines()
+                    .any(|l| l.split_whitespace().last() == Some("ext2"))
+            })
+            .unwrap_or(false)
+    };
+    if !has() {
+        let _ = std::process::Command::new("modprobe")
+            .arg("ext2")
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    has()
+}
+
+fn on_path(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| Path::new(&d).join(prog).is_file()))
+        .unwrap_or(false)
+}
+
+pub fn run(ctx: &Ctx) -> Result<Performance, String> {
+    let plan = &ctx.plan;
+    let mut peers = Vec::new();
+    let mut not_run = Vec::new();
+    if kernel_has_ext2() {
+        peers.push(Peer::Kernel);
+    } else {
+        not_run.push((
+            "kernel ext2".into(),
+            "the kernel has no ext2 driver (modprobe ext2 failed)".into(),
+        ));
+    }
+    if on_path("fuse2fs") {
+        peers.push(Peer::Fuse2fs);
+    } else {
+        not_run.push(("fuse2fs".into(), "fuse2fs is not installed".into()));
+    }
+    for m in Mechanisms::ALL {
+        match ctx.available(m.opts())? {
+            Ok(()) => peers.push(m.peer()),
+            Err(why) => not_run.push((format!("{} (`-o {}`)", m.label(), m.opts()), why)),
+        }
+    }
+    let samples = compare::rounds(
+        &peers,
+        &ctx.tools,
+        &ctx.work,
+        plan.perf_image_mib,
+        &plan.loads,
+        plan.rounds,
+        &|m| ctx.say(&format!("performance: {m}")),
+    )?;
+    let medians: Vec<Vec<f64>> = WORKLOADS
+        .iter()
+        .map(|(_, f)| {
+            samples
+                .iter()
+                .map(|s| compare::median(s.iter().map(f).collect()))
+                .collect()
+        })
+        .collect();
+    let mut perf = Performance {
+        peers,
+        medians,
+        not_run,
+        tables: Vec::new(),
+    };
+    let mut t = table(ctx, &perf, &samples);
+    t.comparison = paper::performance(&perf);
+    perf.tables.push(t);
+    Ok(perf)
+}
+
+fn table(ctx: &Ctx, perf: &Performance, samples: &[Vec<Sample>]) -> Table {
+    let mut t = Table::new(
+        "performance",
+        "Performance (AMA paper, Table 5)",
+        &[
+            "workload",
+            "peer",
+            "median_secs",
+            "ratio_vs_baseline",
+            "secs_per_round",
+        ],
+    );
+    let base = perf.peer_index(Mechanisms::Baseline.label());
+    t.caption = format!(
+        "Seconds (median of {} rounds; each round runs every peer once, in rotating order, each on a fresh \
+         {} MiB image made by mkfs.ext2 -b 4096, after sync and dropping caches; every run ends with a clean \
+         `e2fsck -fn`), and in brackets the ratio to the baseline (ext2mfr with `baseline`: AMA and recovery \
+         off; >1 is slower). The AMA paper's ext2-mfr corresponds to *ama only* (it had no recovery domains); \
+         the recovery-domains paper's overhead to *recovery only*. Loads: {}. Sequential read and random read \
+         start with the kernel's page cache dropped; the daemon's own block cache (64 MiB by default) is not \
+         dropped, as a kernel file system's buffer cache would be.",
+        ctx.plan.rounds,
+        ctx.plan.perf_image_mib,
+        ctx.plan.loads.describe()
+    );
+    t.md_columns = std::iter::once("workload".to_string())
+        .chain(perf.peers.iter().map(|p| format!("{} (s)", p.label())))
+        .collect();
+    for (w, (name, f)) in WORKLOADS.iter().enumerate() {
+        let mut md = vec![name.to_string()];
+        for (i, p) in perf.peers.iter().enumerate() {
+            let secs = perf.medians[w][i];
+            let r = base.map(|b| secs / perf.medians[w][b].max(1e-9));
+            md.push(match r {
+                Some(r) => format!("{secs:.2} ({})", ratio(r)),
+                None => format!("{secs:.2}"),
+            });
+            t.push(vec![
+                name.to_string(),
+                p.label().to_string(),
+                format!("{secs:.3}"),
+                r.map_or("n/a".into(), |r| format!("{r:.3}")),
+                samples[i]
+                    .iter()
+                    .map(|s| format!("{:.3}", f(s)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]);
+        }
+        t.md_rows.push(md);
+    }
+    for (what, why) in &perf.not_run {
+        t.notes.push(format!("{what}: not run: {why}"));
+    }
+    t.seeds = format!(
+        "postmark {}, micro {}, sort {}",
+        ctx.plan.loads.postmark.seed, ctx.plan.loads.micro.seed, ctx.plan.loads.sort.seed
+    );
+    t
+}
+
+/// The overhead table as plain text, for the main job's output.
+pub fn print(p: &Performance) -> String {
+    let mut s = format!("{:<18}", "workload");
+    for peer in &p.peers {
+        s.push_str(&format!(" {:>18}", peer.label()));
+    }
+    s.push('\n');
+    let base = p.peer_index(Mechanisms::Baseline.label());
+    for (w, (name, _)) in WORKLOADS.iter().enumerate() {
+        s.push_str(&format!("{name:<18}"));
+        for i in 0..p.peers.len() {
+            let secs = p.medians[w][i];
+            let cell = match base {
+                Some(b) => format!("{secs:.2}s ({})", ratio(secs / p.medians[w][b].max(1e-9))),
+                None => format!("{secs:.2}s"),
+            };
+            s.push_str(&format!(" {cell:>18}"));
+        }
+        s.push('\n');
+    }
+    for (what, why) in &p.not_run {
+        s.push_str(&format!("not run: {what}: {why}\n"));
+    }
+    s
+}

@@ -1,0 +1,213 @@
+//! The experiment matrix and its sizes, quick and full, and the context
+//! every part runs in (binaries, scratch directory, provenance, progress).
+
+use super::compare::Loads;
+use super::config::Availability;
+use super::machine::Provenance;
+use super::mixed::MixedConfig;
+use super::mount::Tools;
+use super::workdir::WorkDir;
+use crate::{micro, postmark, sort};
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The four parts of the evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Robustness,
+    Safety,
+    Performance,
+    Space,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [
+        Part::Robustness,
+        Part::Safety,
+        Part::Performance,
+        Part::Space,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Robustness => "robustness",
+            Part::Safety => "safety",
+            Part::Performance => "performance",
+            Part::Space => "space",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Part, String> {
+        Part::ALL
+            .into_iter()
+            .find(|p| p.name() == s.trim())
+            .ok_or_else(|| format!("unknown part '{s}' (robustness, safety, performance, space)"))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub quick: bool,
+    pub parts: Vec<Part>,
+    /// First seed; every run gets its own, counting up from here.
+    pub seed: u64,
+    // Robustness (AMA paper, Tables 2, 4, 7).
+    pub robustness_runs: usize,
+    pub probabilities: Vec<f64>,
+    pub robustness_workload: MixedConfig,
+    pub robustness_image_mib: u64,
+    pub run_timeout: Duration,
+    // Memory-safety faults (recovery-domains paper, section 6.2).
+    pub safety_runs: usize,
+    pub safety_workload: MixedConfig,
+    /// Faults each run should see on average (sets inject_interval).
+    pub safety_target_faults: u64,
+    pub safety_timeout: Duration,
+    // Performance (Table 5) and space (Table 6).
+    pub rounds: usize,
+    pub loads: Loads,
+    pub perf_image_mib: u64,
+    // Figure 8: file sizes truncated to 0.
+    pub truncate_sizes_mib: Vec<u64>,
+}
+
+impl Plan {
+    pub fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                quick,
+                parts: Part::ALL.to_vec(),
+                seed: 1000,
+                robustness_runs: 2,
+                probabilities: vec![0.0, 0.10, 0.50, 0.99],
+                robustness_workload: MixedConfig {
+                    files: 40,
+                    transactions: 100,
+                    subdirectories: 3,
+                    rounds: 2,
+                    seed: 0,
+                },
+                robustness_image_mib: 64,
+                run_timeout: Duration::from_secs(30),
+                safety_runs: 2,
+                safety_workload: MixedConfig {
+                    files: 200,
+                    transactions: 600,
+                    subdirectories: 5,
+                    rounds: 3,
+                    seed: 0,
+                },
+                safety_target_faults: 15,
+                safety_timeout: Duration::from_secs(60),
+                rounds: 3,
+                loads: Loads {
+                    postmark: postmark::Config {
+                        number: 2000,
+                        transactions: 10000,
+                        subdirectories: 20,
+                        ..Default::default()
+                    },
+                    // Larger than the daemon's default 64 MiB block cache,
+                    // so reads after dropping the kernel's caches are not
+                    // all served from the daemon's memory.
+                    micro: micro::Config {
+                        file_size: 256 << 20,
+                        random_ops: 8192,
+                        ..Default::default()
+                    },
+                    sort: sort::Config {
+                        input_bytes: 32 << 20,
+                        run_lines: 100_000,
+                        ..Default::default()
+                    },
+                },
+                perf_image_mib: 512,
+                truncate_sizes_mib: vec![1, 4, 16, 64],
+            }
+        } else {
+            Plan {
+                quick,
+                parts: Part::ALL.to_vec(),
+                seed: 1000,
+                robustness_runs: 15,
+                probabilities: vec![0.0, 0.10, 0.50, 0.99],
+                robustness_workload: MixedConfig {
+                    files: 100,
+                    transactions: 300,
+                    subdirectories: 5,
+                    rounds: 3,
+                    seed: 0,
+                },
+                robustness_image_mib: 128,
+                run_timeout: Duration::from_secs(60),
+                safety_runs: 5,
+                safety_workload: MixedConfig {
+                    files: 500,
+                    transactions: 3000,
+                    subdirectories: 10,
+                    rounds: 5,
+                    seed: 0,
+                },
+                safety_target_faults: 35,
+                safety_timeout: Duration::from_secs(300),
+                rounds: 3,
+                // The paper's micro loads (1 GiB file, 100 MiB of random
+                // I/O); postmark and sort scaled to fit the hour.
+                loads: Loads {
+                    postmark: postmark::Config {
+                        number: 2000,
+                        transactions: 20000,
+                        subdirectories: 20,
+                        ..Default::default()
+                    },
+                    micro: micro::Config {
+                        file_size: 1 << 30,
+                        random_ops: 25_600,
+                        ..Default::default()
+                    },
+                    sort: sort::Config {
+                        input_bytes: 64 << 20,
+                        run_lines: 100_000,
+                        ..Default::default()
+                    },
+                },
+                perf_image_mib: 2048,
+                truncate_sizes_mib: vec![1, 4, 16, 64, 256, 1024, 4096],
+            }
+        }
+    }
+
+    pub fn mode(&self) -> &'static str {
+        if self.quick {
+            "quick"
+        } else {
+            "full"
+        }
+    }
+}
+
+/// What every part needs.
+pub struct Ctx {
+    pub plan: Plan,
+    pub tools: Tools,
+    /// The harness binary, re-run as `evaluate workload ...` for workloads.
+    pub self_exe: PathBuf,
+    pub work: WorkDir,
+    pub prov: Provenance,
+    pub avail: RefCell<Availability>,
+    pub started: Instant,
+    pub verbose: bool,
+}
+
+impl Ctx {
+    /// A progress line on stderr, with the elapsed time.
+    pub fn say(&self, msg: &str) {
+        eprintln!("[{:>6.1}s] {msg}", self.started.elapsed().as_secs_f64());
+    }
+
+    /// Does the daemon accept these options? (Asked once per option set.)
+    pub fn available(&self, opts: &str) -> Result<Result<(), String>, String> {
+        self.avail.borrow_mut().check(&self.tools, &self.work, opts)
+    }
+}
