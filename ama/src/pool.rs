@@ -103,31 +103,42 @@ impl Pool {
         }
     }
 
-    /// Take `n` pages at once, asking the reclaimer for what is missing.
-    /// All or nothing.
-    pub(crate) fn take_pages(self: &Arc<Self>, n: usize) -> Option<Vec<Page>> {
-        let mut pages = Vec::with_capacity(n);
+    /// Take `n` pages at once into `out`, asking the reclaimer for what is
+    /// missing. All or nothing.
+    pub(crate) fn take_pages_into(self: &Arc<Self>, n: usize, out: &mut Vec<Page>) -> bool {
         for attempt in 0..2 {
             {
                 let mut free = self.free.lock();
-                if free.len() >= n - pages.len() {
-                    while pages.len() < n {
-                        let idx = free.pop().expect("counted");
-                        pages.push(Page { pool: self.clone(), idx });
-                    }
+                if free.len() >= n {
+                    let at = free.len() - n;
+                    out.extend(free.drain(at..).map(|idx| Page { pool: self.clone(), idx }));
+                    let in_use = self.capacity - free.len();
+                    drop(free);
+                    self.counters.allocated(n, in_use);
+                    return true;
                 }
-            }
-            if pages.len() == n {
-                self.counters.allocated(n, self.in_use());
-                return Some(pages);
             }
             if attempt == 0 {
                 if let Some(r) = self.reclaimer.get() {
-                    r(n - pages.len());
+                    r(n);
                 }
             }
         }
-        None
+        false
+    }
+
+    /// Give many pages back under one lock.
+    pub(crate) fn give_back_all(&self, pages: &mut Vec<Page>) {
+        if pages.is_empty() {
+            return;
+        }
+        let mut free = self.free.lock();
+        for p in pages.iter_mut() {
+            free.push(p.idx);
+            p.idx = RETURNED;
+        }
+        drop(free);
+        pages.clear();
     }
 
     /// One page: from this thread's active reserve if it has one for this
@@ -140,7 +151,12 @@ impl Pool {
         if self.injected(site) {
             return Err(NoMem);
         }
-        self.take_pages(1).map(|mut v| v.pop().expect("one")).ok_or(NoMem)
+        let mut one = Vec::with_capacity(1);
+        if self.take_pages_into(1, &mut one) {
+            Ok(one.pop().expect("one"))
+        } else {
+            Err(NoMem)
+        }
     }
 
     /// Account for one object of kind `kind` (an index into the kinds given
@@ -167,6 +183,9 @@ impl Pool {
         self.counters.snapshot(self)
     }
 }
+
+/// The index of a page already given back (by `give_back_all`).
+const RETURNED: u32 = u32::MAX;
 
 /// One page of a pool; it goes back to the pool's free list when dropped.
 pub struct Page {
@@ -206,6 +225,8 @@ impl AsRef<[u8]> for Page {
 
 impl Drop for Page {
     fn drop(&mut self) {
-        self.pool.give_back(self.idx);
+        if self.idx != RETURNED {
+            self.pool.give_back(self.idx);
+        }
     }
 }

@@ -27,6 +27,14 @@ pub(crate) struct State {
 
 thread_local! {
     static ACTIVE: RefCell<Option<State>> = const { RefCell::new(None) };
+    /// The vectors of the last reserve, kept (empty) for the next one: a
+    /// reserve per request should not cost heap allocations.
+    static SPARE: RefCell<Spare> = const { RefCell::new(Spare { pages: Vec::new(), pins: Vec::new() }) };
+}
+
+struct Spare {
+    pages: Vec<Page>,
+    pins: Vec<Arc<dyn Any + Send + Sync>>,
 }
 
 /// The reserve of the request running on this thread (a guard: dropping it
@@ -52,18 +60,22 @@ impl Pool {
             if a.is_some() {
                 return Reserve { owner: false };
             }
+            let (pages, pins) = SPARE.with(|s| {
+                let mut s = s.borrow_mut();
+                (std::mem::take(&mut s.pages), std::mem::take(&mut s.pins))
+            });
             *a = Some(State {
                 pool: self.clone(),
                 op,
                 filled: false,
                 aad: Aad::default(),
-                pages: Vec::new(),
+                pages,
                 scratch: None,
                 objects: [0; MAX_OBJECT_KINDS],
                 used_pages: 0,
                 used_objects: [0; MAX_OBJECT_KINDS],
                 peeked: 0,
-                pins: Vec::new(),
+                pins,
                 under: 0,
             });
             Reserve { owner: true }
@@ -87,19 +99,18 @@ impl Reserve {
                 pool.counters.reservation_failed();
                 return Err(NoMem);
             }
-            let Some(mut pages) = pool.take_pages(aad.pages as usize) else {
+            if !pool.take_pages_into(aad.pages as usize, &mut st.pages) {
                 pool.counters.reservation_failed();
                 return Err(NoMem);
-            };
+            }
             if aad.scratch {
-                st.scratch = pages.pop();
+                st.scratch = st.pages.pop();
             }
             for (k, n) in aad.objects.iter().enumerate() {
                 if *n > 0 {
                     pool.counters.object_bytes(pool.kinds[k].size * *n as usize);
                 }
             }
-            st.pages = pages;
             st.objects = aad.objects;
             st.aad = aad;
             st.filled = true;
@@ -132,7 +143,7 @@ impl Drop for Reserve {
             return;
         }
         let st = ACTIVE.with(|a| a.borrow_mut().take());
-        if let Some(st) = st {
+        if let Some(mut st) = st {
             if st.filled {
                 st.pool.counters.record(
                     st.op,
@@ -142,8 +153,17 @@ impl Drop for Reserve {
                     st.under,
                 );
             }
-            // Unused pages, the scratch page and the pins go back here.
-            drop(st);
+            // Unused pages, the scratch page and the pins go back here
+            // (outside the thread-local borrow: dropping a pin may free a
+            // cached buffer and its frame).
+            st.pool.give_back_all(&mut st.pages);
+            st.scratch = None;
+            st.pins.clear();
+            SPARE.with(|s| {
+                let mut s = s.borrow_mut();
+                s.pages = std::mem::take(&mut st.pages);
+                s.pins = std::mem::take(&mut st.pins);
+            });
         }
     }
 }

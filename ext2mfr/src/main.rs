@@ -129,6 +129,9 @@ fn main() -> ExitCode {
         ama: o.ama,
         threads: o.threads,
     };
+    // Faults are injected only where the mount asked for them. (Before the
+    // mount: the page pool takes the injector when it is made.)
+    faultinject::install(faultinject::Injector::new(o.inject.clone()));
     let fs = match Ext2::mount(&args.image, config) {
         Ok(fs) => fs,
         Err(e) => {
@@ -184,8 +187,6 @@ fn main() -> ExitCode {
     fuse_config.n_threads = Some(o.threads);
     fuse_config.clone_fd = true;
 
-    // Faults are injected only where the mount asked for them.
-    faultinject::install(faultinject::Injector::new(o.inject.clone()));
     install_panic_hook(o.recovery);
 
     let sigs = block_signals();

@@ -95,16 +95,21 @@ impl Ext2 {
         let nblocks = self.dir_nblocks(dir);
         for lblk in 0..nblocks {
             let blk = self.dir_block(dir, lblk)?;
-            let b = self.cache.get(blk as u64)?;
-            let slot = {
-                let d = b.read();
-                self.parse(&d, blk)?
+            // Look for room through `read_with` (a large directory is
+            // scanned through AMA's scratch page); only the block that gets
+            // the entry comes into the cache.
+            let slot = self.cache.read_with(blk as u64, |d| {
+                Ok(self
+                    .parse(d, blk)?
                     .iter()
                     .find(|e| e.slack() >= need)
-                    .map(|e| (e.offset, e.inode, e.rec_len, e.name.len()))
-            };
+                    .map(|e| (e.offset, e.inode, e.rec_len, e.name.len())))
+            })?;
             if let Some((off, e_ino, rec_len, e_name_len)) = slot {
+                let b = self.cache.get(blk as u64)?;
                 let mut d = b.write();
+                // The scan read what the cache now holds: nobody else
+                // changes this directory while we hold its lock.
                 if e_ino == 0 {
                     dirent::write_entry(&mut d, off, ino, rec_len, ft, name);
                 } else {

@@ -118,6 +118,11 @@ pub struct Ext2 {
     dev: Arc<Device>,
     /// The page pool block frames and before-images come from.
     pub pool: Arc<ama::Pool>,
+    /// Every block and inode bitmap, held in the cache for the whole mount
+    /// when they are few (at most an eighth of the cache), as the kernel
+    /// keeps bitmaps of busy groups: allocations then never need a frame,
+    /// and AMA need not reserve for bitmap scans. Empty otherwise.
+    resident_bitmaps: Vec<crate::cache::BufRef>,
     sb: Mutex<Superblock>,
     /// Per-group descriptor; its mutex also serializes that group's bitmaps.
     groups: Vec<Mutex<GroupDesc>>,
@@ -239,6 +244,17 @@ impl Ext2 {
             rt.clone(),
             geo.blocks_count as u64,
         );
+        let mut resident_bitmaps = Vec::new();
+        if geo.groups as usize * 2 <= cache_frames / 8 {
+            for g in 0..geo.groups as usize {
+                for blk in [geo.block_bitmap[g], geo.inode_bitmap[g]] {
+                    let b = cache
+                        .get(blk as u64)
+                        .map_err(|e| MountError::Io(name.clone(), e))?;
+                    resident_bitmaps.push(b);
+                }
+            }
+        }
         let free_blocks: i64 = descs
             .iter()
             .map(|d| d.bg_free_blocks_count.get() as i64)
@@ -255,6 +271,7 @@ impl Ext2 {
             cache,
             dev,
             pool,
+            resident_bitmaps,
             sb: Mutex::new(sb),
             groups: descs.into_iter().map(Mutex::new).collect(),
             free_blocks: AtomicI64::new(free_blocks),
@@ -284,6 +301,11 @@ impl Ext2 {
             fs.dev.sync().map_err(|e| MountError::Io(name, e))?;
         }
         Ok(fs)
+    }
+
+    /// Are all bitmaps held in the cache (see `resident_bitmaps`)?
+    pub(crate) fn bitmaps_resident(&self) -> bool {
+        !self.resident_bitmaps.is_empty()
     }
 
     pub fn read_only(&self) -> bool {

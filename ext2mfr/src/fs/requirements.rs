@@ -42,7 +42,8 @@
 //! **Cache peeking** (`peek=on`): blocks whose numbers are known on entry
 //! (inode-table blocks, directory and data blocks mapped through cached
 //! indirect blocks, the goal group's bitmap) and that are cached are pinned
-//! in the reserve instead of reserved. **Page recycling** (`recycle=on`):
+//! in the reserve instead of reserved. Bitmaps are usually resident (see
+//! `Ext2::resident_bitmaps`) and then cost nothing. **Page recycling** (`recycle=on`):
 //! truncation reads the indirect tree, and scans of directories larger than
 //! [`RECYCLE_DIR_BLOCKS`] read uncached blocks, through one scratch page, so
 //! `Tree(i)` and `Dir(d)` shrink to the depth of the tree. The alternate
@@ -141,19 +142,8 @@ impl Builder<'_> {
         }
     }
 
-    /// The inode as it is now: from the cache, or read straight from the
-    /// image (an inode not in the cache has no uncommitted version). `None`
-    /// for a bad number or an I/O error: the request will find out itself.
     fn inode(&self, ino: u32) -> Option<Inode> {
-        let (blk, off) = self.fs.inode_pos(ino).ok()?;
-        if let Some(b) = self.fs.cache.peek(blk) {
-            let d = b.peek_bytes();
-            return Some(Inode::from_bytes(&d[off..off + INODE_STRUCT_SIZE]));
-        }
-        let mut raw = [0u8; INODE_STRUCT_SIZE];
-        let pos = blk * self.fs.geo.block_size as u64 + off as u64;
-        self.fs.cache.device().read_at(pos, &mut raw).ok()?;
-        Some(Inode::from_bytes(&raw))
+        self.fs.estimate_inode(ino)
     }
 
     fn blocks_of(&self, size: u64) -> u64 {
@@ -309,7 +299,7 @@ impl Builder<'_> {
     /// Bitmap blocks for `k` allocations or frees: with peeking, the cached
     /// bitmaps of a small file system are pinned instead.
     fn bitmaps(&mut self, k: u64) {
-        if k == 0 {
+        if k == 0 || self.fs.bitmaps_resident() {
             return;
         }
         let groups = self.fs.geo.groups as u64;
@@ -323,6 +313,9 @@ impl Builder<'_> {
     }
 
     fn inode_bitmap(&mut self, near: u32) {
+        if self.fs.bitmaps_resident() {
+            return;
+        }
         let g = (near.max(1) - 1) / self.fs.geo.inodes_per_group;
         if self.fs.geo.groups <= 8 && self.peek {
             for g in 0..self.fs.geo.groups as usize {
@@ -366,7 +359,7 @@ impl Ext2 {
             r,
             peek: ama.peek,
             recycle: ama.recycle || alternate,
-            pinned: Vec::new(),
+            pinned: Vec::with_capacity(8),
             frames: 0,
             images: 0,
             scratch: false,
@@ -538,24 +531,58 @@ impl Ext2 {
         b.aad()
     }
 
-    /// The inode `name` names in `parent`, if the cache alone can tell:
-    /// peeking for the child of an unlink or rename.
+    /// The inode `name` names in `parent` (for the child of an unlink or
+    /// rename, whose size decides what freeing it costs). Blocks come from
+    /// the cache or, when not cached, straight from the image into one
+    /// buffer of the requirement phase (the paper: what peeking itself
+    /// needs is allocated as part of pre-allocation). An estimate only: the
+    /// request itself looks again under its locks.
     fn peek_child(&self, parent: u32, name: &[u8]) -> Option<u32> {
-        let (blk, off) = self.inode_pos(parent).ok()?;
-        let pb = self.cache.peek(blk)?;
-        let dir = Inode::from_bytes(&pb.peek_bytes()[off..off + INODE_STRUCT_SIZE]);
-        let n = dir.size() / self.geo.block_size as u64;
-        for lblk in 0..n.min(N_DIRECT_PEEK) {
-            let blk = dir.block(lblk as usize) as u64;
-            let b = self.cache.peek(blk)?;
-            let d = b.peek_bytes();
-            if let Ok(entries) = crate::format::dirent::parse_block(&d, self.geo.inodes_count) {
-                if let Some(e) = entries.iter().find(|e| e.inode != 0 && e.name == name) {
-                    return Some(e.inode);
-                }
+        let dir = self.estimate_inode(parent)?;
+        let bs = self.geo.block_size as usize;
+        let n = dir.size() / bs as u64;
+        let mut buf = vec![0u8; bs];
+        for lblk in 0..n {
+            let path = block_path(lblk, self.geo.ptrs())?;
+            let mut p = dir.block(path.slot) as u64;
+            for level in 0..path.depth {
+                self.estimate_block(p, &mut buf)?;
+                p = crate::format::block_ptr::read_ptr(&buf, path.idx[level]) as u64;
+            }
+            self.estimate_block(p, &mut buf)?;
+            let entries = crate::format::dirent::parse_block(&buf, self.geo.inodes_count).ok()?;
+            if let Some(e) = entries.iter().find(|e| e.inode != 0 && e.name == name) {
+                return Some(e.inode);
             }
         }
         None
+    }
+
+    /// Block `blk` into `buf`, from the cache or the image (see
+    /// [`Ext2::peek_child`]). `None` for a bad number or an I/O error.
+    fn estimate_block(&self, blk: u64, buf: &mut [u8]) -> Option<()> {
+        if blk == 0 || blk >= self.geo.blocks_count as u64 {
+            return None;
+        }
+        match self.cache.peek(blk) {
+            Some(b) => buf.copy_from_slice(&b.peek_bytes()),
+            None => self.cache.device().read_block(blk, buf).ok()?,
+        }
+        Some(())
+    }
+
+    /// Inode `ino` as it is now, from the cache or the image (an inode not
+    /// in the cache has no uncommitted version).
+    fn estimate_inode(&self, ino: u32) -> Option<Inode> {
+        let (blk, off) = self.inode_pos(ino).ok()?;
+        if let Some(b) = self.cache.peek(blk) {
+            let d = b.peek_bytes();
+            return Some(Inode::from_bytes(&d[off..off + INODE_STRUCT_SIZE]));
+        }
+        let mut raw = [0u8; INODE_STRUCT_SIZE];
+        let pos = blk * self.geo.block_size as u64 + off as u64;
+        self.cache.device().read_at(pos, &mut raw).ok()?;
+        Some(Inode::from_bytes(&raw))
     }
 }
 
@@ -598,7 +625,7 @@ impl Ext2 {
     }
 }
 
-/// Peeking for a child looks at the direct blocks only.
+/// Peeking for room looks at the direct blocks only.
 const N_DIRECT_PEEK: u64 = 12;
 
 impl Builder<'_> {
