@@ -292,7 +292,7 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("symlink", Need::Create { parent: to_ext2(parent), name: link_name.as_bytes(), blocks: u32::from(target.as_os_str().len() > 60) }, || {
+        let r = self.fs.request("symlink", Need::Create { parent: to_ext2(parent), name: link_name.as_bytes(), blocks: u32::from(target.as_os_str().len() > crate::format::inode::FAST_SYMLINK_MAX) }, || {
             self.fs.symlink(
                 &ctx(req),
                 to_ext2(parent),

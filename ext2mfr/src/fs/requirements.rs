@@ -18,9 +18,9 @@
 //! `Tree(i)` = the indirect blocks of inode `i`; `Grow` = the blocks a
 //! directory needs to take one more entry (0 when peeking finds room for
 //! every worker, 1 in the direct blocks, else 1 + 3 indirect); `W(..)` =
-//! before-images (recovery on only). An allocation is a Reversible domain:
-//! one bitmap image when it runs, one more when its inverse runs because the
-//! request failed and is rolled back.
+//! before-images (recovery on only). An allocation is a Reversible domain of
+//! its own: one bitmap image each (its inverse, run on rollback, is
+//! unlogged).
 //!
 //! | request | frames | before-images |
 //! |---|---|---|
@@ -30,12 +30,12 @@
 //! | lookup | 2 Inode + Dir(parent) | 0 |
 //! | readdir | Inode + Dir(dir) | 1 (atime) |
 //! | read(o, n) | Inode + Range(o,n) | 1 (atime) |
-//! | write(o, n) | Inode + Range(o,n) + Bitmaps(k), k = holes + their indirect blocks | 1 + n + 2k |
+//! | write(o, n) | Inode + Range(o,n) + Bitmaps(k), k = holes + their indirect blocks | 1 + n + ind + k |
 //! | setattr (size) | Inode + Tree(i) + tail block + xattr + Bitmaps(i_blocks) | 1 + boundary path (3) + tail + xattr |
-//! | create, mknod, mkdir, symlink | 2 Inode + Dir(parent) + inode bitmap + Grow + data blocks + Bitmaps | 5 + 3 per new block |
-//! | link | 2 Inode + Dir(parent) + Grow + Bitmaps | 3 + 3 per new block |
+//! | create, mknod, mkdir, symlink | 2 Inode + Dir(parent) + inode bitmap + Grow + data blocks + Bitmaps | 4 + 2 per new block (+3 for an indirect path) |
+//! | link | 2 Inode + Dir(parent) + Grow + Bitmaps | 3 + 2 per new block (+3) |
 //! | unlink, rmdir | 2 Inode + Dir(parent) + Dir(child) + truncate(child) + inode bitmap | 3 + truncate's |
-//! | rename | 3 Inode + Dir(old) + Dir(new) + ".." block + unlink's for the target + Grow | 7 + 3 per new block + truncate's |
+//! | rename | 3 Inode + Dir(old) + Dir(new) + ".." block + unlink's for the target + Grow | 7 + 2 per new block (+3) + truncate's |
 //! | forget (release) | Inode + truncate(i) + inode bitmap | 1 + truncate's |
 //! | fsync | 0 (write-back allocates nothing) | 0 |
 //!
@@ -420,13 +420,14 @@ impl Ext2 {
                 let count = (offset + size).div_ceil(bs).saturating_sub(first);
                 let i = b.inode(ino);
                 let holes = b.range(i.as_ref(), first, count);
-                let allocs = if holes == 0 { 0 } else { holes + b.range_ind(first, count) };
+                let ind = if holes == 0 { 0 } else { b.range_ind(first, count) };
+                let allocs = holes + ind;
                 b.bitmaps(allocs);
-                // Every block written once in the request (a new one when it
-                // is zeroed), the inode, and per allocation a bitmap image in
-                // its own domain and one more if its inverse runs (a request
-                // that fails, e.g. ENOSPC, is rolled back).
-                b.written(1 + count + 2 * allocs);
+                // Images: the inode, every block written (a new one when
+                // it is zeroed), the indirect blocks on the path, and the
+                // bitmap once per allocation (each its own domain). (An
+                // allocation's inverse runs unlogged: no image.)
+                b.written(1 + count + ind + allocs);
             }
             Need::SetAttr { ino, size } => {
                 b.inode_block(ino);
@@ -447,10 +448,10 @@ impl Ext2 {
                 let new = b.dir_growth(dir.as_ref()) + blocks as u64;
                 b.unknown(new);
                 b.bitmaps(new);
-                // Directory block, parent, new inode; per allocation (the
-                // inode and each new block) its bitmap image and its
-                // inverse's; each new block zeroed.
-                b.written(3 + 2 + 3 * new);
+                // Directory block, parent, new inode, the inode bitmap; per
+                // new block its zeroing and its bitmap; a grown indirect
+                // path.
+                b.written(4 + 2 * new + if new > 1 + blocks as u64 { 3 } else { 0 });
             }
             Need::Link { ino, parent, name } => {
                 b.inode_block(ino);
@@ -461,7 +462,7 @@ impl Ext2 {
                 let new = b.dir_growth(dir.as_ref());
                 b.unknown(new);
                 b.bitmaps(new);
-                b.written(3 + 3 * new);
+                b.written(3 + 2 * new + if new > 1 { 3 } else { 0 });
             }
             Need::Remove { parent, name } => {
                 b.inode_block(parent);
@@ -518,7 +519,7 @@ impl Ext2 {
                 let new = b.dir_growth(dir.as_ref());
                 b.unknown(new);
                 b.bitmaps(new);
-                b.written(7 + 3 * new);
+                b.written(7 + 2 * new + if new > 1 { 3 } else { 0 });
             }
             Need::Release { ino } => {
                 b.inode_block(ino);
