@@ -3,9 +3,9 @@
 
 use crate::aad::Aad;
 use crate::pool::Pool;
-use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 /// Per operation type, summed over its requests.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45,7 +45,21 @@ impl Space {
     }
 }
 
+/// Operation types are few: their counters live in a fixed table of
+/// atomics, so that recording a request takes no lock.
+const MAX_OPS: usize = 48;
+
 #[derive(Default)]
+struct OpSlot {
+    requests: AtomicU64,
+    reserved: AtomicU64,
+    used: AtomicU64,
+    pinned: AtomicU64,
+    max_reserved: AtomicU64,
+    max_used: AtomicU64,
+    under: AtomicU64,
+}
+
 pub(crate) struct Counters {
     allocated_pages: AtomicU64,
     object_bytes: AtomicU64,
@@ -53,7 +67,24 @@ pub(crate) struct Counters {
     reservations: AtomicU64,
     reservation_failures: AtomicU64,
     under: AtomicU64,
-    by_op: Mutex<BTreeMap<&'static str, OpSpace>>,
+    /// Names of the operation types seen, by slot (claimed once each).
+    names: [OnceLock<&'static str>; MAX_OPS],
+    slots: [OpSlot; MAX_OPS],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            allocated_pages: AtomicU64::new(0),
+            object_bytes: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+            reservations: AtomicU64::new(0),
+            reservation_failures: AtomicU64::new(0),
+            under: AtomicU64::new(0),
+            names: std::array::from_fn(|_| OnceLock::new()),
+            slots: std::array::from_fn(|_| OpSlot::default()),
+        }
+    }
 }
 
 impl Counters {
@@ -74,17 +105,27 @@ impl Counters {
         self.under.fetch_add(1, Ordering::Relaxed);
     }
 
+    fn slot(&self, op: &'static str) -> Option<&OpSlot> {
+        for (name, slot) in self.names.iter().zip(&self.slots) {
+            // The first free slot is claimed for `op` (or, if another
+            // thread claims it first, compared like the others).
+            let n = name.get_or_init(|| op);
+            if std::ptr::eq(*n, op) || *n == op {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
     pub(crate) fn record(&self, op: &'static str, aad: Aad, used: u32, peeked: u32, under: u32) {
-        let mut m = self.by_op.lock();
-        let e = m.entry(op).or_default();
-        e.requests += 1;
-        e.reserved_pages += aad.pages as u64;
-        e.used_pages += used as u64;
-        e.returned_pages += aad.pages.saturating_sub(used) as u64;
-        e.pinned_pages += peeked as u64;
-        e.max_reserved = e.max_reserved.max(aad.pages as u64);
-        e.max_used = e.max_used.max(used as u64);
-        e.under_allocations += under as u64;
+        let Some(s) = self.slot(op) else { return };
+        s.requests.fetch_add(1, Ordering::Relaxed);
+        s.reserved.fetch_add(aad.pages as u64, Ordering::Relaxed);
+        s.used.fetch_add(used as u64, Ordering::Relaxed);
+        s.pinned.fetch_add(peeked as u64, Ordering::Relaxed);
+        s.max_reserved.fetch_max(aad.pages as u64, Ordering::Relaxed);
+        s.max_used.fetch_max(used as u64, Ordering::Relaxed);
+        s.under.fetch_add(under as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self, pool: &Pool) -> Space {
@@ -99,7 +140,26 @@ impl Counters {
             reservations: l(&self.reservations),
             reservation_failures: l(&self.reservation_failures),
             under_allocations: l(&self.under),
-            by_op: self.by_op.lock().clone(),
+            by_op: self
+                .names
+                .iter()
+                .map_while(OnceLock::get)
+                .zip(&self.slots)
+                .map(|(name, s)| {
+                    let reserved = l(&s.reserved);
+                    let used = l(&s.used);
+                    (*name, OpSpace {
+                        requests: l(&s.requests),
+                        reserved_pages: reserved,
+                        used_pages: used,
+                        returned_pages: reserved.saturating_sub(used),
+                        pinned_pages: l(&s.pinned),
+                        max_reserved: l(&s.max_reserved),
+                        max_used: l(&s.max_used),
+                        under_allocations: l(&s.under),
+                    })
+                })
+                .collect(),
         }
     }
 }
