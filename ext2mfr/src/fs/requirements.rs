@@ -93,6 +93,24 @@ pub enum Need<'a> {
     Nothing,
 }
 
+/// What peeking at a directory found.
+#[derive(Default)]
+struct DirPeek {
+    child: Child,
+    /// Room for this entry and one per other worker in cached blocks: the
+    /// directory need not grow.
+    room: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+enum Child {
+    Found(u32),
+    /// Every block was looked at: the name is not there.
+    Absent,
+    #[default]
+    Unknown,
+}
+
 /// Accumulates one requirement, pinning what it peeks at.
 struct Builder<'a> {
     fs: &'a Ext2,
@@ -240,7 +258,7 @@ impl Builder<'_> {
 
     /// A scan of directory `dir`: all its blocks, or (recycling) one scratch
     /// page plus the cached ones it will use in place.
-    fn dir_scan(&mut self, dir: u32, alternate: bool) {
+    fn dir_scan(&mut self, dir: u32, name: &[u8], alternate: bool) -> DirPeek {
         let i = self.inode(dir);
         let slack = self.fs.config.threads.saturating_sub(1) as u64;
         let n = i.as_ref().map_or(RECYCLE_DIR_BLOCKS, |i| self.blocks_of(i.size())) + slack;
@@ -249,8 +267,68 @@ impl Builder<'_> {
             // or removed from, and its path, come through the cache.
             self.scratch = true;
             self.unknown(4);
-        } else {
+            return DirPeek::default();
+        }
+        let Some(i) = i.filter(|_| self.peek && n <= 64) else {
             self.range(i.as_ref(), 0, n);
+            return DirPeek::default();
+        };
+        // Peek at every block once: pin it, and look in it for the name
+        // and for room for one more entry.
+        let nblocks = self.blocks_of(i.size());
+        let need = crate::format::dirent::rec_len_for(name.len().min(255));
+        let mut found = None;
+        let mut complete = true;
+        let mut slots = 0usize;
+        let mut ind_missing = false;
+        for lblk in 0..n {
+            let cached = if lblk < nblocks {
+                self.peek_map(&i, lblk)
+                    .and_then(|blk| self.fs.cache.peek(blk).map(|b| (blk, b)))
+            } else {
+                None // room for what may be added before we hold the lock
+            };
+            let Some((blk, b)) = cached else {
+                complete &= lblk >= nblocks;
+                ind_missing |= lblk >= 12;
+                self.unknown(1);
+                continue;
+            };
+            if found.is_none() {
+                let data = b.peek_bytes();
+                match crate::format::dirent::parse_block(&data, self.fs.geo.inodes_count) {
+                    Ok(entries) => {
+                        for e in &entries {
+                            if e.inode != 0 && e.name == name {
+                                found = Some(e.inode);
+                            }
+                            let used = if e.inode == 0 {
+                                0
+                            } else {
+                                crate::format::dirent::rec_len_for(e.name.len())
+                            };
+                            slots += e.rec_len.saturating_sub(used) / need;
+                        }
+                    }
+                    Err(_) => complete = false,
+                }
+            }
+            if !self.pinned.contains(&blk) {
+                self.r.pin_peeked(b);
+                self.pinned.push(blk);
+            }
+        }
+        if ind_missing {
+            let ind = self.range_ind(0, n);
+            self.unknown(ind);
+        }
+        DirPeek {
+            child: match found {
+                Some(ino) => Child::Found(ino),
+                None if complete => Child::Absent,
+                None => Child::Unknown,
+            },
+            room: complete && slots >= self.fs.config.threads.max(1),
         }
     }
 
@@ -330,7 +408,7 @@ impl Builder<'_> {
     }
 
     /// Blocks a directory may need to grow by one block (`None`: it has
-    /// room enough, see [`Ext2::dir_has_room`]).
+    /// room enough, as `dir_scan` found).
     fn dir_growth(&self, dir: Option<&Inode>) -> u64 {
         match dir {
             None => 0,
@@ -386,15 +464,16 @@ impl Ext2 {
             }
             Need::Lookup { parent, name } => {
                 b.inode_block(parent);
-                b.dir_scan(parent, alternate);
-                match self.peek_child(parent, name) {
-                    Some(c) => b.inode_block(c),
-                    None => b.unknown(1),
+                match b.dir_scan(parent, name, alternate).child {
+                    Child::Found(c) => b.inode_block(c),
+                    // (A name added meanwhile: its inode block was just
+                    // written, but may have been evicted since.)
+                    Child::Absent | Child::Unknown => b.unknown(1),
                 }
             }
             Need::Readdir { dir } => {
                 b.inode_block(dir);
-                b.dir_scan(dir, alternate);
+                b.dir_scan(dir, b"", alternate);
                 b.written(1);
             }
             Need::Read { ino, offset, size } => {
@@ -440,9 +519,8 @@ impl Ext2 {
             }
             Need::Create { parent, name, blocks } => {
                 b.inode_block(parent);
-                b.dir_scan(parent, alternate);
-                let dir = b.inode(parent);
-                let dir = dir.filter(|_| !self.dir_has_room(parent, name.len()));
+                let room = b.dir_scan(parent, name, alternate).room;
+                let dir = b.inode(parent).filter(|_| !room);
                 b.unknown(1); // the new inode's table block
                 b.inode_bitmap(parent);
                 let new = b.dir_growth(dir.as_ref()) + blocks as u64;
@@ -456,9 +534,8 @@ impl Ext2 {
             Need::Link { ino, parent, name } => {
                 b.inode_block(ino);
                 b.inode_block(parent);
-                b.dir_scan(parent, alternate);
-                let dir = b.inode(parent);
-                let dir = dir.filter(|_| !self.dir_has_room(parent, name.len()));
+                let room = b.dir_scan(parent, name, alternate).room;
+                let dir = b.inode(parent).filter(|_| !room);
                 let new = b.dir_growth(dir.as_ref());
                 b.unknown(new);
                 b.bitmaps(new);
@@ -466,8 +543,11 @@ impl Ext2 {
             }
             Need::Remove { parent, name } => {
                 b.inode_block(parent);
-                b.dir_scan(parent, alternate);
-                let child = self.peek_child(parent, name);
+                let child = match b.dir_scan(parent, name, alternate).child {
+                    Child::Found(c) => Some(c),
+                    Child::Absent => None,
+                    Child::Unknown => self.peek_child(parent, name),
+                };
                 match child {
                     Some(c) => b.inode_block(c),
                     None => b.unknown(1),
@@ -492,17 +572,18 @@ impl Ext2 {
             Need::Rename { old_parent, old_name, new_parent, new_name } => {
                 b.inode_block(old_parent);
                 b.inode_block(new_parent);
-                b.dir_scan(old_parent, alternate);
-                if new_parent != old_parent {
-                    b.dir_scan(new_parent, alternate);
+                match b.dir_scan(old_parent, old_name, alternate).child {
+                    Child::Found(c) => b.inode_block(c),
+                    _ => b.unknown(1),
                 }
-                match self.peek_child(old_parent, old_name) {
-                    Some(c) => b.inode_block(c),
-                    None => b.unknown(1),
-                }
+                let new_peek = b.dir_scan(new_parent, new_name, alternate);
                 b.unknown(2); // a moved directory's ".." block and its path
                 // The target, when replaced, goes as unlink would.
-                let target = self.peek_child(new_parent, new_name);
+                let target = match new_peek.child {
+                    Child::Found(t) => Some(t),
+                    Child::Absent => None,
+                    Child::Unknown => self.peek_child(new_parent, new_name),
+                };
                 if let Some(t) = target {
                     b.inode_block(t);
                     let ti = b.inode(t);
@@ -514,8 +595,7 @@ impl Ext2 {
                         b.inode_bitmap(new_parent);
                     }
                 }
-                let dir = b.inode(new_parent);
-                let dir = dir.filter(|_| !self.dir_has_room(new_parent, new_name.len()));
+                let dir = b.inode(new_parent).filter(|_| !new_peek.room);
                 let new = b.dir_growth(dir.as_ref());
                 b.unknown(new);
                 b.bitmaps(new);
@@ -587,47 +667,6 @@ impl Ext2 {
     }
 }
 
-impl Ext2 {
-    /// Peeking at a directory's cached direct blocks: is there room for an
-    /// entry of `name_len` for this request and every other worker that may
-    /// add one first? Then adding the entry allocates nothing.
-    fn dir_has_room(&self, dir: u32, name_len: usize) -> bool {
-        let Ok((blk, off)) = self.inode_pos(dir) else {
-            return false;
-        };
-        let Some(pb) = self.cache.peek(blk) else {
-            return false;
-        };
-        let d = Inode::from_bytes(&pb.peek_bytes()[off..off + INODE_STRUCT_SIZE]);
-        let n = d.size() / self.geo.block_size as u64;
-        if n > N_DIRECT_PEEK {
-            return false;
-        }
-        let need = crate::format::dirent::rec_len_for(name_len.min(255));
-        let mut slots = 0usize;
-        for lblk in 0..n {
-            let Some(b) = self.cache.peek(d.block(lblk as usize) as u64) else {
-                return false;
-            };
-            let data = b.peek_bytes();
-            let Ok(entries) = crate::format::dirent::parse_block(&data, self.geo.inodes_count) else {
-                return false;
-            };
-            for e in entries {
-                let used = if e.inode == 0 {
-                    0
-                } else {
-                    crate::format::dirent::rec_len_for(e.name.len())
-                };
-                slots += e.rec_len.saturating_sub(used) / need;
-            }
-        }
-        slots >= self.config.threads.max(1)
-    }
-}
-
-/// Peeking for room looks at the direct blocks only.
-const N_DIRECT_PEEK: u64 = 12;
 
 impl Builder<'_> {
     fn dir_scan_inode(&mut self, i: &Inode, alternate: bool) {
