@@ -8,8 +8,9 @@
 //!   died (during the run, or it did not exit cleanly after the unmount).
 //!   A call failing because the daemon just died (ENOTCONN) counts here, not
 //!   as an Error.
-//! - **Unusable**: afterwards the mount (if its daemon still runs) or a
-//!   fresh mount of the image cannot be listed, stat'ed or written.
+//! - **Unusable**: afterwards the mount (if its daemon still runs and its
+//!   injection could be paused) or a fresh mount of the image cannot be
+//!   listed, stat'ed or written.
 //! - **Inconsistent**: `e2fsck -fn` reports problems after the unmount.
 
 use super::image::Fsck;
@@ -39,6 +40,9 @@ pub struct Observation {
     /// A fresh mount of the image afterwards.
     pub fresh_usable: Result<(), String>,
     pub fsck: Fsck,
+    /// Things worth recording that are no outcome (e.g. why the live mount
+    /// was not checked).
+    pub remarks: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -98,6 +102,7 @@ pub fn classify(o: &Observation) -> Outcome {
             o.fsck.first_problem
         ));
     }
+    why.extend(o.remarks.iter().cloned());
     Outcome {
         error,
         abort,
@@ -123,6 +128,7 @@ mod tests {
                 exit: Some(0),
                 first_problem: String::new(),
             },
+            remarks: Vec::new(),
         }
     }
 

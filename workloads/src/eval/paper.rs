@@ -79,6 +79,13 @@ fn not_run_reason(not_run: &[NotRun], m: Mechanisms, p: Option<Policy>) -> Optio
 
 pub fn robustness(cells: &[Cell], not_run: &[NotRun]) -> Vec<String> {
     let mut out = Vec::new();
+    let inactive: usize = cells.iter().map(|c| c.inactive).sum();
+    if inactive > 0 {
+        out.push(format!(
+            "No comparison is valid: in {inactive} run(s) with inject_alloc > 0 the daemon made no allocation \
+             check, so no failure was ever injected (a daemon bug: the injector is not reached)."
+        ));
+    }
 
     // Base case: no injection, no failure, in every configuration.
     let base: Vec<&Cell> = cells.iter().filter(|c| c.p == 0.0).collect();

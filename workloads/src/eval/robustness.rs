@@ -22,6 +22,9 @@ pub struct Cell {
     pub unusable: usize,
     pub inconsistent: usize,
     pub seeds: Vec<u64>,
+    /// Runs with inject_alloc > 0 in which the daemon checked no allocation
+    /// at all: the injection was not active and the run measured nothing.
+    pub inactive: usize,
     /// The distinct reasons behind the outcomes, most frequent first.
     pub reasons: Vec<(String, usize)>,
 }
@@ -123,6 +126,7 @@ pub fn run(ctx: &Ctx) -> Result<Robustness, String> {
                     unusable: 0,
                     inconsistent: 0,
                     seeds: Vec::new(),
+                    inactive: 0,
                     reasons: Vec::new(),
                 };
                 for n in 0..plan.robustness_runs {
@@ -145,6 +149,13 @@ pub fn run(ctx: &Ctx) -> Result<Robustness, String> {
                     cell.unusable += o.unusable as usize;
                     cell.inconsistent += o.inconsistent as usize;
                     cell.seeds.push(seed);
+                    let checks = r
+                        .counters
+                        .as_ref()
+                        .and_then(|v| stats::get(v, "faults_injected.alloc_checks"));
+                    if p > 0.0 && checks == Some(0) {
+                        cell.inactive += 1;
+                    }
                     if !o.detail.is_empty() {
                         let key = reason_key(&o.detail);
                         match cell.reasons.iter_mut().find(|(k, _)| *k == key) {
@@ -327,6 +338,13 @@ fn summary_table(ctx: &Ctx, cells: &[Cell], not_run: &[NotRun]) -> Table {
             c.inconsistent.to_string(),
             seed_ranges(&c.seeds),
         ]);
+    }
+    let inactive: usize = cells.iter().map(|c| c.inactive).sum();
+    if inactive > 0 {
+        t.notes.push(format!(
+            "WARNING: in {inactive} run(s) with inject_alloc > 0 the daemon checked no allocation at all \
+             (`faults_injected.alloc_checks` = 0): injection was not active, and those cells measure nothing."
+        ));
     }
     for n in not_run {
         t.notes.push(format!(

@@ -57,43 +57,38 @@ pub fn read(mnt: &Path) -> Result<Value, String> {
 
 /// Pause (`false`) or resume (`true`) fault injection in the daemon, so
 /// that checks made after a run are not themselves faulted. The switch is
-/// itself a system call on the mount, and the kernel may need a (faulted)
-/// GETATTR of the root before it gets through: retry failures for a while.
+/// itself a system call on the mount, and the kernel may first need a
+/// GETATTR of the root, which injection can fail (at 99% with two
+/// allocations in it, one try in 10,000 gets through): retry at once, many
+/// times, for a few seconds.
 pub fn set_injection(mnt: &Path, on: bool) -> Result<(), String> {
-    let start = std::time::Instant::now();
-    loop {
-        match set_injection_once(mnt, on) {
-            Ok(()) => return Ok(()),
-            Err(e) if start.elapsed() < WAIT && !e.contains("did not return") => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn set_injection_once(mnt: &Path, on: bool) -> Result<(), String> {
     let path = c_path(mnt)?;
     let name = CString::new(INJECT_XATTR).expect("no NUL");
     let value: &'static [u8] = if on { b"1" } else { b"0" };
+    let tries = Duration::from_secs(3);
     within(WAIT, move || {
-        // SAFETY: NUL-terminated strings; value is valid for its length.
-        let r = unsafe {
-            libc::setxattr(
-                path.as_ptr(),
-                name.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "setxattr {INJECT_XATTR}: {}",
-                std::io::Error::last_os_error()
-            ))
+        let start = std::time::Instant::now();
+        loop {
+            // SAFETY: NUL-terminated strings; value is valid for its length.
+            let r = unsafe {
+                libc::setxattr(
+                    path.as_ptr(),
+                    name.as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    0,
+                )
+            };
+            if r == 0 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            if start.elapsed() > tries {
+                return Err(format!(
+                    "setxattr {INJECT_XATTR}: {e} (still, after {} s of retries)",
+                    tries.as_secs()
+                ));
+            }
         }
     })
     .ok_or_else(|| {
