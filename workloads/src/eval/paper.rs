@@ -376,15 +376,37 @@ pub fn space(s: &Space) -> Vec<String> {
         Some(v) => {
             let (lo, hi) = range(&v);
             let ok = hi <= AMA_SPACE_PEEK_MAX;
+            // Where the excess comes from: the ops that reserved the most.
+            let why: Vec<String> = v
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| **r > AMA_SPACE_PEEK_MAX)
+                .filter_map(|(l, _)| {
+                    let m = s.bytes[l][2].as_ref()?;
+                    let ops: Vec<String> = m
+                        .top_ops
+                        .iter()
+                        .map(|(op, n, res, used)| {
+                            format!("{op} reserved {res} pages and used {used} in {n} requests")
+                        })
+                        .collect();
+                    (!ops.is_empty()).then(|| format!("{}: {}", names[l], ops.join(", ")))
+                })
+                .collect();
             out.push(format!(
                 "AMA paper, Table 6: with cache peeking, 1.00x to {AMA_SPACE_PEEK_MAX}x of ext2's allocations \
-                 (OpenSSH, 3.50x, aside). Measured ({} / {}): {} to {} ({}): {}",
+                 (OpenSSH, 3.50x, aside). Measured ({} / {}): {} to {} ({}): {}{}",
                 SPACE_CONFIGS[2].0,
                 SPACE_CONFIGS[0].0,
                 ratio(lo),
                 ratio(hi),
                 list(&v),
-                verdict(ok)
+                verdict(ok),
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(". Why (AMA's per-op accounting, peek=on): {}", why.join("; "))
+                }
             ));
         }
         None => out.push(format!(

@@ -68,6 +68,9 @@ pub struct Measured {
     pub allocated_bytes: u64,
     pub under_allocations: u64,
     pub fsck_clean: bool,
+    /// The ops that reserved the most: (op, requests, reserved pages, used
+    /// pages), to say where an overhead comes from.
+    pub top_ops: Vec<(String, u64, u64, u64)>,
 }
 
 pub struct Space {
@@ -196,10 +199,13 @@ fn measure(ctx: &Ctx, opts: &str, load: Load) -> Result<Result<Measured, String>
         Ok(v) => v,
         Err(e) => return Ok(Err(e)),
     };
+    let mut top_ops = stats::op_deltas(&before, &after);
+    top_ops.truncate(3);
     Ok(Ok(Measured {
         allocated_bytes: allocated,
         under_allocations: under,
         fsck_clean: fsck.clean,
+        top_ops,
     }))
 }
 

@@ -118,20 +118,46 @@ pub fn delta(before: &Value, after: &Value, dotted: &str) -> Result<u64, String>
 }
 
 /// A counter of one FUSE operation in AMA's per-op accounting
-/// (`ama.by_op.<op>.<key>`); absent means the op never ran (0).
+/// (`ama.by_op.<op>.<key>`). The caller ran the op between the two reads,
+/// so `after` must have it; in `before` absent means it had not run yet (0).
 pub fn op_delta(before: &Value, after: &Value, op: &str, key: &str) -> Result<u64, String> {
-    if after.get("ama").and_then(|a| a.get("by_op")).is_none() {
-        return Err("the daemon's counters have no ama.by_op".into());
-    }
     let g = |v: &Value| {
         v.get("ama")
             .and_then(|a| a.get("by_op"))
             .and_then(|b| b.get(op))
             .and_then(|o| o.get(key))
             .and_then(Value::as_u64)
-            .unwrap_or(0)
     };
-    Ok(g(after).saturating_sub(g(before)))
+    let a =
+        g(after).ok_or_else(|| format!("the daemon's counters have no ama.by_op.{op}.{key}"))?;
+    Ok(a.saturating_sub(g(before).unwrap_or(0)))
+}
+
+/// Per-op deltas of AMA's accounting between two reads: (op, requests,
+/// reserved pages, used pages), largest reservation first.
+pub fn op_deltas(before: &Value, after: &Value) -> Vec<(String, u64, u64, u64)> {
+    let Some(ops) = after
+        .get("ama")
+        .and_then(|a| a.get("by_op"))
+        .and_then(Value::as_object)
+    else {
+        return Vec::new();
+    };
+    let mut v: Vec<(String, u64, u64, u64)> = ops
+        .keys()
+        .map(|op| {
+            let d = |k: &str| op_delta(before, after, op, k).unwrap_or(0);
+            (
+                op.clone(),
+                d("requests"),
+                d("reserved_pages"),
+                d("used_pages"),
+            )
+        })
+        .filter(|x| x.1 > 0)
+        .collect();
+    v.sort_by_key(|x| std::cmp::Reverse(x.2));
+    v
 }
 
 #[cfg(test)]
@@ -146,7 +172,9 @@ mod tests {
         assert_eq!(delta(&a, &b, "ama.allocated_bytes"), Ok(15));
         assert!(delta(&a, &b, "ama.nothing").is_err());
         assert_eq!(op_delta(&a, &b, "setattr", "reserved_pages"), Ok(4));
-        assert_eq!(op_delta(&a, &b, "write", "reserved_pages"), Ok(0));
+        assert!(op_delta(&a, &b, "write", "reserved_pages").is_err());
         assert!(op_delta(&a, &serde_json::json!({}), "setattr", "x").is_err());
+        let c = serde_json::json!({"ama": {"by_op": {"setattr": {"requests": 2, "reserved_pages": 9, "used_pages": 1}}}});
+        assert_eq!(op_deltas(&a, &c), vec![("setattr".to_string(), 2, 6, 1)]);
     }
 }

@@ -67,6 +67,7 @@ fn draw(
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        .max_light_lines(2)
         .x_label_formatter(&|x| format!("{x}"))
         .y_label_formatter(&|y| format!("{y}"))
         .draw()
