@@ -1,0 +1,365 @@
+//! CI check of the evaluation harness: a reduced quick evaluation (one run
+//! per cell, one round, small truncate sizes) into a temporary directory,
+//! then the shape of what it wrote: every table and figure exists, every CSV
+//! parses with the expected columns, every cell holds a value that a real
+//! run produced, and every configuration of the matrix is either measured or
+//! named in a note saying why the daemon refused it.
+//!
+//! Needs root (it mounts) and the `ext2mfr` daemon built in this target
+//! directory (`cargo test --workspace` builds it; alone:
+//! `cargo build -p ext2mfr`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use workloads::eval::table::parse_csv;
+
+const EVALUATE: &str = env!("CARGO_BIN_EXE_evaluate");
+/// The whole reduced evaluation must finish within this.
+const DEADLINE: Duration = Duration::from_secs(900);
+
+/// The newest `ext2mfr` binary among this target directory's profiles.
+fn daemon_dir() -> PathBuf {
+    let exe = PathBuf::from(EVALUATE);
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = ["debug", "release"]
+        .iter()
+        .map(|p| target.join(p))
+        .filter_map(|d| {
+            let m = std::fs::metadata(d.join("ext2mfr")).ok()?.modified().ok()?;
+            Some((m, d))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, d)| d).unwrap_or_else(|| {
+        panic!(
+            "no ext2mfr binary under {} (cargo build -p ext2mfr)",
+            target.display()
+        )
+    })
+}
+
+fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn csv(dir: &Path, id: &str, columns: &[&str]) -> Vec<Vec<String>> {
+    let p = dir.join(format!("{id}.csv"));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    for key in [
+        "# command:",
+        "# date:",
+        "# machine:",
+        "# revision:",
+        "# seeds:",
+    ] {
+        assert!(text.contains(key), "{id}.csv lacks provenance '{key}'");
+    }
+    let (header, rows) = parse_csv(&text).unwrap_or_else(|e| panic!("{id}.csv: {e}"));
+    assert_eq!(header, columns, "{id}.csv columns");
+    for (i, r) in rows.iter().enumerate() {
+        for (c, cell) in r.iter().enumerate() {
+            assert!(
+                !cell.trim().is_empty() && !["?", "TODO", "not run", "-1"].contains(&cell.trim()),
+                "{id}.csv row {i} column {}: placeholder '{cell}'",
+                columns[c]
+            );
+        }
+    }
+    let md =
+        std::fs::read_to_string(dir.join(format!("{id}.md"))).expect("markdown beside the csv");
+    assert!(
+        md.contains("command: `") && md.contains("machine: "),
+        "{id}.md lacks provenance"
+    );
+    rows
+}
+
+fn num(s: &str) -> f64 {
+    s.parse().unwrap_or_else(|_| panic!("not a number: '{s}'"))
+}
+
+#[test]
+fn quick_evaluation_fills_every_table() {
+    if !is_root() {
+        eprintln!("skipped: the evaluation mounts file systems and needs root");
+        return;
+    }
+    let out = tempfile::Builder::new()
+        .prefix("evaluate-quick")
+        .tempdir_in("/var/tmp")
+        .expect("tempdir");
+    let results = out.path().join("results");
+    let start = Instant::now();
+    let mut child = Command::new(EVALUATE)
+        .args([
+            "--quick",
+            "--runs",
+            "1",
+            "--safety-runs",
+            "1",
+            "--rounds",
+            "1",
+            "--truncate-max-mib",
+            "4",
+        ])
+        .arg("--out")
+        .arg(&results)
+        .arg("--bin-dir")
+        .arg(daemon_dir())
+        .arg("--workdir")
+        .arg(out.path())
+        .spawn()
+        .expect("run evaluate");
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!(
+                "evaluate --quick did not finish within {} s",
+                DEADLINE.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(status.success(), "evaluate exited with {status}");
+    eprintln!(
+        "reduced quick evaluation took {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+
+    // The index and the manifest.
+    let readme = std::fs::read_to_string(results.join("README.md")).expect("README.md");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(results.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    for s in manifest["sections"].as_array().expect("sections") {
+        assert!(s["failed"].is_null(), "a part failed: {}", s["failed"]);
+    }
+
+    // Robustness: every (configuration, policy) is measured at every
+    // probability, or named in a note with the daemon's refusal.
+    let rows = csv(
+        &results,
+        "robustness",
+        &[
+            "configuration",
+            "policy",
+            "inject_alloc",
+            "runs",
+            "error",
+            "abort",
+            "unusable",
+            "inconsistent",
+            "seeds",
+        ],
+    );
+    let robustness_md = std::fs::read_to_string(results.join("robustness.md")).unwrap();
+    let matrix = [
+        ("baseline", "-"),
+        ("recovery only", "fail-fast"),
+        ("recovery only", "retry"),
+        ("ama only", "fail-fast"),
+        ("ama only", "retry"),
+        ("ext2-mfr", "fail-fast"),
+        ("ext2-mfr", "retry"),
+    ];
+    for (cfg, policy) in matrix {
+        let mine: Vec<&Vec<String>> = rows
+            .iter()
+            .filter(|r| r[0] == cfg && r[1] == policy)
+            .collect();
+        if mine.is_empty() {
+            assert!(
+                robustness_md.contains(&format!("{cfg} with policy {policy}"))
+                    && robustness_md.contains("refused"),
+                "{cfg}/{policy}: neither measured nor explained"
+            );
+            continue;
+        }
+        let ps: Vec<&str> = mine.iter().map(|r| r[2].as_str()).collect();
+        assert_eq!(
+            ps,
+            ["0%", "10%", "50%", "99%"],
+            "{cfg}/{policy} probabilities"
+        );
+        for r in mine {
+            assert_eq!(r[3], "1");
+            for c in &r[4..8] {
+                assert!(num(c) <= 1.0, "{cfg}/{policy}: count {c} > runs");
+            }
+            assert!(num(&r[8]) > 0.0, "seed");
+        }
+    }
+    assert!(
+        rows.iter().any(|r| r[0] == "baseline"),
+        "the baseline always runs"
+    );
+    assert!(
+        rows.iter().any(|r| r[0] == "recovery only"),
+        "recovery only always runs"
+    );
+    let runs = csv(
+        &results,
+        "robustness-runs",
+        &[
+            "configuration",
+            "policy",
+            "inject_alloc",
+            "run",
+            "inject_seed",
+            "error",
+            "abort",
+            "unusable",
+            "inconsistent",
+            "workload",
+            "alloc_faults",
+            "requests_faulted",
+            "retries",
+            "failed_after_fault",
+            "secs",
+            "detail",
+        ],
+    );
+    assert_eq!(runs.len(), rows.len(), "one run per cell");
+    let seeds: std::collections::BTreeSet<&str> = runs.iter().map(|r| r[4].as_str()).collect();
+    assert_eq!(seeds.len(), runs.len(), "every run has its own seed");
+
+    // Memory-safety faults.
+    let safety = csv(
+        &results,
+        "safety",
+        &[
+            "configuration",
+            "policy",
+            "runs",
+            "faults_injected",
+            "faults_survived",
+            "survived_pct",
+            "requests_rolled_back",
+            "retries",
+            "cascaded_rollbacks",
+            "failed_after_fault",
+            "domains_rolled_back",
+            "workload_errors",
+            "daemon_died",
+            "unusable",
+            "e2fsck_clean",
+            "seeds",
+        ],
+    );
+    let base = safety
+        .iter()
+        .find(|r| r[0] == "baseline")
+        .expect("baseline row");
+    assert!(
+        num(&base[3]) >= 1.0,
+        "a fault was injected into the baseline"
+    );
+    assert!(
+        safety.iter().any(|r| r[0] == "recovery only"),
+        "recovery only row"
+    );
+    csv(
+        &results,
+        "safety-runs",
+        &[
+            "configuration",
+            "policy",
+            "run",
+            "inject_seed",
+            "faults_injected",
+            "faults_survived",
+            "requests_rolled_back",
+            "retries",
+            "cascaded_rollbacks",
+            "failed_after_fault",
+            "domains_rolled_back",
+            "workload",
+            "daemon_died",
+            "e2fsck",
+            "secs",
+            "detail",
+        ],
+    );
+
+    // Performance: every workload under every peer that ran, with ratios.
+    let perf = csv(
+        &results,
+        "performance",
+        &[
+            "workload",
+            "peer",
+            "median_secs",
+            "ratio_vs_baseline",
+            "secs_per_round",
+        ],
+    );
+    for w in [
+        "sequential write",
+        "sequential read",
+        "random write",
+        "random read",
+        "sort",
+        "postmark",
+    ] {
+        let mine: Vec<_> = perf.iter().filter(|r| r[0] == w).collect();
+        assert!(mine.iter().any(|r| r[1] == "baseline"), "{w}: baseline");
+        for r in mine {
+            assert!(num(&r[2]) > 0.0 && num(&r[3]) > 0.0, "{w} {}: times", r[1]);
+        }
+    }
+
+    // Space and Figure 8: measured, or every missing configuration explained.
+    for (id, columns) in [
+        (
+            "space",
+            &[
+                "workload",
+                "configuration",
+                "allocated_bytes",
+                "ratio_vs_ama_off",
+                "under_allocations",
+                "e2fsck",
+            ][..],
+        ),
+        (
+            "figure8-truncate",
+            &["file_mib", "configuration", "counter", "pages"][..],
+        ),
+    ] {
+        let rows = csv(&results, id, columns);
+        let md = std::fs::read_to_string(results.join(format!("{id}.md"))).unwrap();
+        if rows.is_empty() {
+            assert!(md.contains("not run"), "{id}: no rows and no reason");
+        }
+    }
+    let svg = std::fs::read_to_string(results.join("figure8-truncate.svg")).expect("figure 8 svg");
+    assert!(
+        svg.contains("<svg") && svg.contains("command:"),
+        "svg with provenance"
+    );
+
+    // The README lists every table and compares with the papers.
+    for id in [
+        "robustness",
+        "safety",
+        "performance",
+        "space",
+        "figure8-truncate",
+    ] {
+        assert!(readme.contains(&format!("({id}.md)")), "README lists {id}");
+    }
+    assert!(
+        readme.contains("Beside the paper"),
+        "README compares with the papers"
+    );
+}
