@@ -102,6 +102,7 @@ pub fn evaluate(o: &Options, argv: &[String]) -> Result<bool, String> {
     if o.keep_workdir {
         work.keep();
     }
+    super::signals::clean_up_on_signal(work.path().to_path_buf());
     let ctx = Ctx {
         plan,
         tools,

@@ -28,6 +28,7 @@ pub mod proc;
 pub mod report;
 pub mod robustness;
 pub mod safety;
+pub mod signals;
 pub mod space;
 pub mod stats;
 pub mod svg;
