@@ -339,6 +339,24 @@ pub fn performance(p: &Performance) -> Vec<String> {
             if ok { "" } else { " (the recovery domains' logging is included, which the AMA paper did not have)" }
         ));
     }
+    // How far apart a peer's own rounds are: ratios inside this band are
+    // not distinguishable from 1.00x on this machine.
+    let mut spreads: Vec<f64> = p
+        .spread
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|x| x.is_finite())
+        .collect();
+    if !spreads.is_empty() {
+        spreads.sort_by(f64::total_cmp);
+        out.push(format!(
+            "Noise: a peer's slowest round took {} its fastest (median over workloads and peers), up to {}; \
+             ratios within that band are not distinguishable from 1.00x here.",
+            ratio(spreads[spreads.len() / 2]),
+            ratio(*spreads.last().expect("non-empty"))
+        ));
+    }
     let pm = WORKLOADS
         .iter()
         .position(|(n, _)| *n == "postmark")

@@ -29,6 +29,9 @@ pub struct Performance {
     pub peers: Vec<Peer>,
     /// medians[workload][peer], seconds.
     pub medians: Vec<Vec<f64>>,
+    /// spread[workload][peer]: slowest round / fastest round, the noise a
+    /// ratio has to beat.
+    pub spread: Vec<Vec<f64>>,
     pub not_run: Vec<(String, String)>,
     pub tables: Vec<Table>,
 }
@@ -111,9 +114,24 @@ pub fn run(ctx: &Ctx) -> Result<Performance, String> {
                 .collect()
         })
         .collect();
+    let spread: Vec<Vec<f64>> = WORKLOADS
+        .iter()
+        .map(|(_, f)| {
+            samples
+                .iter()
+                .map(|s| {
+                    let v: Vec<f64> = s.iter().map(f).collect();
+                    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = v.iter().copied().fold(0.0, f64::max);
+                    hi / lo.max(1e-9)
+                })
+                .collect()
+        })
+        .collect();
     let mut perf = Performance {
         peers,
         medians,
+        spread,
         not_run,
         tables: Vec::new(),
     };
