@@ -32,23 +32,28 @@ pub fn clean_up_on_signal(root: PathBuf) {
                 "evaluate: signal {sig}: unmounting what is left under {} and stopping",
                 root.display()
             );
-            let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
             let prefix = root.to_string_lossy().to_string();
-            for mnt in mounts.lines().filter_map(|l| l.split(' ').nth(1)) {
-                if mnt.starts_with(&prefix) {
+            let ours = || -> Vec<String> {
+                std::fs::read_to_string("/proc/mounts")
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.split(' ').nth(1))
+                    .filter(|m| m.starts_with(&prefix))
+                    .map(str::to_string)
+                    .collect()
+            };
+            // Twice: a mount that was coming up during the first pass
+            // shows up for the second.
+            for _ in 0..2 {
+                for mnt in ours() {
                     let _ = std::process::Command::new("umount")
                         .arg("-l")
-                        .arg(mnt)
+                        .arg(&mnt)
                         .status();
                 }
+                std::thread::sleep(Duration::from_millis(500));
             }
-            // Give the daemons a moment to see their mounts go.
-            std::thread::sleep(Duration::from_millis(500));
-            if !mounts
-                .lines()
-                .filter_map(|l| l.split(' ').nth(1))
-                .any(|m| m.starts_with(&prefix) && is_mounted(std::path::Path::new(m)))
-            {
+            if ours().iter().all(|m| !is_mounted(std::path::Path::new(m))) {
                 let _ = std::fs::remove_dir_all(&root);
             }
             std::process::exit(128 + sig);
