@@ -17,7 +17,10 @@
 //!   page for each.
 //! - An allocation an active reserve cannot serve is an *under-allocation*:
 //!   counted, logged with the operation and the call site, and then served
-//!   the ordinary way (where it may fail).
+//!   the ordinary way (where it may fail). A caller that can run the
+//!   request again instead ([`Reserve::allow_restart`]) gets [`NoMem`] and a
+//!   [stale](Reserve::is_stale) reserve: its estimate was overtaken by a
+//!   concurrent request, and it restarts on a fresh one.
 //!
 //! Allocation failures are injected through `faultinject`: one decision per
 //! reservation attempt (the paper allocates one chunk on entry), and one per
@@ -34,5 +37,5 @@ mod stats;
 pub use aad::{Aad, ObjectKind, MAX_OBJECT_KINDS};
 pub use policy::{acquire, Backoff, Policy, BACKOFF_CAP};
 pub use pool::{NoMem, Page, Pool};
-pub use reserve::{active, pin, with_scratch, Reserve};
+pub use reserve::{active, note_change, pin, with_scratch, Reserve, Restart};
 pub use stats::{OpSpace, Space};

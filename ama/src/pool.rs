@@ -146,6 +146,7 @@ impl Pool {
     pub fn alloc_page(self: &Arc<Self>, site: &'static str) -> Result<Page, NoMem> {
         match reserve::serve_page(self, site) {
             reserve::Served::Page(p) => return Ok(p),
+            reserve::Served::Stale => return Err(NoMem),
             _ => {}
         }
         if self.injected(site) {
@@ -166,6 +167,7 @@ impl Pool {
     pub fn take_object(self: &Arc<Self>, kind: usize, site: &'static str) -> Result<(), NoMem> {
         match reserve::serve_object(self, kind, site) {
             reserve::Served::Object => return Ok(()),
+            reserve::Served::Stale => return Err(NoMem),
             _ => {}
         }
         if self.injected(site) {

@@ -23,6 +23,24 @@ pub(crate) struct State {
     peeked: u32,
     pins: Vec<Arc<dyn Any + Send + Sync>>,
     under: u32,
+    restart: Restart,
+    /// The request has changed shared state (see [`note_change`]).
+    changed: bool,
+    /// An allocation went beyond the reserve and was refused as stale.
+    stale: bool,
+}
+
+/// When an allocation beyond the reserve may be refused as a stale
+/// estimate instead of being an under-allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Never: it is served from the pool and counted as an under-allocation.
+    Never,
+    /// Until the request's first change: a request that changed nothing can
+    /// run again from the top as if it had not run.
+    BeforeChange,
+    /// At any point: the caller rolls the request back before it restarts.
+    Anywhere,
 }
 
 thread_local! {
@@ -50,6 +68,8 @@ pub(crate) enum Served {
     NoReserve,
     /// The active reserve had nothing left: an under-allocation.
     Under,
+    /// The active reserve had nothing left and the request will restart.
+    Stale,
 }
 
 impl Pool {
@@ -77,6 +97,9 @@ impl Pool {
                 peeked: 0,
                 pins,
                 under: 0,
+                restart: Restart::Never,
+                changed: false,
+                stale: false,
             });
             Reserve { owner: true }
         })
@@ -131,6 +154,35 @@ impl Reserve {
         }
     }
 
+    /// The requirement was computed from what the request saw on entry; a
+    /// concurrent request can change that before this one takes its locks
+    /// (a directory grows, a file's tree changes). With a restart allowed,
+    /// an allocation the reserve cannot serve then fails with [`NoMem`] and
+    /// marks the reserve [stale](Reserve::is_stale), so that the caller can
+    /// run the request again on a fresh estimate, instead of allocating
+    /// below the top. The estimate needs no margin for such races.
+    pub fn allow_restart(&mut self, when: Restart) {
+        if self.owner {
+            ACTIVE.with(|a| {
+                if let Some(st) = a.borrow_mut().as_mut() {
+                    st.restart = when;
+                }
+            });
+        }
+    }
+
+    /// Did an allocation find the estimate stale (and fail), so that the
+    /// request may restart? (Not if it went on to change state after all:
+    /// with a restart only before changes, it must then finish as it is.)
+    pub fn is_stale(&self) -> bool {
+        self.owner
+            && ACTIVE.with(|a| {
+                a.borrow().as_ref().is_some_and(|s| {
+                    s.stale && (s.restart == Restart::Anywhere || !s.changed)
+                })
+            })
+    }
+
     /// Is this the reserve that owns the thread's state (not a nested one)?
     pub fn is_owner(&self) -> bool {
         self.owner
@@ -151,6 +203,7 @@ impl Drop for Reserve {
                     st.used_pages,
                     st.peeked,
                     st.under,
+                    st.stale,
                 );
             }
             // Unused pages, the scratch page and the pins go back here
@@ -181,6 +234,17 @@ pub fn pin(obj: Arc<dyn Any + Send + Sync>) -> bool {
     })
 }
 
+/// The request on this thread is about to change shared state: from now on
+/// a stale estimate cannot be answered by a restart unless the caller rolls
+/// back (see [`Reserve::allow_restart`]).
+pub fn note_change() {
+    ACTIVE.with(|a| {
+        if let Some(st) = a.borrow_mut().as_mut() {
+            st.changed = true;
+        }
+    });
+}
+
 /// Is a filled reserve active on this thread?
 pub fn active() -> bool {
     ACTIVE.with(|a| a.borrow().as_ref().is_some_and(|s| s.filled))
@@ -198,6 +262,25 @@ pub fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
         }
     });
     Some(r)
+}
+
+/// The reserve is spent: refuse as stale if a restart is allowed, else an
+/// under-allocation.
+fn beyond_reserve(st: &mut State, what: &str, site: &'static str) -> Served {
+    let restartable = match st.restart {
+        Restart::Never => false,
+        Restart::BeforeChange => !st.changed,
+        Restart::Anywhere => true,
+    };
+    if restartable {
+        if !st.stale {
+            log::debug!("ama: {} at {site}: estimate stale ({what} beyond the reserve), restarting", st.op);
+        }
+        st.stale = true;
+        return Served::Stale;
+    }
+    under_allocation(st, what, site);
+    Served::Under
 }
 
 fn under_allocation(st: &mut State, what: &str, site: &'static str) {
@@ -224,10 +307,7 @@ pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
                 st.used_pages += 1;
                 Served::Page(p)
             }
-            None => {
-                under_allocation(st, "a page", site);
-                Served::Under
-            }
+            None => beyond_reserve(st, "a page", site),
         }
     })
 }
@@ -246,7 +326,6 @@ pub(crate) fn serve_object(pool: &Arc<Pool>, kind: usize, site: &'static str) ->
             st.used_objects[kind] += 1;
             return Served::Object;
         }
-        under_allocation(st, pool.kinds[kind].name, site);
-        Served::Under
+        beyond_reserve(st, pool.kinds[kind].name, site)
     })
 }

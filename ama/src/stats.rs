@@ -19,6 +19,9 @@ pub struct OpSpace {
     pub max_reserved: u64,
     pub max_used: u64,
     pub under_allocations: u64,
+    /// Attempts whose estimate a concurrent request made stale, restarted
+    /// with a fresh one (see `Reserve::allow_restart`).
+    pub restarts: u64,
 }
 
 /// The pool's accounting at one moment.
@@ -35,6 +38,7 @@ pub struct Space {
     pub reservations: u64,
     pub reservation_failures: u64,
     pub under_allocations: u64,
+    pub restarts: u64,
     pub by_op: BTreeMap<&'static str, OpSpace>,
 }
 
@@ -58,6 +62,7 @@ struct OpSlot {
     max_reserved: AtomicU64,
     max_used: AtomicU64,
     under: AtomicU64,
+    restarts: AtomicU64,
 }
 
 pub(crate) struct Counters {
@@ -67,6 +72,7 @@ pub(crate) struct Counters {
     reservations: AtomicU64,
     reservation_failures: AtomicU64,
     under: AtomicU64,
+    restarts: AtomicU64,
     /// Names of the operation types seen, by slot (claimed once each).
     names: [OnceLock<&'static str>; MAX_OPS],
     slots: [OpSlot; MAX_OPS],
@@ -81,6 +87,7 @@ impl Default for Counters {
             reservations: AtomicU64::new(0),
             reservation_failures: AtomicU64::new(0),
             under: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
             names: std::array::from_fn(|_| OnceLock::new()),
             slots: std::array::from_fn(|_| OpSlot::default()),
         }
@@ -117,8 +124,20 @@ impl Counters {
         None
     }
 
-    pub(crate) fn record(&self, op: &'static str, aad: Aad, used: u32, peeked: u32, under: u32) {
+    pub(crate) fn record(
+        &self,
+        op: &'static str,
+        aad: Aad,
+        used: u32,
+        peeked: u32,
+        under: u32,
+        stale: bool,
+    ) {
+        if stale {
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+        }
         let Some(s) = self.slot(op) else { return };
+        s.restarts.fetch_add(stale as u64, Ordering::Relaxed);
         s.requests.fetch_add(1, Ordering::Relaxed);
         s.reserved.fetch_add(aad.pages as u64, Ordering::Relaxed);
         s.used.fetch_add(used as u64, Ordering::Relaxed);
@@ -140,6 +159,7 @@ impl Counters {
             reservations: l(&self.reservations),
             reservation_failures: l(&self.reservation_failures),
             under_allocations: l(&self.under),
+            restarts: l(&self.restarts),
             by_op: self
                 .names
                 .iter()
@@ -157,6 +177,7 @@ impl Counters {
                         max_reserved: l(&s.max_reserved),
                         max_used: l(&s.max_used),
                         under_allocations: l(&s.under),
+                        restarts: l(&s.restarts),
                     })
                 })
                 .collect(),

@@ -165,3 +165,44 @@ fn the_reclaimer_is_asked_when_the_pool_runs_dry() {
     r.fill(Aad::pages(3)).unwrap();
     assert_eq!(held.lock().len(), 1);
 }
+
+#[test]
+fn a_stale_estimate_is_refused_for_a_restart_only_while_restarting_is_safe() {
+    use ama::Restart;
+    let p = pool(8, None);
+    // Before any change: refused, nothing taken from the pool, marked stale.
+    {
+        let mut r = p.begin("reader");
+        r.fill(Aad::pages(1)).unwrap();
+        r.allow_restart(Restart::BeforeChange);
+        let _a = p.alloc_page("first").unwrap();
+        assert!(!r.is_stale());
+        assert!(p.alloc_page("second").is_err(), "refused, not served");
+        assert!(r.is_stale());
+        assert_eq!(p.free_pages(), 7);
+    }
+    // After a change: an ordinary under-allocation (the request cannot run
+    // again as if it had not run).
+    {
+        let mut r = p.begin("writer");
+        r.fill(Aad::pages(0)).unwrap();
+        r.allow_restart(Restart::BeforeChange);
+        ama::note_change();
+        let _a = p.alloc_page("after change").expect("served by the pool");
+        assert!(!r.is_stale());
+    }
+    // With a rollback behind it: refused even after a change.
+    {
+        let mut r = p.begin("rolled back");
+        r.fill(Aad::pages(0)).unwrap();
+        r.allow_restart(Restart::Anywhere);
+        ama::note_change();
+        assert!(p.take_object(0, "obj").is_err());
+        assert!(r.is_stale());
+    }
+    let s = p.space();
+    assert_eq!(s.under_allocations, 1);
+    assert_eq!(s.restarts, 2);
+    assert_eq!(s.by_op["reader"].restarts, 1);
+    assert_eq!(s.by_op["writer"].under_allocations, 1);
+}

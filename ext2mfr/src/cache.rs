@@ -52,6 +52,7 @@ impl Buf {
     /// before-image at the first write inside a domain.
     pub fn write(self: &Arc<Self>) -> RwLockWriteGuard<'_, Frame> {
         crate::faults::site(&self.rt, "block write");
+        ama::note_change();
         let obj: Arc<dyn LoggedObject> = self.clone();
         self.rt.write(&obj);
         let g = self.data.write();
@@ -123,6 +124,8 @@ pub struct CacheStats {
     pub misses: u64,
     pub evictions: u64,
     pub writebacks: u64,
+    /// Freed blocks dropped without write-back.
+    pub forgotten: u64,
 }
 
 pub struct BlockCache {
@@ -136,6 +139,7 @@ pub struct BlockCache {
     misses: AtomicU64,
     evictions: AtomicU64,
     writebacks: AtomicU64,
+    forgotten: AtomicU64,
 }
 
 impl BlockCache {
@@ -158,6 +162,7 @@ impl BlockCache {
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             writebacks: AtomicU64::new(0),
+            forgotten: AtomicU64::new(0),
         }
     }
 
@@ -185,6 +190,31 @@ impl BlockCache {
         Ok(b)
     }
 
+    /// Drop block `blk` from the cache without writing it back: it was
+    /// freed, its contents are garbage (the kernel's `bforget`). Its frame
+    /// goes back to the pool now instead of holding cache space until it is
+    /// evicted, and a dirty one costs no write. Kept if anyone holds it or
+    /// it has uncommitted versions. The caller frees the block only after
+    /// this, so nobody can have allocated it again yet.
+    pub fn forget(&self, blk: u64) {
+        let mut shard = self.shard(blk).lock();
+        let Some(b) = shard.map.get(&blk) else {
+            return;
+        };
+        if Arc::strong_count(b) > 1 || b.chain.is_speculative() {
+            return;
+        }
+        shard.map.remove(&blk);
+        self.forgotten.fetch_add(1, Ordering::Relaxed);
+        // Its place in the clock goes when the hand passes; keep the clock
+        // from filling up with such places when nothing is evicted.
+        if shard.clock.len() > 2 * shard.map.len() + 64 {
+            let Shard { map, clock } = &mut *shard;
+            let mut seen = std::collections::HashSet::with_capacity(map.len());
+            clock.retain(|b| map.contains_key(b) && seen.insert(*b));
+        }
+    }
+
     /// The block if it is cached, without reading or allocating.
     pub fn peek(&self, blk: u64) -> Option<BufRef> {
         self.shard(blk).lock().map.get(&blk).cloned()
@@ -196,6 +226,9 @@ impl BlockCache {
         if let Some(b) = shard.map.get(&blk) {
             b.referenced.store(true, Ordering::Relaxed);
             self.hits.fetch_add(1, Ordering::Relaxed);
+            // Pinned for the request (see below), also when it was cached
+            // but not peeked at (a block a concurrent request added).
+            ama::pin(b.clone());
             return Ok(b.clone());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
@@ -379,6 +412,7 @@ impl BlockCache {
             misses: self.misses.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
             writebacks: self.writebacks.load(Ordering::Relaxed),
+            forgotten: self.forgotten.load(Ordering::Relaxed),
         }
     }
 

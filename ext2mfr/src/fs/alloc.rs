@@ -39,6 +39,7 @@ impl Ext2 {
         f: impl FnOnce() -> Result<T>,
         inverse: impl FnOnce(&T) -> Box<dyn FnOnce() + Send>,
     ) -> Result<T> {
+        ama::note_change();
         let r = self.rt.domain(Kind::Reversible, f, |r: &Result<T>| {
             r.as_ref().ok().map(inverse)
         });
@@ -135,6 +136,12 @@ impl Ext2 {
     /// and skipped, so a damaged file cannot inflate the free counts.
     fn release_blocks_now(&self, blocks: &mut [u32]) -> Result<()> {
         blocks.sort_unstable();
+        // Their cached copies go first, while the bitmap still says used.
+        for &b in blocks.iter() {
+            if b >= self.geo.first_data_block && b < self.geo.blocks_count {
+                self.cache.forget(b as u64);
+            }
+        }
         let mut i = 0;
         while i < blocks.len() {
             let b = blocks[i];

@@ -15,6 +15,9 @@
 //! handled here too: `fail-fast` answers ENOMEM, `retry` tries again until it
 //! succeeds, `retry-alternate` tries again with the smaller requirement (see
 //! `ama::acquire`). A retry after a rollback starts from a fresh reservation.
+//! An estimate that a concurrent request overtook (the reserve runs dry)
+//! restarts the request on a fresh one: with recovery on after a rollback,
+//! without only if nothing was changed yet (see `ama::Reserve::allow_restart`).
 //!
 //! With recovery off the request runs bare: errors return the ordinary way
 //! and a panic ends the daemon (with AMA off too, that is the baseline).
@@ -29,6 +32,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Restarts on a stale AMA estimate before the request runs on an estimate
+/// with margins.
+pub const MAX_RESTARTS: u32 = 4;
 
 thread_local! {
     static IN_REQUEST: Cell<bool> = const { Cell::new(false) };
@@ -64,8 +71,10 @@ pub struct GateStats {
 }
 
 impl Ext2 {
-    /// Take the request's reserve (AMA on) under the policy.
-    fn reserve(&self, op: &'static str, need: &Need) -> Result<Option<ama::Reserve>> {
+    /// Take the request's reserve (AMA on) under the policy. `restart`:
+    /// whether an estimate found stale may restart the request (then it is
+    /// computed without margins for concurrent requests).
+    fn reserve(&self, op: &'static str, need: &Need, restart: ama::Restart) -> Result<Option<ama::Reserve>> {
         if !self.config.ama.enabled {
             return Ok(None);
         }
@@ -74,11 +83,26 @@ impl Ext2 {
             Policy::Retry => ama::Policy::Retry,
             Policy::RetryAlternate => ama::Policy::RetryAlternate,
         };
-        ama::acquire(&self.pool, op, policy, |r, alternate| {
-            self.requirements(need, r, alternate)
+        let mut r = ama::acquire(&self.pool, op, policy, |r, alternate| {
+            self.requirements(need, r, alternate, restart)
         })
-        .map(Some)
-        .map_err(|_| FsError::NoMem)
+        .map_err(|_| FsError::NoMem)?;
+        r.allow_restart(restart);
+        Ok(Some(r))
+    }
+
+    /// How a stale estimate may be answered on this attempt: by a rollback
+    /// and restart with recovery on, by a restart before the first change
+    /// without; after [`MAX_RESTARTS`] restarts, no longer (the estimate
+    /// then keeps margins for concurrent requests).
+    fn restart_mode(&self, restarts: u32) -> ama::Restart {
+        if restarts >= MAX_RESTARTS {
+            ama::Restart::Never
+        } else if self.rt.enabled() {
+            ama::Restart::Anywhere
+        } else {
+            ama::Restart::BeforeChange
+        }
     }
 
     /// Run one request under the mount's AMA and recovery settings and
@@ -86,16 +110,31 @@ impl Ext2 {
     pub fn request<T>(&self, op: &'static str, need: Need, f: impl Fn() -> Result<T>) -> Result<T> {
         let _flag = RequestFlag::set();
         self.gate.requests.fetch_add(1, Ordering::Relaxed);
+        let mut restarts = 0;
         if !self.rt.enabled() {
-            let _reserve = self.reserve(op, &need)?;
-            return f();
+            loop {
+                let reserve = self.reserve(op, &need, self.restart_mode(restarts))?;
+                let r = f();
+                if r.is_err() && reserve.as_ref().is_some_and(|r| r.is_stale()) {
+                    // Refused before the request changed anything.
+                    restarts += 1;
+                    continue;
+                }
+                return r;
+            }
         }
         let mut attempt = 0;
         loop {
             // Dropped after the domain committed or was rolled back: commit
             // work (deferred frees) draws on it too.
-            let _reserve = self.reserve(op, &need)?;
-            let retryable = match self.rt.root_result(&f) {
+            let reserve = self.reserve(op, &need, self.restart_mode(restarts))?;
+            let result = self.rt.root_result(&f);
+            if reserve.as_ref().is_some_and(|r| r.is_stale()) && !matches!(result, Ok(Ok(_))) {
+                // Rolled back on a stale estimate: not a fault, no back-off.
+                restarts += 1;
+                continue;
+            }
+            let retryable = match result {
                 Ok(Ok(v)) => return Ok(v),
                 // An ordinary error result, already rolled back. Memory
                 // running out is a fault like any other for the policy.

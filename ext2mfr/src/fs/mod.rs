@@ -424,7 +424,7 @@ impl Ext2 {
             },
             "cache": {
                 "hits": c.hits, "misses": c.misses, "evictions": c.evictions,
-                "writebacks": c.writebacks,
+                "writebacks": c.writebacks, "forgotten": c.forgotten,
             },
             "ama": self.ama_json(),
             "faults_injected": {
@@ -450,6 +450,7 @@ impl Ext2 {
                     "used_pages": o.used_pages, "returned_pages": o.returned_pages,
                     "pinned_pages": o.pinned_pages, "max_reserved": o.max_reserved,
                     "max_used": o.max_used, "under_allocations": o.under_allocations,
+                    "restarts": o.restarts,
                 }))
             })
             .collect();
@@ -468,6 +469,7 @@ impl Ext2 {
             "returned_pages": sum(|o| o.returned_pages),
             "pinned_pages": sum(|o| o.pinned_pages),
             "under_allocations": s.under_allocations,
+            "restarts": s.restarts,
             "by_op": by_op,
         })
     }

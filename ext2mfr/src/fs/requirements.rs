@@ -11,13 +11,13 @@
 //! cannot be evicted and read again.
 //!
 //! Terms: `Inode` = the inode-table block of an inode; `Dir(d)` = the blocks
-//! of directory `d` plus the indirect blocks mapping them, plus `slack`
-//! blocks it may grow by before we hold its lock (one per other worker
-//! thread); `Range(o,n)` = the data blocks of a byte range and the indirect
-//! blocks on their paths; `Bitmaps(k)` = min(groups, k) bitmap blocks;
+//! of directory `d` plus the indirect blocks mapping them;
+//! `Range(o,n)` = the data blocks of a byte range and the indirect blocks on
+//! their paths (with peeking: those not cached, and for a write the holes
+//! and missing indirect blocks, which are new); `Bitmaps(k)` = min(groups, k) bitmap blocks;
 //! `Tree(i)` = the indirect blocks of inode `i`; `Grow` = the blocks a
-//! directory needs to take one more entry (0 when peeking finds room for
-//! every worker, 1 in the direct blocks, else 1 + 3 indirect); `W(..)` =
+//! directory needs to take one more entry (0 when peeking finds room, 1 in
+//! the direct blocks, else 1 + 3 indirect); `W(..)` =
 //! before-images (recovery on only). An allocation is a Reversible domain of
 //! its own: one bitmap image each (its inverse, run on rollback, is
 //! unlogged).
@@ -38,6 +38,18 @@
 //! | rename | 3 Inode + Dir(old) + Dir(new) + ".." block + unlink's for the target + Grow | 7 + 2 per new block (+3) + truncate's |
 //! | forget (release) | Inode + truncate(i) + inode bitmap | 1 + truncate's |
 //! | fsync | 0 (write-back allocates nothing) | 0 |
+//!
+//! **Concurrent requests** can overtake an estimate between its computation
+//! and the request taking its locks: a directory grows, a slot found free is
+//! taken, a name appears. Without margins for that, such a request finds its
+//! reserve spent and is restarted on a fresh estimate (`gate.rs`,
+//! `ama::Reserve::allow_restart`): with recovery on at any point (after a
+//! rollback), without only before its first change (all scans of a
+//! directory for a name come before it). So margins are kept only where a
+//! change comes first without recovery (the room found in a directory must
+//! then leave a slot per worker thread) and after `gate::MAX_RESTARTS`
+//! restarts (then also `threads - 1` blocks a directory may have grown by,
+//! and the inode block of a name a lookup did not find).
 //!
 //! **Cache peeking** (`peek=on`): blocks whose numbers are known on entry
 //! (inode-table blocks, directory and data blocks mapped through cached
@@ -117,6 +129,12 @@ struct Builder<'a> {
     r: &'a mut Reserve,
     peek: bool,
     recycle: bool,
+    /// Keep margins for what concurrent requests may change before this one
+    /// holds its locks (no restart on a stale estimate).
+    margins: bool,
+    /// A stale estimate restarts the request even after it changed state
+    /// (recovery rolls it back): no margin for a directory's room either.
+    rollback: bool,
     /// Blocks pinned so far (not counted twice).
     pinned: Vec<u64>,
     frames: u32,
@@ -224,43 +242,100 @@ impl Builder<'_> {
     }
 
     /// Blocks `first..first+count` of `i` (data or directory blocks) and the
-    /// indirect blocks mapping them. Returns how many of the data blocks
-    /// may be holes (all, unless peeking found them mapped).
-    fn range(&mut self, i: Option<&Inode>, first: u64, count: u64) -> u64 {
-        match i {
-            Some(i) if self.peek && count <= 64 => {
-                let mut holes = 0;
-                let mut mapped_ind = true;
-                for lblk in first..first + count {
-                    match self.peek_map(i, lblk) {
-                        Some(blk) => self.block(blk),
-                        None => {
-                            holes += 1;
-                            mapped_ind &= lblk < 12;
-                            self.unknown(1);
+    /// indirect blocks mapping them, to be read (`write` false) or written.
+    /// Returns how many blocks the write may allocate (data blocks in holes
+    /// and missing indirect blocks).
+    ///
+    /// With peeking, each block's path is walked through the cache: what is
+    /// cached is pinned; a zero pointer in a cached block is a hole (for a
+    /// read nothing, for a write new blocks from there down); an indirect
+    /// block not cached costs a frame, and so does every block below it.
+    /// Indirect blocks are counted once, by their place in the tree.
+    fn range(&mut self, i: Option<&Inode>, first: u64, count: u64, write: bool) -> u64 {
+        let Some(i) = i.filter(|_| self.peek && count <= 64) else {
+            let ind = self.range_ind(first, count);
+            self.unknown(count + ind);
+            return count + ind;
+        };
+        let ptrs = self.fs.geo.ptrs();
+        let nblocks = self.fs.geo.blocks_count as u64;
+        // Indirect blocks not found cached: (slot, level, index above).
+        let mut missing: Vec<(usize, usize, [usize; 2])> = Vec::new();
+        let mut allocs = 0;
+        for lblk in first..first + count {
+            let Some(path) = block_path(lblk, ptrs) else {
+                continue; // past the largest file: the request fails
+            };
+            let mut p = i.block(path.slot) as u64;
+            // Where the walk left the cache: the level, and whether at a
+            // hole (nothing below exists) or at a block not cached.
+            let mut left: Option<(usize, bool)> = None;
+            for level in 0..path.depth {
+                let b = if p == 0 || p >= nblocks { None } else { self.fs.cache.peek(p) };
+                let Some(b) = b else {
+                    left = Some((level, p == 0));
+                    break;
+                };
+                let next = {
+                    let d = b.peek_bytes();
+                    crate::format::block_ptr::read_ptr(&d, path.idx[level]) as u64
+                };
+                if !self.pinned.contains(&p) {
+                    self.r.pin_peeked(b);
+                    self.pinned.push(p);
+                }
+                p = next;
+            }
+            let hole = match left {
+                None if p == 0 => true,
+                None => {
+                    self.block(p);
+                    continue;
+                }
+                Some((from, hole)) => {
+                    for level in from..path.depth {
+                        let key = match level {
+                            0 => (path.slot, 0, [0, 0]),
+                            1 => (path.slot, 1, [path.idx[0], 0]),
+                            _ => (path.slot, 2, [path.idx[0], path.idx[1]]),
+                        };
+                        if missing.contains(&key) {
+                            continue;
+                        }
+                        missing.push(key);
+                        // New under a hole (written only); else read, or
+                        // below a block not cached, perhaps new.
+                        if !hole || write {
+                            self.frames += 1;
+                        }
+                        if write && (hole || level > from) {
+                            allocs += 1;
                         }
                     }
+                    hole
                 }
-                // Indirect blocks not found cached on the way.
-                if !mapped_ind {
-                    let ind = self.range_ind(first, count);
-                    self.unknown(ind);
-                }
-                holes
+            };
+            // The data block: under a hole new (written only); else
+            // perhaps there, perhaps new.
+            if !hole || write {
+                self.frames += 1;
             }
-            _ => {
-                let ind = self.range_ind(first, count);
-                self.unknown(count + ind);
-                count
+            if write {
+                allocs += 1;
             }
         }
+        allocs
     }
 
     /// A scan of directory `dir`: all its blocks, or (recycling) one scratch
     /// page plus the cached ones it will use in place.
     fn dir_scan(&mut self, dir: u32, name: &[u8], alternate: bool) -> DirPeek {
         let i = self.inode(dir);
-        let slack = self.fs.config.threads.saturating_sub(1) as u64;
+        let slack = if self.margins {
+            self.fs.config.threads.saturating_sub(1) as u64
+        } else {
+            0
+        };
         let n = i.as_ref().map_or(RECYCLE_DIR_BLOCKS, |i| self.blocks_of(i.size())) + slack;
         if (self.recycle && n > RECYCLE_DIR_BLOCKS) || alternate {
             // Scanned through scratch; the block an entry is then added to
@@ -270,7 +345,7 @@ impl Builder<'_> {
             return DirPeek::default();
         }
         let Some(i) = i.filter(|_| self.peek && n <= 64) else {
-            self.range(i.as_ref(), 0, n);
+            self.range(i.as_ref(), 0, n, false);
             return DirPeek::default();
         };
         // Peek at every block once: pin it, and look in it for the name
@@ -328,7 +403,7 @@ impl Builder<'_> {
                 None if complete => Child::Absent,
                 None => Child::Unknown,
             },
-            room: complete && slots >= self.fs.config.threads.max(1),
+            room: complete && slots >= if self.rollback { 1 } else { self.fs.config.threads.max(1) },
         }
     }
 
@@ -430,13 +505,21 @@ impl Builder<'_> {
 impl Ext2 {
     /// The worst-case [`Aad`] of a request, pinning in `r` what peeking
     /// finds cached. `alternate`: the smaller, recycling-heavy requirement.
-    pub(crate) fn requirements(&self, need: &Need, r: &mut Reserve, alternate: bool) -> Aad {
+    pub(crate) fn requirements(
+        &self,
+        need: &Need,
+        r: &mut Reserve,
+        alternate: bool,
+        restart: ama::Restart,
+    ) -> Aad {
         let ama = &self.config.ama;
         let mut b = Builder {
             fs: self,
             r,
             peek: ama.peek,
             recycle: ama.recycle || alternate,
+            margins: restart == ama::Restart::Never,
+            rollback: restart == ama::Restart::Anywhere,
             pinned: Vec::with_capacity(8),
             frames: 0,
             images: 0,
@@ -457,7 +540,7 @@ impl Ext2 {
                 b.inode_block(ino);
                 match b.inode(ino) {
                     Some(i) => {
-                        b.range(Some(&i), 0, 1);
+                        b.range(Some(&i), 0, 1, false);
                     }
                     None => b.unknown(1),
                 }
@@ -467,7 +550,9 @@ impl Ext2 {
                 match b.dir_scan(parent, name, alternate).child {
                     Child::Found(c) => b.inode_block(c),
                     // (A name added meanwhile: its inode block was just
-                    // written, but may have been evicted since.)
+                    // written, but may have been evicted since. Without
+                    // margins, a restart covers that.)
+                    Child::Absent if !b.margins => {}
                     Child::Absent | Child::Unknown => b.unknown(1),
                 }
             }
@@ -488,7 +573,7 @@ impl Ext2 {
                     b.unknown(ind);
                 } else {
                     let i = b.inode(ino);
-                    b.range(i.as_ref(), first, count);
+                    b.range(i.as_ref(), first, count, false);
                 }
                 b.written(1);
             }
@@ -498,9 +583,9 @@ impl Ext2 {
                 let first = offset / bs;
                 let count = (offset + size).div_ceil(bs).saturating_sub(first);
                 let i = b.inode(ino);
-                let holes = b.range(i.as_ref(), first, count);
-                let ind = if holes == 0 { 0 } else { b.range_ind(first, count) };
-                let allocs = holes + ind;
+                let allocs = b.range(i.as_ref(), first, count, true);
+                // The indirect blocks that take a new pointer.
+                let ind = if allocs == 0 { 0 } else { b.range_ind(first, count) };
                 b.bitmaps(allocs);
                 // Images: the inode, every block written (a new one when
                 // it is zeroed), the indirect blocks on the path, and the
@@ -674,7 +759,7 @@ impl Builder<'_> {
         if (self.recycle && n > RECYCLE_DIR_BLOCKS) || alternate {
             self.scratch = true;
         } else {
-            self.range(Some(i), 0, n);
+            self.range(Some(i), 0, n, false);
         }
     }
 }
