@@ -238,7 +238,7 @@ impl Filesystem for FuseFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("mknod", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 0 }, || {
+        let r = self.fs.request("mknod", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 0, dir: false }, || {
             self.fs.mknod(
                 &ctx(req),
                 to_ext2(parent),
@@ -259,7 +259,7 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("mkdir", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 1 }, || {
+        let r = self.fs.request("mkdir", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 1, dir: true }, || {
             self.fs
                 .mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
         });
@@ -292,7 +292,7 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("symlink", Need::Create { parent: to_ext2(parent), name: link_name.as_bytes(), blocks: u32::from(target.as_os_str().len() > crate::format::inode::FAST_SYMLINK_MAX) }, || {
+        let r = self.fs.request("symlink", Need::Create { parent: to_ext2(parent), name: link_name.as_bytes(), blocks: u32::from(target.as_os_str().len() > crate::format::inode::FAST_SYMLINK_MAX), dir: false }, || {
             self.fs.symlink(
                 &ctx(req),
                 to_ext2(parent),
@@ -554,7 +554,7 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.request("create", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 0 }, || {
+        match self.fs.request("create", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 0, dir: false }, || {
             self.fs
                 .create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
         }) {

@@ -12,7 +12,8 @@ use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
 use crate::format::bitmap;
 use recovery_rt::Kind;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
 
 impl Ext2 {
     /// Allocate one block, preferably at or after `goal`. Unprivileged callers
@@ -33,13 +34,36 @@ impl Ext2 {
         )
     }
 
+    /// One unit was just taken from the free count `count`: it goes back
+    /// exactly once, by the returned function (the allocation failed) or by
+    /// the undo log (the allocator's domain is rolled back, which can also
+    /// happen after it failed, in a cascade).
+    fn give_back_on_undo(
+        &self,
+        count: fn(&Ext2) -> &AtomicI64,
+    ) -> impl Fn() + '_ {
+        let back = Arc::new(AtomicBool::new(false));
+        let (fs, b) = (self.arc(), back.clone());
+        self.rt.log_undo(move || {
+            if !b.swap(true, Ordering::AcqRel) {
+                count(&fs).fetch_add(1, Ordering::AcqRel);
+            }
+        });
+        move || {
+            if !back.swap(true, Ordering::AcqRel) {
+                count(self).fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+
     /// Run an allocator as a Reversible domain whose inverse is `inverse`.
     fn reversible<T: Copy + Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T>,
         inverse: impl FnOnce(&T) -> Box<dyn FnOnce() + Send>,
     ) -> Result<T> {
-        ama::note_change();
+        // (Its first change is a block write, which tells AMA: until then
+        // a failed allocator has put back what it took.)
         let r = self.rt.domain(Kind::Reversible, f, |r: &Result<T>| {
             r.as_ref().ok().map(inverse)
         });
@@ -64,10 +88,7 @@ impl Ext2 {
             self.free_blocks.fetch_add(1, Ordering::AcqRel);
             return Err(FsError::NoSpace);
         }
-        let fs = self.arc();
-        self.rt.log_undo(move || {
-            fs.free_blocks.fetch_add(1, Ordering::AcqRel);
-        });
+        let give_back = self.give_back_on_undo(|fs| &fs.free_blocks);
         let goal = goal.clamp(self.geo.first_data_block, self.geo.blocks_count - 1);
         let g0 = self.geo.group_of_block(goal);
         for k in 0..self.geo.groups {
@@ -81,12 +102,12 @@ impl Ext2 {
                 Ok(Some(b)) => return Ok(b),
                 Ok(None) => continue,
                 Err(e) => {
-                    self.free_blocks.fetch_add(1, Ordering::AcqRel);
+                    give_back();
                     return Err(e);
                 }
             }
         }
-        self.free_blocks.fetch_add(1, Ordering::AcqRel);
+        give_back();
         Err(corrupt(
             "free block count says space is left, but every bitmap is full",
         ))
@@ -176,32 +197,73 @@ impl Ext2 {
     /// Allocate an inode. Directories go to a group with above-average free
     /// inodes and the most free blocks (spreading the tree, as Orlov does);
     /// files stay in their parent's group when it has room.
+    ///
+    /// The inode-table block of the inode it is going to get is read
+    /// first, before anything changes: with AMA, an estimate overtaken by a
+    /// concurrent request (the block is not the one peeked at) can then
+    /// still restart the request. If that inode is taken meanwhile, the
+    /// next one is picked the same way, a few times, then any.
     pub(crate) fn alloc_inode(&self, parent: u32, is_dir: bool) -> Result<u32> {
         self.check_writable()?;
+        for _ in 0..4 {
+            let Some(want) = self.next_free_inode(parent, is_dir, false)? else {
+                break;
+            };
+            self.cache.get(self.inode_pos(want)?.0)?;
+            if let Some(ino) = self.alloc_inode_reversibly(parent, is_dir, Some(want))? {
+                return Ok(ino);
+            }
+        }
+        Ok(self.alloc_inode_reversibly(parent, is_dir, None)?.expect("any inode"))
+    }
+
+    /// The inode `alloc_inode` would get now, if any: the first free one of
+    /// the first group in its order. Read past the recovery runtime (only a
+    /// guess, it must not make the request depend on the bitmap's last
+    /// writer); `cached_only`: `None` rather than read a bitmap not cached.
+    pub(crate) fn next_free_inode(&self, parent: u32, is_dir: bool, cached_only: bool) -> Result<Option<u32>> {
+        let ipg = self.geo.inodes_per_group as usize;
+        for g in self.inode_group_order(parent, is_dir) {
+            if self.groups[g as usize].lock().bg_free_inodes_count.get() == 0 {
+                continue;
+            }
+            let blk = self.geo.inode_bitmap[g as usize] as u64;
+            let bm = match self.cache.peek(blk) {
+                Some(b) => b,
+                None if cached_only => return Ok(None),
+                None => self.cache.get(blk)?,
+            };
+            let first = if g == 0 { self.geo.first_ino as usize - 1 } else { 0 };
+            let found = bitmap::find_clear(&bm.peek_bytes(), first, ipg).filter(|&i| i >= first);
+            if let Some(i) = found {
+                return Ok(Some(g * self.geo.inodes_per_group + i as u32 + 1));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `want`: that inode or none (`Ok(None)`, nothing changed).
+    fn alloc_inode_reversibly(&self, parent: u32, is_dir: bool, want: Option<u32>) -> Result<Option<u32>> {
         let fs = self.arc();
         self.reversible(
-            || self.alloc_inode_now(parent, is_dir),
+            || self.alloc_inode_now(parent, is_dir, want),
             move |ino| {
                 let (fs, ino) = (fs, *ino);
                 Box::new(move || {
-                    if let Err(e) = fs.free_inode_bit_now(ino, is_dir) {
-                        log::error!("undoing allocation of inode {ino}: {e}");
+                    if let Some(ino) = ino {
+                        if let Err(e) = fs.free_inode_bit_now(ino, is_dir) {
+                            log::error!("undoing allocation of inode {ino}: {e}");
+                        }
                     }
                 })
             },
         )
     }
 
-    fn alloc_inode_now(&self, parent: u32, is_dir: bool) -> Result<u32> {
-        let prev = self.free_inodes.fetch_sub(1, Ordering::AcqRel);
-        if prev <= 0 {
-            self.free_inodes.fetch_add(1, Ordering::AcqRel);
-            return Err(FsError::NoSpace);
-        }
-        let fs = self.arc();
-        self.rt.log_undo(move || {
-            fs.free_inodes.fetch_add(1, Ordering::AcqRel);
-        });
+    /// Groups in the order an inode is looked for. Directories go first to
+    /// a group with above-average free inodes and the most free blocks;
+    /// files start in their parent's group.
+    fn inode_group_order(&self, parent: u32, is_dir: bool) -> Vec<u32> {
         let groups = self.geo.groups;
         let parent_group = (parent.max(1) - 1) / self.geo.inodes_per_group;
         let mut order: Vec<u32> = (0..groups).map(|k| (parent_group + k) % groups).collect();
@@ -220,23 +282,44 @@ impl Ext2 {
                 order.insert(0, g);
             }
         }
+        order
+    }
+
+    fn alloc_inode_now(&self, parent: u32, is_dir: bool, want: Option<u32>) -> Result<Option<u32>> {
+        let prev = self.free_inodes.fetch_sub(1, Ordering::AcqRel);
+        if prev <= 0 {
+            self.free_inodes.fetch_add(1, Ordering::AcqRel);
+            return Err(FsError::NoSpace);
+        }
+        let give_back = self.give_back_on_undo(|fs| &fs.free_inodes);
+        let ipg = self.geo.inodes_per_group;
+        let order = match want {
+            Some(w) => vec![(w - 1) / ipg],
+            None => self.inode_group_order(parent, is_dir),
+        };
+        let want = want.map(|w| ((w - 1) % ipg) as usize);
         for g in order {
-            match self.alloc_inode_in_group(g, is_dir) {
-                Ok(Some(ino)) => return Ok(ino),
+            match self.alloc_inode_in_group(g, is_dir, want) {
+                Ok(Some(ino)) => return Ok(Some(ino)),
+                Ok(None) if want.is_some() => break,
                 Ok(None) => continue,
                 Err(e) => {
-                    self.free_inodes.fetch_add(1, Ordering::AcqRel);
+                    give_back();
                     return Err(e);
                 }
             }
         }
-        self.free_inodes.fetch_add(1, Ordering::AcqRel);
+        give_back();
+        if want.is_some() {
+            return Ok(None);
+        }
         Err(corrupt(
             "free inode count says inodes are left, but every bitmap is full",
         ))
     }
 
-    fn alloc_inode_in_group(&self, g: u32, is_dir: bool) -> Result<Option<u32>> {
+    /// `want`: only that inode of the group (`None` if it is taken).
+    fn alloc_inode_in_group(&self, g: u32, is_dir: bool, want: Option<usize>) -> Result<Option<u32>> {
         let mut desc = self.groups[g as usize].lock();
         if desc.bg_free_inodes_count.get() == 0 {
             return Ok(None);
@@ -249,7 +332,11 @@ impl Ext2 {
         } else {
             0
         };
-        let found = bitmap::find_clear(&bm.read(), first, ipg).filter(|&i| i >= first);
+        let found = match want {
+            Some(w) if w < first || w >= ipg || bitmap::test(&bm.read(), w) => return Ok(None),
+            Some(w) => Some(w),
+            None => bitmap::find_clear(&bm.read(), first, ipg).filter(|&i| i >= first),
+        };
         let Some(i) = found else {
             return Err(corrupt(format!(
                 "group {g} counts free inodes but its bitmap is full"

@@ -95,8 +95,8 @@ pub enum Need<'a> {
     Write { ino: u32, offset: u64, size: u64 },
     SetAttr { ino: u32, size: Option<u64> },
     /// `blocks`: data blocks the new inode gets (a directory's first
-    /// block, a slow symlink's target).
-    Create { parent: u32, name: &'a [u8], blocks: u32 },
+    /// block, a slow symlink's target); `dir`: a directory.
+    Create { parent: u32, name: &'a [u8], blocks: u32, dir: bool },
     Link { ino: u32, parent: u32, name: &'a [u8] },
     Remove { parent: u32, name: &'a [u8] },
     Rename { old_parent: u32, old_name: &'a [u8], new_parent: u32, new_name: &'a [u8] },
@@ -602,11 +602,22 @@ impl Ext2 {
                     b.truncate(i.as_ref(), keep);
                 }
             }
-            Need::Create { parent, name, blocks } => {
+            Need::Create { parent, name, blocks, dir: is_dir } => {
                 b.inode_block(parent);
                 let room = b.dir_scan(parent, name, alternate).room;
                 let dir = b.inode(parent).filter(|_| !room);
-                b.unknown(1); // the new inode's table block
+                // The new inode's table block: `alloc_inode` reads the one
+                // of the inode it is going to get before it changes
+                // anything, so peeking looks at the same one. (A concurrent
+                // create can take that inode first: a restart, or with
+                // margins one more frame.)
+                match self.next_free_inode(parent, is_dir, true).ok().flatten() {
+                    Some(ino) => b.inode_block(ino),
+                    None => b.unknown(1),
+                }
+                if b.margins {
+                    b.unknown(1);
+                }
                 b.inode_bitmap(parent);
                 let new = b.dir_growth(dir.as_ref()) + blocks as u64;
                 b.unknown(new);
