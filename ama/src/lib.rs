@@ -17,7 +17,8 @@
 //!   page for each.
 //! - An allocation an active reserve cannot serve is an *under-allocation*:
 //!   counted, logged with the operation and the call site, and then served
-//!   the ordinary way (where it may fail). A caller that can run the
+//!   the ordinary way (where it may fail), or, in a [strict](Pool::set_strict)
+//!   pool (test builds), a panic. A caller that can run the
 //!   request again instead ([`Reserve::allow_restart`]) gets [`NoMem`] and a
 //!   [stale](Reserve::is_stale) reserve: its estimate was overtaken by a
 //!   concurrent request, and it restarts on a fresh one.

@@ -40,6 +40,8 @@ pub struct Pool {
     /// client decides: e.g. only while a request is served.)
     in_scope: fn() -> bool,
     reclaimer: OnceLock<Reclaimer>,
+    /// Panic on an under-allocation (test builds of the client).
+    strict: std::sync::atomic::AtomicBool,
     pub(crate) counters: Counters,
 }
 
@@ -72,6 +74,7 @@ impl Pool {
             injector,
             in_scope,
             reclaimer: OnceLock::new(),
+            strict: std::sync::atomic::AtomicBool::new(false),
             counters: Counters::default(),
         }))
     }
@@ -81,6 +84,18 @@ impl Pool {
     /// not block on locks the allocating thread may hold.
     pub fn set_reclaimer(&self, f: impl Fn(usize) -> usize + Send + Sync + 'static) {
         let _ = self.reclaimer.set(Box::new(f));
+    }
+
+    /// Make an under-allocation panic (after it is counted and logged)
+    /// instead of being served: for test builds, where it is a bug to find.
+    pub fn set_strict(&self, strict: bool) {
+        self.strict.store(strict, Ordering::Relaxed);
+    }
+
+    fn under(&self, site: &str) {
+        if self.strict.load(Ordering::Relaxed) {
+            panic!("ama: under-allocation at {site} (strict pool)");
+        }
     }
 
     pub fn page_size(&self) -> usize {
@@ -147,6 +162,7 @@ impl Pool {
         match reserve::serve_page(self, site) {
             reserve::Served::Page(p) => return Ok(p),
             reserve::Served::Stale => return Err(NoMem),
+            reserve::Served::Under => self.under(site),
             _ => {}
         }
         if self.injected(site) {
@@ -168,6 +184,7 @@ impl Pool {
         match reserve::serve_object(self, kind, site) {
             reserve::Served::Object => return Ok(()),
             reserve::Served::Stale => return Err(NoMem),
+            reserve::Served::Under => self.under(site),
             _ => {}
         }
         if self.injected(site) {

@@ -206,3 +206,18 @@ fn a_stale_estimate_is_refused_for_a_restart_only_while_restarting_is_safe() {
     assert_eq!(s.by_op["reader"].restarts, 1);
     assert_eq!(s.by_op["writer"].under_allocations, 1);
 }
+
+#[test]
+fn a_strict_pool_panics_on_an_under_allocation_after_counting_it() {
+    let p = pool(8, None);
+    p.set_strict(true);
+    let q = p.clone();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let mut r = q.begin("strict");
+        r.fill(Aad::pages(0)).unwrap();
+        let _ = q.alloc_page("beyond");
+    }));
+    assert!(r.is_err(), "panicked");
+    assert_eq!(p.space().under_allocations, 1);
+    assert_eq!(p.free_pages(), 8, "the reserve was dropped on the way out");
+}

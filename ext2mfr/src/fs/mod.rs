@@ -232,6 +232,8 @@ impl Ext2 {
             gate::in_request,
         )
         .map_err(|e| MountError::Open(name.clone(), e))?;
+        // In test builds an under-allocation is a bug to stop at.
+        pool.set_strict(cfg!(debug_assertions));
         let rt = if config.recovery {
             Runtime::new()
         } else {
