@@ -91,6 +91,9 @@ pub struct Sample {
     pub sort_secs: f64,
     /// seq-write, seq-read, rand-write, rand-read, in that order.
     pub micro: Vec<micro::Phase>,
+    /// The daemon's CPU seconds during postmark, the four micro phases
+    /// together, and sort (`None` without a daemon: the kernel's ext2).
+    pub daemon_cpu: Option<[f64; 3]>,
 }
 
 /// One run of all loads under `peer` on a fresh `image_mib` MiB image.
@@ -112,9 +115,17 @@ pub fn one_run(
     let name = peer.label();
     let w = m.path().join("work");
     std::fs::create_dir(&w).map_err(|e| format!("{name}: mkdir: {e}"))?;
+    let cpu0 = m.daemon_cpu_secs();
     let r = postmark::run(&w, &loads.postmark).map_err(|e| format!("{name}: postmark: {e}"))?;
+    let cpu1 = m.daemon_cpu_secs();
     let phases = micro::run(&w, &loads.micro).map_err(|e| format!("{name}: micro: {e}"))?;
+    let cpu2 = m.daemon_cpu_secs();
     let sr = sort::run(&w, &loads.sort).map_err(|e| format!("{name}: sort: {e}"))?;
+    let cpu3 = m.daemon_cpu_secs();
+    let daemon_cpu = match (cpu0, cpu1, cpu2, cpu3) {
+        (Some(a), Some(b), Some(c), Some(d)) => Some([b - a, c - b, d - c]),
+        _ => None,
+    };
     let end = m.unmount().map_err(|e| format!("{name}: {e}"))?;
     if !end.clean() {
         return Err(format!(
@@ -134,6 +145,7 @@ pub fn one_run(
         postmark_secs: r.total_secs,
         sort_secs: sr.total_secs,
         micro: phases,
+        daemon_cpu,
     })
 }
 

@@ -235,6 +235,21 @@ impl Mount {
         &self.mnt
     }
 
+    /// CPU seconds (user + system, all threads) the daemon has used so far;
+    /// `None` without a daemon (the kernel's ext2).
+    pub fn daemon_cpu_secs(&self) -> Option<f64> {
+        let pid = self.daemon.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) in
+        // parentheses: utime and stime are the 12th and 13th.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        Some(ticks as f64 / hz)
+    }
+
     /// The daemon's exit status if it has already exited (died while mounted).
     pub fn daemon_exited(&mut self) -> Option<ExitStatus> {
         self.daemon

@@ -379,6 +379,30 @@ pub fn performance(p: &Performance) -> Vec<String> {
     out
 }
 
+/// Beside the daemon CPU table: the mechanisms' cost in the daemon itself
+/// (the papers report wall time only; this says where the time goes).
+pub fn performance_cpu(p: &Performance) -> Vec<String> {
+    use super::performance::CPU_LOADS;
+    let mut out = Vec::new();
+    for (m, paper) in [
+        (Mechanisms::AmaOnly, format!("AMA paper: 1.01x to {AMA_TIME_MAX}x in time")),
+        (Mechanisms::RecoveryOnly, format!("recovery-domains paper: {AKESO_POSTMARK_OVERHEAD}x on postmark")),
+        (Mechanisms::Ext2Mfr, "both mechanisms".to_string()),
+    ] {
+        let v: Option<Vec<String>> = (0..CPU_LOADS.len())
+            .map(|l| p.cpu_ratio(l, m.label()).map(|r| format!("{} {}", CPU_LOADS[l], ratio(r))))
+            .collect();
+        if let Some(v) = v {
+            out.push(format!(
+                "{} / baseline, daemon CPU ({paper}): {}",
+                m.label(),
+                v.join(", ")
+            ));
+        }
+    }
+    out
+}
+
 pub fn space(s: &Space) -> Vec<String> {
     let mut out = Vec::new();
     let names: Vec<&str> = super::space::Load::ALL.iter().map(|l| l.name()).collect();

@@ -33,12 +33,25 @@ pub struct Performance {
     /// ratio has to beat.
     pub spread: Vec<Vec<f64>>,
     pub not_run: Vec<(String, String)>,
+    /// cpu[load][peer]: the daemon's median CPU seconds during postmark,
+    /// micro (all four phases) and sort; `None` for the kernel's ext2.
+    pub cpu: Vec<Vec<Option<f64>>>,
     pub tables: Vec<Table>,
 }
+
+/// The loads the daemon's CPU time is taken over.
+pub const CPU_LOADS: [&str; 3] = ["postmark", "micro (all four)", "sort"];
 
 impl Performance {
     pub fn peer_index(&self, label: &str) -> Option<usize> {
         self.peers.iter().position(|p| p.label() == label)
+    }
+
+    /// cpu(peer) / cpu(baseline) for CPU load `l`.
+    pub fn cpu_ratio(&self, l: usize, label: &str) -> Option<f64> {
+        let b = self.peer_index(Mechanisms::Baseline.label())?;
+        let i = self.peer_index(label)?;
+        Some(self.cpu[l][i]? / self.cpu[l][b]?.max(1e-9))
     }
 
     /// median(peer) / median(baseline) for workload `w`.
@@ -128,17 +141,81 @@ pub fn run(ctx: &Ctx) -> Result<Performance, String> {
                 .collect()
         })
         .collect();
+    let cpu: Vec<Vec<Option<f64>>> = (0..CPU_LOADS.len())
+        .map(|l| {
+            samples
+                .iter()
+                .map(|s| {
+                    let v: Option<Vec<f64>> = s.iter().map(|x| x.daemon_cpu.map(|c| c[l])).collect();
+                    v.map(compare::median)
+                })
+                .collect()
+        })
+        .collect();
     let mut perf = Performance {
         peers,
         medians,
         spread,
         not_run,
+        cpu,
         tables: Vec::new(),
     };
     let mut t = table(ctx, &perf, &samples);
     t.comparison = paper::performance(&perf);
     perf.tables.push(t);
+    let mut c = cpu_table(ctx, &perf, &samples);
+    c.comparison = paper::performance_cpu(&perf);
+    perf.tables.push(c);
     Ok(perf)
+}
+
+/// The daemon's CPU time per load: what the mechanisms cost the daemon
+/// itself, less exposed to scheduling noise than wall time.
+fn cpu_table(ctx: &Ctx, perf: &Performance, samples: &[Vec<Sample>]) -> Table {
+    let mut t = Table::new(
+        "performance-cpu",
+        "Daemon CPU time (beside Table 5)",
+        &["load", "peer", "median_cpu_secs", "ratio_vs_baseline", "cpu_secs_per_round"],
+    );
+    t.caption = format!(
+        "CPU seconds (user + system, all threads; from /proc) the file-system daemon used while each load ran,          in the same runs as the performance table (median of {} rounds), and in brackets the ratio to the          baseline. The kernel's ext2 has no daemon and is left out. Wall time also holds the application's          own time and FUSE's round trips, where the mechanisms cost nothing; this is their cost where it          arises.",
+        ctx.plan.rounds
+    );
+    let daemons: Vec<usize> = (0..perf.peers.len())
+        .filter(|&i| perf.cpu.iter().all(|l| l[i].is_some()))
+        .collect();
+    t.md_columns = std::iter::once("load".to_string())
+        .chain(daemons.iter().map(|&i| format!("{} (CPU s)", perf.peers[i].label())))
+        .collect();
+    for (l, name) in CPU_LOADS.iter().enumerate() {
+        let mut md = vec![name.to_string()];
+        for &i in &daemons {
+            let p = &perf.peers[i];
+            let secs = perf.cpu[l][i].unwrap_or(f64::NAN);
+            let r = perf.cpu_ratio(l, p.label());
+            md.push(match r {
+                Some(r) => format!("{secs:.2} ({})", ratio(r)),
+                None => format!("{secs:.2}"),
+            });
+            t.push(vec![
+                name.to_string(),
+                p.label().to_string(),
+                format!("{secs:.3}"),
+                r.map_or("n/a".into(), |r| format!("{r:.3}")),
+                samples[i]
+                    .iter()
+                    .filter_map(|s| s.daemon_cpu.map(|c| format!("{:.3}", c[l])))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]);
+        }
+        t.md_rows.push(md);
+    }
+    t.seeds = format!(
+        "postmark {}, micro {}, sort {}",
+        ctx.plan.loads.postmark.seed, ctx.plan.loads.micro.seed, ctx.plan.loads.sort.seed
+    );
+    t
 }
 
 fn table(ctx: &Ctx, perf: &Performance, samples: &[Vec<Sample>]) -> Table {
