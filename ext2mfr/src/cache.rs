@@ -13,7 +13,7 @@ use crate::error::{corrupt, FsError, Result};
 use crate::fs::requirements::BUFFER;
 use ama::{Page, Pool};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use recovery_rt::{LoggedObject, Runtime, VersionChain};
+use recovery_rt::{Committed, LoggedObject, Runtime, VersionChain};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,6 +55,18 @@ impl Buf {
         ama::note_change();
         let obj: Arc<dyn LoggedObject> = self.clone();
         self.rt.write(&obj);
+        let g = self.data.write();
+        self.dirty.store(true, Ordering::Release);
+        g
+    }
+    /// Write access to a block the request has just allocated: like
+    /// [`Buf::write`], but without a before-image (if the request rolls
+    /// back, so does the allocation, and the old bytes do not matter).
+    fn write_new(self: &Arc<Self>) -> RwLockWriteGuard<'_, Frame> {
+        crate::faults::site(&self.rt, "block write");
+        ama::note_change();
+        let obj: Arc<dyn LoggedObject> = self.clone();
+        self.rt.write_new(&obj);
         let g = self.data.write();
         self.dirty.store(true, Ordering::Release);
         g
@@ -182,11 +194,12 @@ impl BlockCache {
         self.lookup(blk, false)
     }
 
-    /// A block just allocated: its old contents do not matter, so it is not
-    /// read; it starts zeroed and dirty.
+    /// A block this request has just allocated: its old contents do not
+    /// matter, so it is not read nor kept as a before-image; it starts
+    /// zeroed and dirty. (A block that was already there: [`BlockCache::get_cleared`].)
     pub fn get_zeroed(&self, blk: u64) -> Result<BufRef> {
         let b = self.lookup(blk, true)?;
-        b.write().fill(0);
+        b.write_new().fill(0);
         Ok(b)
     }
 
@@ -213,6 +226,17 @@ impl BlockCache {
             let mut seen = std::collections::HashSet::with_capacity(map.len());
             clock.retain(|b| map.contains_key(b) && seen.insert(*b));
         }
+    }
+
+    /// Block `blk` zeroed: new (see [`BlockCache::get_zeroed`]) or, when
+    /// `new` is false, an existing block whose contents are logged first.
+    pub fn get_cleared(&self, blk: u64, new: bool) -> Result<BufRef> {
+        if new {
+            return self.get_zeroed(blk);
+        }
+        let b = self.get(blk)?;
+        b.write().fill(0);
+        Ok(b)
     }
 
     /// The block if it is cached, without reading or allocating.
@@ -363,8 +387,11 @@ impl BlockCache {
     fn write_back(&self, b: &Buf) -> Result<()> {
         let chain = b.chain.versions_for_writeback();
         let r = match chain.committed() {
-            Some(image) => self.dev.write_block(b.blk, image),
-            None => {
+            Committed::Image(image) => self.dev.write_block(b.blk, image),
+            // A block new to an uncommitted request: nothing final to write
+            // yet (it stays dirty).
+            Committed::Nothing => return Ok(()),
+            Committed::Current => {
                 let data = b.data.read();
                 b.dirty.store(false, Ordering::Release);
                 let r = self.dev.write_block(b.blk, &data);

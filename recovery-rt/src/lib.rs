@@ -31,7 +31,7 @@
 mod object;
 mod runtime;
 
-pub use object::{Image, Locked, LoggedObject, VersionChain};
+pub use object::{Committed, Image, Locked, LoggedObject, VersionChain};
 pub use runtime::{fault, is_runtime_payload, resume, Fault, Kind, Runtime, Stats};
 
 pub type DomainId = u64;

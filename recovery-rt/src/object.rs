@@ -27,7 +27,9 @@ pub trait LoggedObject: Send + Sync {
 
 pub(crate) struct Version {
     pub(crate) domain: DomainId,
-    pub(crate) before: Image,
+    /// `None`: the object was new to the domain (see `Runtime::write_new`);
+    /// what it held before does not matter.
+    pub(crate) before: Option<Image>,
 }
 
 /// Uncommitted versions of one object, oldest first.
@@ -56,10 +58,23 @@ impl VersionChain {
 /// A held version chain (see [`VersionChain::versions_for_writeback`]).
 pub struct Locked<'a>(parking_lot::MutexGuard<'a, Vec<Version>>);
 
+/// What of an object is committed (see [`Locked::committed`]).
+pub enum Committed<'a> {
+    /// Its current bytes.
+    Current,
+    /// These bytes (the oldest before-image); the current ones are not.
+    Image(&'a [u8]),
+    /// Nothing: it is new to an uncommitted domain.
+    Nothing,
+}
+
 impl Locked<'_> {
-    /// The committed image when uncommitted versions exist (the oldest
-    /// before-image); `None` when the current bytes are committed.
-    pub fn committed(&self) -> Option<&[u8]> {
-        self.0.first().map(|v| (*v.before).as_ref())
+    /// What of the object is final now.
+    pub fn committed(&self) -> Committed<'_> {
+        match self.0.first() {
+            None => Committed::Current,
+            Some(Version { before: Some(image), .. }) => Committed::Image((**image).as_ref()),
+            Some(Version { before: None, .. }) => Committed::Nothing,
+        }
     }
 }

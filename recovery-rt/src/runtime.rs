@@ -286,7 +286,9 @@ fn unversion(obj: &dyn LoggedObject, id: DomainId) {
     };
     let v = chain.remove(i);
     if i == chain.len() {
-        obj.restore((*v.before).as_ref());
+        if let Some(before) = v.before {
+            obj.restore((*before).as_ref());
+        }
     } else {
         chain[i].before = v.before;
     }
@@ -395,6 +397,19 @@ impl Runtime {
     /// taking the object's own data lock). The first write in a domain
     /// records the before-image.
     pub fn write(&self, obj: &Arc<dyn LoggedObject>) {
+        self.write_logged(obj, true)
+    }
+
+    /// Like [`Runtime::write`], for an object new to the current domain
+    /// (e.g. a block it has just allocated, whose allocation it undoes if
+    /// it rolls back): versioned, so readers depend on the writer and
+    /// write-back waits for the commit, but without a before-image, as
+    /// what the object held before does not matter.
+    pub fn write_new(&self, obj: &Arc<dyn LoggedObject>) {
+        self.write_logged(obj, false)
+    }
+
+    fn write_logged(&self, obj: &Arc<dyn LoggedObject>, image: bool) {
         let Some((id, doomed)) = self.current() else {
             self.stats.unlogged_writes.fetch_add(1, Ordering::Relaxed);
             return;
@@ -422,9 +437,12 @@ impl Runtime {
             std::panic::panic_any(Doomed);
         }
         debug_assert!(orphans.is_empty(), "only a doomed writer produces orphans");
+        // An object new to the domain has no older version to keep, unless
+        // another uncommitted domain wrote it (then it is not new after all).
+        let image = image || newest.is_some();
         chain.push(Version {
             domain: id,
-            before: obj.snapshot(),
+            before: image.then(|| obj.snapshot()),
         });
         drop(chain);
         STACK.with(|s| {

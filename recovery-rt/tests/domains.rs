@@ -385,3 +385,57 @@ fn random_domains_leave_exactly_the_committed_effects() {
     assert_eq!(s.started, s.committed + s.rolled_back);
     assert!(s.rolled_back > 0 && s.edges > 0);
 }
+
+/// A cell that counts its snapshots.
+struct Counted {
+    inner: Arc<Cell>,
+    snapshots: Mutex<u32>,
+}
+
+impl LoggedObject for Counted {
+    fn chain(&self) -> &VersionChain {
+        &self.inner.chain
+    }
+    fn snapshot(&self) -> recovery_rt::Image {
+        *self.snapshots.lock() += 1;
+        self.inner.snapshot()
+    }
+    fn restore(&self, image: &[u8]) {
+        self.inner.restore(image)
+    }
+}
+
+#[test]
+fn a_write_to_a_new_object_is_versioned_without_a_before_image() {
+    quiet();
+    let rt = Runtime::new();
+    let c = Arc::new(Counted { inner: cell(9), snapshots: Mutex::new(0) });
+    let obj: Arc<dyn LoggedObject> = c.clone();
+    // Rolled back: no image was taken and none is restored (the bytes of a
+    // new object do not matter once its allocation is undone).
+    let r: Result<(), _> = rt.root(|| {
+        rt.write_new(&obj);
+        *c.inner.v.lock() = 1;
+        assert!(matches!(
+            c.inner.chain.versions_for_writeback().committed(),
+            recovery_rt::Committed::Nothing
+        ));
+        fault(5)
+    });
+    assert_eq!(r, Err(Fault::Explicit(5)));
+    assert_eq!(*c.snapshots.lock(), 0);
+    assert_eq!(*c.inner.v.lock(), 1);
+    assert!(!c.inner.chain.is_speculative());
+    // Committed: the new bytes are final.
+    let r = rt.root(|| {
+        rt.write_new(&obj);
+        *c.inner.v.lock() = 2;
+    });
+    assert_eq!(r, Ok(()));
+    assert_eq!(*c.snapshots.lock(), 0);
+    assert!(matches!(
+        c.inner.chain.versions_for_writeback().committed(),
+        recovery_rt::Committed::Current
+    ));
+    assert_eq!(rt.uncommitted(), 0);
+}

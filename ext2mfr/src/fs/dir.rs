@@ -126,8 +126,8 @@ impl Ext2 {
         } else {
             0
         };
-        let (blk, _) = self.map_alloc(dir, nblocks, goal, privileged)?;
-        let b = self.cache.get_zeroed(blk as u64)?;
+        let (blk, new) = self.map_alloc(dir, nblocks, goal, privileged)?;
+        let b = self.cache.get_cleared(blk as u64, new)?;
         let bs = self.geo.block_size as usize;
         dirent::write_entry(&mut b.write(), 0, ino, bs, ft, name);
         dir.set_size((nblocks + 1) * bs as u64);
@@ -217,8 +217,8 @@ impl Ext2 {
         let goal = self
             .geo
             .group_first_block((ino - 1) / self.geo.inodes_per_group);
-        let (blk, _) = self.map_alloc(dir, 0, goal, privileged)?;
-        let b = self.cache.get_zeroed(blk as u64)?;
+        let (blk, new) = self.map_alloc(dir, 0, goal, privileged)?;
+        let b = self.cache.get_cleared(blk as u64, new)?;
         let bs = self.geo.block_size as usize;
         let ft = self.ft(FT_DIR);
         let mut d = b.write();

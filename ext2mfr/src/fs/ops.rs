@@ -441,8 +441,8 @@ impl Ext2 {
                 let goal = fs
                     .geo
                     .group_first_block((ino - 1) / fs.geo.inodes_per_group);
-                let (b, _) = fs.map_alloc(i, 0, goal, privileged)?;
-                let buf = fs.cache.get_zeroed(b as u64)?;
+                let (b, new) = fs.map_alloc(i, 0, goal, privileged)?;
+                let buf = fs.cache.get_cleared(b as u64, new)?;
                 buf.write()[..target.len()].copy_from_slice(target);
             }
             i.set_size(target.len() as u64);

@@ -140,6 +140,9 @@ struct Builder<'a> {
     frames: u32,
     images: u32,
     scratch: bool,
+    /// Blocks a write surely allocates (under a hole): written without a
+    /// before-image.
+    sure_new: u64,
 }
 
 impl Builder<'_> {
@@ -311,6 +314,9 @@ impl Builder<'_> {
                         if write && (hole || level > from) {
                             allocs += 1;
                         }
+                        if write && hole {
+                            self.sure_new += 1;
+                        }
                     }
                     hole
                 }
@@ -322,6 +328,9 @@ impl Builder<'_> {
             }
             if write {
                 allocs += 1;
+            }
+            if write && hole {
+                self.sure_new += 1;
             }
         }
         allocs
@@ -524,6 +533,7 @@ impl Ext2 {
             frames: 0,
             images: 0,
             scratch: false,
+            sure_new: 0,
         };
         match *need {
             Need::Nothing => {}
@@ -587,11 +597,11 @@ impl Ext2 {
                 // The indirect blocks that take a new pointer.
                 let ind = if allocs == 0 { 0 } else { b.range_ind(first, count) };
                 b.bitmaps(allocs);
-                // Images: the inode, every block written (a new one when
-                // it is zeroed), the indirect blocks on the path, and the
-                // bitmap once per allocation (each its own domain). (An
-                // allocation's inverse runs unlogged: no image.)
-                b.written(1 + count + ind + allocs);
+                // Images: the inode, every block written but those surely
+                // new (a new block needs none), the indirect blocks on the
+                // path, and the bitmap once per allocation (each its own
+                // domain). (An allocation's inverse runs unlogged: no image.)
+                b.written((1 + count + ind + allocs).saturating_sub(b.sure_new));
             }
             Need::SetAttr { ino, size } => {
                 b.inode_block(ino);
