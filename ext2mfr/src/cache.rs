@@ -51,26 +51,30 @@ impl Buf {
     /// Write access; the block is dirty from now on. The runtime records the
     /// before-image at the first write inside a domain.
     pub fn write(self: &Arc<Self>) -> RwLockWriteGuard<'_, Frame> {
-        crate::faults::site(&self.rt, "block write");
-        ama::note_change();
-        let obj: Arc<dyn LoggedObject> = self.clone();
-        self.rt.write(&obj);
-        let g = self.data.write();
-        self.dirty.store(true, Ordering::Release);
-        g
+        self.write_as(false)
     }
+
     /// Write access to a block the request has just allocated: like
     /// [`Buf::write`], but without a before-image (if the request rolls
     /// back, so does the allocation, and the old bytes do not matter).
     fn write_new(self: &Arc<Self>) -> RwLockWriteGuard<'_, Frame> {
+        self.write_as(true)
+    }
+
+    fn write_as(self: &Arc<Self>, new: bool) -> RwLockWriteGuard<'_, Frame> {
         crate::faults::site(&self.rt, "block write");
         ama::note_change();
         let obj: Arc<dyn LoggedObject> = self.clone();
-        self.rt.write_new(&obj);
+        if new {
+            self.rt.write_new(&obj);
+        } else {
+            self.rt.write(&obj);
+        }
         let g = self.data.write();
         self.dirty.store(true, Ordering::Release);
         g
     }
+
     pub fn is_dirty(&self) -> bool {
         self.dirty.load(Ordering::Acquire)
     }

@@ -193,21 +193,8 @@ fn cpu_table(ctx: &Ctx, perf: &Performance, samples: &[Vec<Sample>]) -> Table {
             let p = &perf.peers[i];
             let secs = perf.cpu[l][i].unwrap_or(f64::NAN);
             let r = perf.cpu_ratio(l, p.label());
-            md.push(match r {
-                Some(r) => format!("{secs:.2} ({})", ratio(r)),
-                None => format!("{secs:.2}"),
-            });
-            t.push(vec![
-                name.to_string(),
-                p.label().to_string(),
-                format!("{secs:.3}"),
-                r.map_or("n/a".into(), |r| format!("{r:.3}")),
-                samples[i]
-                    .iter()
-                    .filter_map(|s| s.daemon_cpu.map(|c| format!("{:.3}", c[l])))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ]);
+            let rounds = samples[i].iter().filter_map(|s| s.daemon_cpu.map(|c| c[l]));
+            push_cell(&mut t, &mut md, name, p.label(), secs, r, rounds);
         }
         t.md_rows.push(md);
     }
@@ -251,21 +238,7 @@ fn table(ctx: &Ctx, perf: &Performance, samples: &[Vec<Sample>]) -> Table {
         for (i, p) in perf.peers.iter().enumerate() {
             let secs = perf.medians[w][i];
             let r = base.map(|b| secs / perf.medians[w][b].max(1e-9));
-            md.push(match r {
-                Some(r) => format!("{secs:.2} ({})", ratio(r)),
-                None => format!("{secs:.2}"),
-            });
-            t.push(vec![
-                name.to_string(),
-                p.label().to_string(),
-                format!("{secs:.3}"),
-                r.map_or("n/a".into(), |r| format!("{r:.3}")),
-                samples[i]
-                    .iter()
-                    .map(|s| format!("{:.3}", f(s)))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ]);
+            push_cell(&mut t, &mut md, name, p.label(), secs, r, samples[i].iter().map(f));
         }
         t.md_rows.push(md);
     }
@@ -277,6 +250,30 @@ fn table(ctx: &Ctx, perf: &Performance, samples: &[Vec<Sample>]) -> Table {
         ctx.plan.loads.postmark.seed, ctx.plan.loads.micro.seed, ctx.plan.loads.sort.seed
     );
     t
+}
+
+/// One peer's cell of a workload's Markdown row (seconds, ratio) and its
+/// CSV row (with every round's seconds).
+fn push_cell(
+    t: &mut Table,
+    md: &mut Vec<String>,
+    load: &str,
+    peer: &str,
+    secs: f64,
+    r: Option<f64>,
+    rounds: impl Iterator<Item = f64>,
+) {
+    md.push(match r {
+        Some(r) => format!("{secs:.2} ({})", ratio(r)),
+        None => format!("{secs:.2}"),
+    });
+    t.push(vec![
+        load.to_string(),
+        peer.to_string(),
+        format!("{secs:.3}"),
+        r.map_or("n/a".into(), |r| format!("{r:.3}")),
+        rounds.map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" "),
+    ]);
 }
 
 /// The overhead table as plain text, for the main job's output.
