@@ -42,6 +42,10 @@ pub struct Pool {
     reclaimer: OnceLock<Reclaimer>,
     /// Panic on an under-allocation (test builds of the client).
     strict: std::sync::atomic::AtomicBool,
+    /// Every this-many-th reservation gets one page fewer than its
+    /// requirement (0: none); and reservations filled so far.
+    short_every: AtomicU64,
+    fills: AtomicU64,
     pub(crate) counters: Counters,
 }
 
@@ -75,6 +79,8 @@ impl Pool {
             in_scope,
             reclaimer: OnceLock::new(),
             strict: std::sync::atomic::AtomicBool::new(false),
+            short_every: AtomicU64::new(0),
+            fills: AtomicU64::new(0),
             counters: Counters::default(),
         }))
     }
@@ -90,6 +96,24 @@ impl Pool {
     /// instead of being served: for test builds, where it is a bug to find.
     pub fn set_strict(&self, strict: bool) {
         self.strict.store(strict, Ordering::Relaxed);
+    }
+
+    /// Test a client's handling of estimates overtaken by concurrent
+    /// requests: from now on every `k`-th reservation (0: none) that asks
+    /// for pages gets one fewer, as if its estimate had been made just
+    /// before another request changed what it saw.
+    pub fn short_every(&self, k: u64) {
+        self.short_every.store(k, Ordering::Relaxed);
+    }
+
+    /// Pages to really take for a reservation asking for `pages`.
+    pub(crate) fn pages_to_fill(&self, pages: u32) -> u32 {
+        let k = self.short_every.load(Ordering::Relaxed);
+        if k == 0 || pages == 0 {
+            return pages;
+        }
+        let n = self.fills.fetch_add(1, Ordering::Relaxed) + 1;
+        pages - u32::from(n % k == 0)
     }
 
     fn under(&self, site: &str) {

@@ -125,7 +125,7 @@ impl Reserve {
                 pool.counters.reservation_failed();
                 return Err(NoMem);
             }
-            if !pool.take_pages_into(aad.pages as usize, &mut st.pages) {
+            if !pool.take_pages_into(pool.pages_to_fill(aad.pages) as usize, &mut st.pages) {
                 pool.counters.reservation_failed();
                 return Err(NoMem);
             }

@@ -32,6 +32,10 @@ pub const FAULT_AFTER_XATTR: &str = "ext2mfr.fault_after";
 /// Written on the root directory: "0" pauses fault injection, "1" resumes it
 /// (so a harness can inspect the tree without meeting faults).
 pub const INJECT_XATTR: &str = "ext2mfr.inject";
+/// Written on the root directory: N > 0 makes every N-th AMA reservation one
+/// page short, as an estimate overtaken by a concurrent request would be
+/// (tests of the restart path); 0 stops it.
+pub const SHORT_ESTIMATES_XATTR: &str = "ext2mfr.short_estimates";
 
 pub struct FuseFs {
     fs: Arc<Ext2>,
@@ -507,6 +511,15 @@ impl Filesystem for FuseFs {
                     reply.ok()
                 }
                 _ => reply.error(Errno::EINVAL),
+            };
+        }
+        if ino.0 == 1 && name.as_bytes() == SHORT_ESTIMATES_XATTR.as_bytes() {
+            return match std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+                Some(k) => {
+                    self.fs.pool.short_every(k);
+                    reply.ok()
+                }
+                None => reply.error(Errno::EINVAL),
             };
         }
         reply.error(Errno::from_i32(libc::EOPNOTSUPP))
