@@ -60,7 +60,18 @@ impl DirEntry<'_> {
 /// Parse every entry of one directory block, checking each the way the
 /// kernel's `ext2_check_page` does. `max_ino` bounds inode numbers.
 pub fn parse_block(block: &[u8], max_ino: u32) -> Result<Vec<DirEntry<'_>>, FormatError> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(block.len() / 32);
+    visit_block(block, max_ino, |e| out.push(e))?;
+    Ok(out)
+}
+
+/// [`parse_block`] without collecting: `f` sees every entry in order (the
+/// whole block is checked even when the caller has found what it wants).
+pub fn visit_block<'a>(
+    block: &'a [u8],
+    max_ino: u32,
+    mut f: impl FnMut(DirEntry<'a>),
+) -> Result<(), FormatError> {
     let mut off = 0;
     while off < block.len() {
         let bad = |m: &str| Err(FormatError::BadDirEntry(off, m.to_string()));
@@ -85,7 +96,7 @@ pub fn parse_block(block: &[u8], max_ino: u32) -> Result<Vec<DirEntry<'_>>, Form
             return bad("inode number out of range");
         }
         let name_end = (off + DIRENT_HEADER + name_len).min(off + rec_len);
-        out.push(DirEntry {
+        f(DirEntry {
             offset: off,
             inode,
             rec_len,
@@ -94,7 +105,7 @@ pub fn parse_block(block: &[u8], max_ino: u32) -> Result<Vec<DirEntry<'_>>, Form
         });
         off += rec_len;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Write an entry header and name at `off`.

@@ -39,6 +39,12 @@ impl Ext2 {
             .map_err(|e| corrupt(format!("directory block {blk}: {e}")))
     }
 
+    /// [`Ext2::parse`] without collecting (see [`dirent::visit_block`]).
+    fn visit<'a>(&self, data: &'a [u8], blk: u32, f: impl FnMut(DirEntry<'a>)) -> Result<()> {
+        dirent::visit_block(data, self.geo.inodes_count, f)
+            .map_err(|e| corrupt(format!("directory block {blk}: {e}")))
+    }
+
     fn dir_nblocks(&self, dir: &Inode) -> u64 {
         dir.size() / self.geo.block_size as u64
     }
@@ -57,20 +63,22 @@ impl Ext2 {
         for lblk in 0..self.dir_nblocks(dir) {
             let blk = self.dir_block(dir, lblk)?;
             let found = self.cache.read_with(blk as u64, |d| {
-                let mut prev = None;
-                for e in self.parse(d, blk)? {
-                    if e.inode != 0 && e.name == name {
-                        return Ok(Some(Found {
-                            blk,
-                            offset: e.offset,
-                            prev,
-                            ino: e.inode,
-                            file_type: e.file_type,
-                        }));
+                let (mut prev, mut found) = (None, None);
+                self.visit(d, blk, |e| {
+                    if found.is_none() {
+                        if e.inode != 0 && e.name == name {
+                            found = Some(Found {
+                                blk,
+                                offset: e.offset,
+                                prev,
+                                ino: e.inode,
+                                file_type: e.file_type,
+                            });
+                        }
+                        prev = Some(e.offset);
                     }
-                    prev = Some(e.offset);
-                }
-                Ok(None)
+                })?;
+                Ok(found)
             })?;
             if found.is_some() {
                 return Ok(found);
@@ -99,11 +107,13 @@ impl Ext2 {
             // scanned through AMA's scratch page); only the block that gets
             // the entry comes into the cache.
             let slot = self.cache.read_with(blk as u64, |d| {
-                Ok(self
-                    .parse(d, blk)?
-                    .iter()
-                    .find(|e| e.slack() >= need)
-                    .map(|e| (e.offset, e.inode, e.rec_len, e.name.len())))
+                let mut slot = None;
+                self.visit(d, blk, |e| {
+                    if slot.is_none() && e.slack() >= need {
+                        slot = Some((e.offset, e.inode, e.rec_len, e.name.len()));
+                    }
+                })?;
+                Ok(slot)
             })?;
             if let Some((off, e_ino, rec_len, e_name_len)) = slot {
                 let b = self.cache.get(blk as u64)?;

@@ -380,21 +380,19 @@ impl Builder<'_> {
             };
             if found.is_none() {
                 let data = b.peek_bytes();
-                match crate::format::dirent::parse_block(&data, self.fs.geo.inodes_count) {
-                    Ok(entries) => {
-                        for e in &entries {
-                            if e.inode != 0 && e.name == name {
-                                found = Some(e.inode);
-                            }
-                            let used = if e.inode == 0 {
-                                0
-                            } else {
-                                crate::format::dirent::rec_len_for(e.name.len())
-                            };
-                            slots += e.rec_len.saturating_sub(used) / need;
-                        }
+                let seen = crate::format::dirent::visit_block(&data, self.fs.geo.inodes_count, |e| {
+                    if e.inode != 0 && e.name == name {
+                        found = Some(e.inode);
                     }
-                    Err(_) => complete = false,
+                    let used = if e.inode == 0 {
+                        0
+                    } else {
+                        crate::format::dirent::rec_len_for(e.name.len())
+                    };
+                    slots += e.rec_len.saturating_sub(used) / need;
+                });
+                if seen.is_err() {
+                    complete = false;
                 }
             }
             if !self.pinned.contains(&blk) {
