@@ -81,15 +81,35 @@ pub fn machine() -> String {
     )
 }
 
+/// The commit, and "-dirty" if tracked files other than `results/` differ
+/// from it (the run itself rewrites `results/`, so those do not count).
 fn revision() -> String {
-    Command::new("git")
-        .args(["describe", "--always", "--dirty"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown (not a git work tree)".into())
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(rev) = git(&["rev-parse", "--short", "HEAD"]).filter(|s| !s.is_empty()) else {
+        return "unknown (not a git work tree)".into();
+    };
+    let top = git(&["rev-parse", "--show-toplevel"]).unwrap_or_else(|| ".".into());
+    let changed = git(&[
+        "-C",
+        &top,
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":(exclude)results",
+    ]);
+    match changed {
+        Some(c) if c.is_empty() => rev,
+        _ => format!("{rev}-dirty"),
+    }
 }
 
 /// The current time, UTC, as 2024-05-01T12:34:56Z.
