@@ -14,10 +14,18 @@ use common::*;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::Path;
 
-fn ama(mnt: &Path) -> serde_json::Value {
-    counters(mnt)["ama"].clone()
+/// Stop the short reservations; some requests must have restarted, none
+/// allocated beyond its reserve.
+fn stop_short_and_check_restarts(m: &Mount) {
+    let a = counters(m.path())["ama"].clone();
+    control(m.path(), "ext2mfr.short_estimates", "0");
+    eprintln!(
+        "restarts {}, reservations {}, under-allocations {}",
+        a["restarts"], a["reservations"], a["under_allocations"]
+    );
+    assert!(a["restarts"].as_u64().unwrap() > 0, "no restart happened: {a}");
+    assert_eq!(a["under_allocations"], 0, "{a}");
 }
 
 /// Files of 0 to 300 KiB (direct, single and double indirect blocks on 1 KiB
@@ -96,14 +104,7 @@ fn with_recovery_every_kind_of_request_restarts_after_a_rollback() {
         }
     }
     check_tree(&m, &want);
-    let a = ama(m.path());
-    control(m.path(), "ext2mfr.short_estimates", "0");
-    eprintln!(
-        "restarts {}, reservations {}, under-allocations {}",
-        a["restarts"], a["reservations"], a["under_allocations"]
-    );
-    assert!(a["restarts"].as_u64().unwrap() > 0, "no restart happened: {a}");
-    assert_eq!(a["under_allocations"], 0, "{a}");
+    stop_short_and_check_restarts(&m);
     let requests = counters(m.path())["requests"].clone();
     assert_eq!(requests["faulted"], 0, "a restart is not a fault: {requests}");
     m.unmount_and_check();
@@ -127,13 +128,6 @@ fn without_recovery_a_request_restarts_before_it_changes_anything() {
         let md = fs::metadata(m.p(rel)).expect("stat");
         assert_eq!(md.len(), want[rel].len() as u64, "{rel}");
     }
-    let a = ama(m.path());
-    control(m.path(), "ext2mfr.short_estimates", "0");
-    eprintln!(
-        "restarts {}, reservations {}, under-allocations {}",
-        a["restarts"], a["reservations"], a["under_allocations"]
-    );
-    assert!(a["restarts"].as_u64().unwrap() > 0, "no restart happened: {a}");
-    assert_eq!(a["under_allocations"], 0, "{a}");
+    stop_short_and_check_restarts(&m);
     m.unmount_and_check();
 }
