@@ -24,7 +24,10 @@ pub struct Aad {
 
 impl Aad {
     pub fn pages(n: u32) -> Aad {
-        Aad { pages: n, ..Aad::default() }
+        Aad {
+            pages: n,
+            ..Aad::default()
+        }
     }
 
     /// Add `n` objects of kind `kind`.

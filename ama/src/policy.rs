@@ -57,7 +57,11 @@ pub fn acquire(
         let mut r = pool.begin(op);
         let aad = requirement(&mut r, alternate);
         if aad.pages as usize > pool.capacity() {
-            log::error!("ama: {op} needs {} pages, more than the pool's {}", aad.pages, pool.capacity());
+            log::error!(
+                "ama: {op} needs {} pages, more than the pool's {}",
+                aad.pages,
+                pool.capacity()
+            );
             return Err(NoMem);
         }
         match r.fill(aad) {

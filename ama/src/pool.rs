@@ -150,7 +150,10 @@ impl Pool {
                 let mut free = self.free.lock();
                 if free.len() >= n {
                     let at = free.len() - n;
-                    out.extend(free.drain(at..).map(|idx| Page { pool: self.clone(), idx }));
+                    out.extend(free.drain(at..).map(|idx| Page {
+                        pool: self.clone(),
+                        idx,
+                    }));
                     let in_use = self.capacity - free.len();
                     drop(free);
                     self.counters.allocated(n, in_use);

@@ -180,9 +180,9 @@ impl Reserve {
     pub fn is_stale(&self) -> bool {
         self.owner
             && ACTIVE.with(|a| {
-                a.borrow().as_ref().is_some_and(|s| {
-                    s.stale && (s.restart == Restart::Anywhere || !s.changed)
-                })
+                a.borrow()
+                    .as_ref()
+                    .is_some_and(|s| s.stale && (s.restart == Restart::Anywhere || !s.changed))
             })
     }
 
@@ -277,7 +277,10 @@ fn beyond_reserve(st: &mut State, what: &str, site: &'static str) -> Served {
     };
     if restartable {
         if !st.stale {
-            log::debug!("ama: {} at {site}: estimate stale ({what} beyond the reserve), restarting", st.op);
+            log::debug!(
+                "ama: {} at {site}: estimate stale ({what} beyond the reserve), restarting",
+                st.op
+            );
         }
         st.stale = true;
         return Served::Stale;

@@ -142,7 +142,8 @@ impl Counters {
         s.reserved.fetch_add(aad.pages as u64, Ordering::Relaxed);
         s.used.fetch_add(used as u64, Ordering::Relaxed);
         s.pinned.fetch_add(peeked as u64, Ordering::Relaxed);
-        s.max_reserved.fetch_max(aad.pages as u64, Ordering::Relaxed);
+        s.max_reserved
+            .fetch_max(aad.pages as u64, Ordering::Relaxed);
         s.max_used.fetch_max(used as u64, Ordering::Relaxed);
         s.under.fetch_add(under as u64, Ordering::Relaxed);
     }
@@ -168,17 +169,20 @@ impl Counters {
                 .map(|(name, s)| {
                     let reserved = l(&s.reserved);
                     let used = l(&s.used);
-                    (*name, OpSpace {
-                        requests: l(&s.requests),
-                        reserved_pages: reserved,
-                        used_pages: used,
-                        returned_pages: reserved.saturating_sub(used),
-                        pinned_pages: l(&s.pinned),
-                        max_reserved: l(&s.max_reserved),
-                        max_used: l(&s.max_used),
-                        under_allocations: l(&s.under),
-                        restarts: l(&s.restarts),
-                    })
+                    (
+                        *name,
+                        OpSpace {
+                            requests: l(&s.requests),
+                            reserved_pages: reserved,
+                            used_pages: used,
+                            returned_pages: reserved.saturating_sub(used),
+                            pinned_pages: l(&s.pinned),
+                            max_reserved: l(&s.max_reserved),
+                            max_used: l(&s.max_used),
+                            under_allocations: l(&s.under),
+                            restarts: l(&s.restarts),
+                        },
+                    )
                 })
                 .collect(),
         }

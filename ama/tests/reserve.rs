@@ -4,7 +4,10 @@ use ama::{acquire, Aad, ObjectKind, Policy, Pool};
 use faultinject::{Config, Injector};
 use std::sync::Arc;
 
-const KINDS: [ObjectKind; 1] = [ObjectKind { name: "thing", size: 100 }];
+const KINDS: [ObjectKind; 1] = [ObjectKind {
+    name: "thing",
+    size: 100,
+}];
 
 fn always() -> bool {
     true
@@ -40,7 +43,10 @@ fn a_reserve_serves_downstream_allocations_and_returns_the_rest() {
     assert_eq!(p.free_pages(), 16, "unused pages returned, used ones freed");
     let s = p.space();
     let op = &s.by_op["op"];
-    assert_eq!((op.reserved_pages, op.used_pages, op.returned_pages), (5, 2, 3));
+    assert_eq!(
+        (op.reserved_pages, op.used_pages, op.returned_pages),
+        (5, 2, 3)
+    );
     assert_eq!(s.under_allocations, 0);
     assert_eq!(s.allocated_pages, 5);
     assert_eq!(s.allocated_object_bytes, 200);
@@ -52,7 +58,9 @@ fn an_allocation_beyond_the_reserve_is_an_under_allocation() {
     let mut r = p.begin("tight");
     r.fill(Aad::pages(1)).unwrap();
     let _a = p.alloc_page("first").unwrap();
-    let _b = p.alloc_page("second").expect("served by the pool after all");
+    let _b = p
+        .alloc_page("second")
+        .expect("served by the pool after all");
     assert!(p.take_object(0, "obj").is_ok());
     drop(r);
     let s = p.space();
@@ -68,7 +76,10 @@ fn with_a_reserve_only_the_reservation_meets_injected_failures() {
     let mut r = p.begin("op");
     assert!(r.fill(Aad::pages(3)).is_err());
     drop(r);
-    assert!(p.alloc_page("bare").is_err(), "no reserve: an injection point");
+    assert!(
+        p.alloc_page("bare").is_err(),
+        "no reserve: an injection point"
+    );
     assert!(p.take_object(0, "bare").is_err());
     let s = p.space();
     assert_eq!(s.reservation_failures, 1);

@@ -170,9 +170,14 @@ impl Filesystem for FuseFs {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.entry(
-            self.fs.request("lookup", Need::Lookup { parent: to_ext2(parent), name: name.as_bytes() }, || {
-                self.fs.lookup(to_ext2(parent), name.as_bytes())
-            }),
+            self.fs.request(
+                "lookup",
+                Need::Lookup {
+                    parent: to_ext2(parent),
+                    name: name.as_bytes(),
+                },
+                || self.fs.lookup(to_ext2(parent), name.as_bytes()),
+            ),
             reply,
         )
     }
@@ -182,7 +187,9 @@ impl Filesystem for FuseFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.request("getattr", Need::Attr(to_ext2(ino)), || self.fs.getattr(to_ext2(ino))) {
+        match self.fs.request("getattr", Need::Attr(to_ext2(ino)), || {
+            self.fs.getattr(to_ext2(ino))
+        }) {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply.error(errno(e)),
         }
@@ -215,10 +222,14 @@ impl Filesystem for FuseFs {
             mtime: mtime.map(secs),
             ctime: ctime.map(|t| secs(TimeOrNow::SpecificTime(t))),
         };
-        match self
-            .fs
-            .request("setattr", Need::SetAttr { ino: to_ext2(ino), size }, || self.fs.setattr(&ctx(req), to_ext2(ino), &s))
-        {
+        match self.fs.request(
+            "setattr",
+            Need::SetAttr {
+                ino: to_ext2(ino),
+                size,
+            },
+            || self.fs.setattr(&ctx(req), to_ext2(ino), &s),
+        ) {
             Ok(a) => reply.attr(&TTL, &self.attr(&a)),
             Err(e) => reply.error(errno(e)),
         }
@@ -227,7 +238,9 @@ impl Filesystem for FuseFs {
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         Self::data(
             self.fs
-                .request("readlink", Need::Readlink(to_ext2(ino)), || self.fs.readlink(to_ext2(ino))),
+                .request("readlink", Need::Readlink(to_ext2(ino)), || {
+                    self.fs.readlink(to_ext2(ino))
+                }),
             reply,
         )
     }
@@ -242,15 +255,24 @@ impl Filesystem for FuseFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("mknod", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 0, dir: false }, || {
-            self.fs.mknod(
-                &ctx(req),
-                to_ext2(parent),
-                name.as_bytes(),
-                mode & !umask,
-                rdev,
-            )
-        });
+        let r = self.fs.request(
+            "mknod",
+            Need::Create {
+                parent: to_ext2(parent),
+                name: name.as_bytes(),
+                blocks: 0,
+                dir: false,
+            },
+            || {
+                self.fs.mknod(
+                    &ctx(req),
+                    to_ext2(parent),
+                    name.as_bytes(),
+                    mode & !umask,
+                    rdev,
+                )
+            },
+        );
         self.entry(r, reply)
     }
 
@@ -263,27 +285,46 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("mkdir", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 1, dir: true }, || {
-            self.fs
-                .mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
-        });
+        let r = self.fs.request(
+            "mkdir",
+            Need::Create {
+                parent: to_ext2(parent),
+                name: name.as_bytes(),
+                blocks: 1,
+                dir: true,
+            },
+            || {
+                self.fs
+                    .mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
+            },
+        );
         self.entry(r, reply)
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         Self::empty(
-            self.fs.request("unlink", Need::Remove { parent: to_ext2(parent), name: name.as_bytes() }, || {
-                self.fs.unlink(&ctx(req), to_ext2(parent), name.as_bytes())
-            }),
+            self.fs.request(
+                "unlink",
+                Need::Remove {
+                    parent: to_ext2(parent),
+                    name: name.as_bytes(),
+                },
+                || self.fs.unlink(&ctx(req), to_ext2(parent), name.as_bytes()),
+            ),
             reply,
         )
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         Self::empty(
-            self.fs.request("rmdir", Need::Remove { parent: to_ext2(parent), name: name.as_bytes() }, || {
-                self.fs.rmdir(&ctx(req), to_ext2(parent), name.as_bytes())
-            }),
+            self.fs.request(
+                "rmdir",
+                Need::Remove {
+                    parent: to_ext2(parent),
+                    name: name.as_bytes(),
+                },
+                || self.fs.rmdir(&ctx(req), to_ext2(parent), name.as_bytes()),
+            ),
             reply,
         )
     }
@@ -296,14 +337,25 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("symlink", Need::Create { parent: to_ext2(parent), name: link_name.as_bytes(), blocks: u32::from(target.as_os_str().len() > crate::format::inode::FAST_SYMLINK_MAX), dir: false }, || {
-            self.fs.symlink(
-                &ctx(req),
-                to_ext2(parent),
-                link_name.as_bytes(),
-                target.as_os_str().as_bytes(),
-            )
-        });
+        let r = self.fs.request(
+            "symlink",
+            Need::Create {
+                parent: to_ext2(parent),
+                name: link_name.as_bytes(),
+                blocks: u32::from(
+                    target.as_os_str().len() > crate::format::inode::FAST_SYMLINK_MAX,
+                ),
+                dir: false,
+            },
+            || {
+                self.fs.symlink(
+                    &ctx(req),
+                    to_ext2(parent),
+                    link_name.as_bytes(),
+                    target.as_os_str().as_bytes(),
+                )
+            },
+        );
         self.entry(r, reply)
     }
 
@@ -317,16 +369,25 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let r = self.fs.request("rename", Need::Rename { old_parent: to_ext2(parent), old_name: name.as_bytes(), new_parent: to_ext2(newparent), new_name: newname.as_bytes() }, || {
-            self.fs.rename(
-                &ctx(req),
-                to_ext2(parent),
-                name.as_bytes(),
-                to_ext2(newparent),
-                newname.as_bytes(),
-                flags.bits(),
-            )
-        });
+        let r = self.fs.request(
+            "rename",
+            Need::Rename {
+                old_parent: to_ext2(parent),
+                old_name: name.as_bytes(),
+                new_parent: to_ext2(newparent),
+                new_name: newname.as_bytes(),
+            },
+            || {
+                self.fs.rename(
+                    &ctx(req),
+                    to_ext2(parent),
+                    name.as_bytes(),
+                    to_ext2(newparent),
+                    newname.as_bytes(),
+                    flags.bits(),
+                )
+            },
+        );
         Self::empty(r, reply)
     }
 
@@ -338,14 +399,22 @@ impl Filesystem for FuseFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("link", Need::Link { ino: to_ext2(ino), parent: to_ext2(newparent), name: newname.as_bytes() }, || {
-            self.fs.link(
-                &ctx(req),
-                to_ext2(ino),
-                to_ext2(newparent),
-                newname.as_bytes(),
-            )
-        });
+        let r = self.fs.request(
+            "link",
+            Need::Link {
+                ino: to_ext2(ino),
+                parent: to_ext2(newparent),
+                name: newname.as_bytes(),
+            },
+            || {
+                self.fs.link(
+                    &ctx(req),
+                    to_ext2(ino),
+                    to_ext2(newparent),
+                    newname.as_bytes(),
+                )
+            },
+        );
         self.entry(r, reply)
     }
 
@@ -367,8 +436,15 @@ impl Filesystem for FuseFs {
         reply: ReplyData,
     ) {
         Self::data(
-            self.fs
-                .request("read", Need::Read { ino: to_ext2(ino), offset, size: size as u64 }, || self.fs.read(to_ext2(ino), offset, size)),
+            self.fs.request(
+                "read",
+                Need::Read {
+                    ino: to_ext2(ino),
+                    offset,
+                    size: size as u64,
+                },
+                || self.fs.read(to_ext2(ino), offset, size),
+            ),
             reply,
         )
     }
@@ -385,9 +461,15 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.request("write", Need::Write { ino: to_ext2(ino), offset, size: data.len() as u64 }, || {
-            self.fs.write(&ctx(req), to_ext2(ino), offset, data)
-        }) {
+        match self.fs.request(
+            "write",
+            Need::Write {
+                ino: to_ext2(ino),
+                offset,
+                size: data.len() as u64,
+            },
+            || self.fs.write(&ctx(req), to_ext2(ino), offset, data),
+        ) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(e)),
         }
@@ -414,11 +496,16 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Self::empty(self.fs.request("fsync", Need::Nothing, || self.fs.fsync()), reply)
+        Self::empty(
+            self.fs.request("fsync", Need::Nothing, || self.fs.fsync()),
+            reply,
+        )
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.request("opendir", Need::Attr(to_ext2(ino)), || self.fs.getattr(to_ext2(ino))) {
+        match self.fs.request("opendir", Need::Attr(to_ext2(ino)), || {
+            self.fs.getattr(to_ext2(ino))
+        }) {
             Ok(a) if a.kind == FileKind::Directory => {
                 reply.opened(FileHandle(0), FopenFlags::empty())
             }
@@ -437,8 +524,9 @@ impl Filesystem for FuseFs {
     ) {
         let entries = match self
             .fs
-            .request("readdir", Need::Readdir { dir: to_ext2(ino) }, || self.fs.readdir(to_ext2(ino), offset, 256))
-        {
+            .request("readdir", Need::Readdir { dir: to_ext2(ino) }, || {
+                self.fs.readdir(to_ext2(ino), offset, 256)
+            }) {
             Ok(e) => e,
             Err(e) => return reply.error(errno(e)),
         };
@@ -452,7 +540,10 @@ impl Filesystem for FuseFs {
                 dirent::FT_SOCK => FileType::Socket,
                 dirent::FT_SYMLINK => FileType::Symlink,
                 // No filetype feature: ask the inode.
-                _ => match self.fs.request("getattr", Need::Attr(e.ino), || self.fs.getattr(e.ino)) {
+                _ => match self
+                    .fs
+                    .request("getattr", Need::Attr(e.ino), || self.fs.getattr(e.ino))
+                {
                     Ok(a) => kind(a.kind),
                     Err(_) => FileType::RegularFile,
                 },
@@ -472,7 +563,10 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Self::empty(self.fs.request("fsync", Need::Nothing, || self.fs.fsync()), reply)
+        Self::empty(
+            self.fs.request("fsync", Need::Nothing, || self.fs.fsync()),
+            reply,
+        )
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
@@ -514,7 +608,10 @@ impl Filesystem for FuseFs {
             };
         }
         if ino.0 == 1 && name.as_bytes() == SHORT_ESTIMATES_XATTR.as_bytes() {
-            return match std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+            return match std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
                 Some(k) => {
                     self.fs.pool.short_every(k);
                     reply.ok()
@@ -537,8 +634,9 @@ impl Filesystem for FuseFs {
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         xattr_reply(
-            self.fs
-                .request("listxattr", Need::Xattr(to_ext2(ino)), || self.fs.listxattr(to_ext2(ino))),
+            self.fs.request("listxattr", Need::Xattr(to_ext2(ino)), || {
+                self.fs.listxattr(to_ext2(ino))
+            }),
             size,
             reply,
         )
@@ -567,10 +665,19 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.request("create", Need::Create { parent: to_ext2(parent), name: name.as_bytes(), blocks: 0, dir: false }, || {
-            self.fs
-                .create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
-        }) {
+        match self.fs.request(
+            "create",
+            Need::Create {
+                parent: to_ext2(parent),
+                name: name.as_bytes(),
+                blocks: 0,
+                dir: false,
+            },
+            || {
+                self.fs
+                    .create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
+            },
+        ) {
             Ok(a) => {
                 self.fs.add_ref(a.ino);
                 reply.created(

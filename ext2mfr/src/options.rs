@@ -64,7 +64,12 @@ pub struct AmaConfig {
 
 impl Default for AmaConfig {
     fn default() -> Self {
-        AmaConfig { enabled: true, peek: true, recycle: true, mem_bytes: None }
+        AmaConfig {
+            enabled: true,
+            peek: true,
+            recycle: true,
+            mem_bytes: None,
+        }
     }
 }
 
@@ -298,7 +303,8 @@ mod tests {
         assert!(MountOptions::parse(["ama=maybe"]).is_err());
         assert!(MountOptions::parse(["mem=1"]).is_err());
         assert!(MountOptions::parse(["recovery=off,ama=off,baseline"]).is_ok());
-        let o = MountOptions::parse(["ama=on,peek=off,recycle=off,mem=64M,policy=retry-alternate"]).unwrap();
+        let o = MountOptions::parse(["ama=on,peek=off,recycle=off,mem=64M,policy=retry-alternate"])
+            .unwrap();
         assert!(o.ama.enabled && !o.ama.peek && !o.ama.recycle);
         assert_eq!(o.ama.mem_bytes, Some(64 << 20));
         assert_eq!(o.policy, Policy::RetryAlternate);

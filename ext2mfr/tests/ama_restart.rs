@@ -24,7 +24,10 @@ fn stop_short_and_check_restarts(m: &Mount) {
         "restarts {}, reservations {}, under-allocations {}",
         a["restarts"], a["reservations"], a["under_allocations"]
     );
-    assert!(a["restarts"].as_u64().unwrap() > 0, "no restart happened: {a}");
+    assert!(
+        a["restarts"].as_u64().unwrap() > 0,
+        "no restart happened: {a}"
+    );
     assert_eq!(a["under_allocations"], 0, "{a}");
 }
 
@@ -49,8 +52,13 @@ fn check_tree(m: &Mount, want: &BTreeMap<String, Vec<u8>>) {
         assert_eq!(&fs::read(m.p(rel)).expect("read"), data, "{rel}");
     }
     for d in 0..4 {
-        let n = fs::read_dir(m.p(&format!("d{d}"))).expect("readdir").count();
-        let expect = want.keys().filter(|k| k.starts_with(&format!("d{d}/"))).count();
+        let n = fs::read_dir(m.p(&format!("d{d}")))
+            .expect("readdir")
+            .count();
+        let expect = want
+            .keys()
+            .filter(|k| k.starts_with(&format!("d{d}/")))
+            .count();
         assert_eq!(n, expect, "entries of d{d}");
     }
 }
@@ -65,7 +73,10 @@ fn with_recovery_every_kind_of_request_restarts_after_a_rollback() {
     // truncation: every one may meet a short reservation.
     for k in (0..120).step_by(3) {
         let rel = want.keys().nth(k % want.len()).unwrap().clone();
-        let mut f = fs::OpenOptions::new().append(true).open(m.p(&rel)).expect("open");
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(m.p(&rel))
+            .expect("open");
         let more = pattern(1000 + k as u64, 5000);
         f.write_all(&more).expect("append");
         want.get_mut(&rel).unwrap().extend_from_slice(&more);
@@ -84,7 +95,10 @@ fn with_recovery_every_kind_of_request_restarts_after_a_rollback() {
                 want.remove(rel);
             }
             2 => {
-                let f = fs::OpenOptions::new().write(true).open(m.p(rel)).expect("open");
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(m.p(rel))
+                    .expect("open");
                 f.set_len(1000).expect("truncate");
                 want.get_mut(rel).unwrap().truncate(1000);
                 want.get_mut(rel).unwrap().resize(1000, 0);
@@ -106,7 +120,10 @@ fn with_recovery_every_kind_of_request_restarts_after_a_rollback() {
     check_tree(&m, &want);
     stop_short_and_check_restarts(&m);
     let requests = counters(m.path())["requests"].clone();
-    assert_eq!(requests["faulted"], 0, "a restart is not a fault: {requests}");
+    assert_eq!(
+        requests["faulted"], 0,
+        "a restart is not a fault: {requests}"
+    );
     m.unmount_and_check();
     let again = Mount::new(&img.path, "");
     check_tree(&again, &want);

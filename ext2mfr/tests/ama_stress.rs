@@ -144,7 +144,11 @@ fn assert_no_under_allocations(m: &Mount, label: &str) -> Value {
         under_lines(&m.log)
     );
     for (op, o) in c["ama"]["by_op"].as_object().unwrap() {
-        assert_eq!(o["under_allocations"].as_u64(), Some(0), "{label}: {op}\n{report}");
+        assert_eq!(
+            o["under_allocations"].as_u64(),
+            Some(0),
+            "{label}: {op}\n{report}"
+        );
     }
     c
 }
@@ -157,7 +161,11 @@ fn alloc_faults(c: &Value) -> u64 {
 
 /// File names of 100 to 255 bytes, unique by their numeric prefix.
 fn long_name(tag: char, i: usize) -> String {
-    let len = if i % 7 == 0 { 255 } else { 100 + (i * 37) % 156 };
+    let len = if i % 7 == 0 {
+        255
+    } else {
+        100 + (i * 37) % 156
+    };
     let mut s = format!("{tag}{i:05}-");
     while s.len() < len {
         s.push((b'a' + (s.len() % 26) as u8) as char);
@@ -226,10 +234,18 @@ fn stress(root: &Path, s: &Scale, big: &mut BTreeSet<String>, pass: &str) {
     lap("fill");
     // The big directory is as the model says.
     let listed: BTreeSet<String> = ok(fs::read_dir(root.join("big")), "readdir big")
-        .map(|e| ok(e, "readdir big entry").file_name().into_string().unwrap())
+        .map(|e| {
+            ok(e, "readdir big entry")
+                .file_name()
+                .into_string()
+                .unwrap()
+        })
         .collect();
     assert_eq!(listed.len(), big.len(), "{pass}: big/ entry count");
-    assert!(listed == *big, "{pass}: big/ listing differs from the model");
+    assert!(
+        listed == *big,
+        "{pass}: big/ listing differs from the model"
+    );
     lap("final readdir");
 }
 
@@ -241,7 +257,10 @@ fn big_directory(root: &Path, s: &Scale, big: &mut BTreeSet<String>, pass: &str)
             let name = long_name('f', i);
             let p = dir.join(&name);
             if i % 50 == 0 {
-                ok(fs::write(&p, pattern(i as u64, 3000)), format!("write big/{name}"));
+                ok(
+                    fs::write(&p, pattern(i as u64, 3000)),
+                    format!("write big/{name}"),
+                );
             } else {
                 ok(File::create_new(&p), format!("create big/{name}"));
             }
@@ -255,8 +274,15 @@ fn big_directory(root: &Path, s: &Scale, big: &mut BTreeSet<String>, pass: &str)
     let names: Vec<String> = big.iter().cloned().collect();
     let step = (names.len() / s.big_stat.max(1)).max(1);
     for name in names.iter().step_by(step).take(s.big_stat) {
-        let md = ok(fs::symlink_metadata(dir.join(name)), format!("stat big/{name}"));
-        if let Some(i) = name[1..6].parse::<usize>().ok().filter(|_| name.starts_with('f')) {
+        let md = ok(
+            fs::symlink_metadata(dir.join(name)),
+            format!("stat big/{name}"),
+        );
+        if let Some(i) = name[1..6]
+            .parse::<usize>()
+            .ok()
+            .filter(|_| name.starts_with('f'))
+        {
             let want = if i % 50 == 0 { 3000 } else { 0 };
             assert_eq!(md.len(), want, "{pass}: size of big/{name}");
         }
@@ -272,12 +298,18 @@ fn big_directory(root: &Path, s: &Scale, big: &mut BTreeSet<String>, pass: &str)
     let names: Vec<String> = big.iter().cloned().collect();
     let step = (names.len() / s.big_unlink.max(1)).max(1);
     for name in names.iter().step_by(step).take(s.big_unlink) {
-        ok(fs::remove_file(dir.join(name)), format!("unlink big/{name}"));
+        ok(
+            fs::remove_file(dir.join(name)),
+            format!("unlink big/{name}"),
+        );
         big.remove(name);
     }
     for i in 0..s.big_recreate {
         let name = long_name('r', pass_base(pass) + i);
-        ok(File::create_new(dir.join(&name)), format!("create big/{name}"));
+        ok(
+            File::create_new(dir.join(&name)),
+            format!("create big/{name}"),
+        );
         big.insert(name);
     }
     let n = ok(fs::read_dir(&dir), "readdir big").count();
@@ -290,7 +322,12 @@ fn big_directory(root: &Path, s: &Scale, big: &mut BTreeSet<String>, pass: &str)
 fn sparse_triple_indirect(root: &Path, pass: &str) {
     let p = root.join("sparse");
     let f = ok(
-        OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p),
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p),
         "create sparse",
     );
     let regions: Vec<(u64, Vec<u8>)> = [
@@ -310,7 +347,10 @@ fn sparse_triple_indirect(root: &Path, pass: &str) {
     .map(|(k, &(off, len))| (off, pattern(1000 + k as u64, len)))
     .collect();
     for (off, data) in &regions {
-        ok(f.write_all_at(data, *off), format!("{pass}: write sparse at {off}"));
+        ok(
+            f.write_all_at(data, *off),
+            format!("{pass}: write sparse at {off}"),
+        );
     }
     let verify = |size: u64| {
         let md = ok(f.metadata(), "fstat sparse");
@@ -321,8 +361,14 @@ fn sparse_triple_indirect(root: &Path, pass: &str) {
             }
             let n = (size - off).min(data.len() as u64) as usize;
             let mut got = vec![0u8; n];
-            ok(f.read_exact_at(&mut got, *off), format!("{pass}: read sparse at {off}"));
-            assert!(got == data[..n], "{pass}: sparse content at {off} (size {size})");
+            ok(
+                f.read_exact_at(&mut got, *off),
+                format!("{pass}: read sparse at {off}"),
+            );
+            assert!(
+                got == data[..n],
+                "{pass}: sparse content at {off} (size {size})"
+            );
         }
         // A hole in the double indirect range reads as zeros.
         if size > 30 << 20 {
@@ -331,7 +377,11 @@ fn sparse_triple_indirect(root: &Path, pass: &str) {
             assert!(got.iter().all(|&b| b == 0), "{pass}: hole is not zero");
         }
     };
-    let end = regions.iter().map(|(o, d)| o + d.len() as u64).max().unwrap();
+    let end = regions
+        .iter()
+        .map(|(o, d)| o + d.len() as u64)
+        .max()
+        .unwrap();
     verify(end);
     for size in [
         8 << 30,
@@ -344,7 +394,10 @@ fn sparse_triple_indirect(root: &Path, pass: &str) {
         5000,
         0,
     ] {
-        ok(f.set_len(size), format!("{pass}: truncate sparse to {size}"));
+        ok(
+            f.set_len(size),
+            format!("{pass}: truncate sparse to {size}"),
+        );
         verify(size);
     }
     assert_eq!(ok(f.metadata(), "fstat").blocks(), 0, "{pass}: blocks left");
@@ -369,8 +422,14 @@ fn large_file(root: &Path, mib: usize, pass: &str) {
         let mut f = ok(File::open(&p), "open large");
         let mut got = vec![0u8; chunk];
         for c in 0..mib * 4 {
-            ok(f.read_exact(&mut got), format!("{pass}: read large chunk {c}"));
-            assert!(got == pattern((k * 1000 + c) as u64, chunk), "{pass}: large chunk {c}");
+            ok(
+                f.read_exact(&mut got),
+                format!("{pass}: read large chunk {c}"),
+            );
+            assert!(
+                got == pattern((k * 1000 + c) as u64, chunk),
+                "{pass}: large chunk {c}"
+            );
         }
         drop(f);
         if *how == "truncate" {
@@ -403,7 +462,10 @@ fn deep_paths(root: &Path, big: &BTreeSet<String>, pass: &str) {
     for k in 0..5 {
         let name = format!("{pass}-f{k}-{}", "x".repeat(200));
         let p = bottom.join(&name);
-        ok(fs::write(&p, pattern(k, 1500)), format!("{pass}: write at the bottom"));
+        ok(
+            fs::write(&p, pattern(k, 1500)),
+            format!("{pass}: write at the bottom"),
+        );
         assert_eq!(ok(fs::metadata(&p), "stat at the bottom").len(), 1500);
         // Across half the chain and back under a new name.
         let q = mid.join(&name);
@@ -426,7 +488,10 @@ fn deep_paths(root: &Path, big: &BTreeSet<String>, pass: &str) {
         ok(fs::rename(&to, &from), "rename bottom -> big");
     }
     for e in ok(fs::read_dir(&bottom), "readdir bottom") {
-        ok(fs::remove_file(ok(e, "entry").path()), "unlink at the bottom");
+        ok(
+            fs::remove_file(ok(e, "entry").path()),
+            "unlink at the bottom",
+        );
     }
     if pass.starts_with("light") {
         for d in chain.iter().rev() {
@@ -442,10 +507,17 @@ fn renames(root: &Path, big: &mut BTreeSet<String>, pass: &str) {
     ok(fs::create_dir(&other), "mkdir other");
     let bigd = root.join("big");
     // Out of the big directory and in again, over an existing entry.
-    let names: Vec<String> = big.iter().step_by((big.len() / 8).max(1)).cloned().collect();
+    let names: Vec<String> = big
+        .iter()
+        .step_by((big.len() / 8).max(1))
+        .cloned()
+        .collect();
     for (k, name) in names.iter().enumerate() {
         let to = other.join(format!("moved-{k}"));
-        ok(fs::rename(bigd.join(name), &to), format!("{pass}: rename big -> other"));
+        ok(
+            fs::rename(bigd.join(name), &to),
+            format!("{pass}: rename big -> other"),
+        );
         big.remove(name);
         // Back under a new long name.
         let back = long_name('m', pass_base(pass) + k);
@@ -496,7 +568,10 @@ fn links(root: &Path, big: &mut BTreeSet<String>, pass: &str) {
         } else {
             d.join(format!("sym{k}"))
         };
-        ok(std::os::unix::fs::symlink(&target, &name), format!("{pass}: symlink of {len}"));
+        ok(
+            std::os::unix::fs::symlink(&target, &name),
+            format!("{pass}: symlink of {len}"),
+        );
         if k % 2 == 0 {
             big.insert(y);
         }
@@ -514,7 +589,10 @@ fn links(root: &Path, big: &mut BTreeSet<String>, pass: &str) {
     let l2 = d.join("link2");
     let l3 = root.join(format!("{pass}-link3"));
     for l in [&l1, &l2, &l3] {
-        ok(fs::hard_link(&f, l), format!("{pass}: link {}", l.display()));
+        ok(
+            fs::hard_link(&f, l),
+            format!("{pass}: link {}", l.display()),
+        );
     }
     big.insert(h);
     assert_eq!(ok(fs::metadata(&f), "stat").nlink(), 4);
@@ -541,20 +619,32 @@ fn rmdir_large(root: &Path, n: usize, pass: &str) {
     if pass.starts_with("heavy") {
         ok(fs::create_dir(&d), "mkdir emptied");
         for i in 0..EMPTIED {
-            ok(File::create_new(d.join(long_name('e', i))), "create in emptied");
+            ok(
+                File::create_new(d.join(long_name('e', i))),
+                "create in emptied",
+            );
         }
         let d2 = root.join("emptied-now");
         ok(fs::create_dir(&d2), "mkdir emptied-now");
         for i in 0..n {
-            ok(File::create_new(d2.join(long_name('e', i))), "create in emptied-now");
+            ok(
+                File::create_new(d2.join(long_name('e', i))),
+                "create in emptied-now",
+            );
         }
         for i in 0..n {
-            ok(fs::remove_file(d2.join(long_name('e', i))), "unlink in emptied-now");
+            ok(
+                fs::remove_file(d2.join(long_name('e', i))),
+                "unlink in emptied-now",
+            );
         }
         ok(fs::remove_dir(&d2), format!("{pass}: rmdir emptied-now"));
     } else {
         for i in 0..EMPTIED {
-            ok(fs::remove_file(d.join(long_name('e', i))), "unlink in emptied");
+            ok(
+                fs::remove_file(d.join(long_name('e', i))),
+                "unlink in emptied",
+            );
         }
         ok(fs::remove_dir(&d), format!("{pass}: rmdir emptied"));
     }
@@ -595,7 +685,11 @@ fn fill(root: &Path, s: &Scale, pass: &str) {
         files
     };
     let first = round("a", s.fill_chunk, s.fill_file);
-    assert!(first.len() > 2, "{pass}: filled after {} files?", first.len());
+    assert!(
+        first.len() > 2,
+        "{pass}: filled after {} files?",
+        first.len()
+    );
     // Full: more blocks cannot be had.
     let e = fs::write(d.join("one-more"), vec![1u8; 100_000]).unwrap_err();
     assert!(is_enospc(&e), "{pass}: writing to a full file system: {e}");
@@ -605,7 +699,11 @@ fn fill(root: &Path, s: &Scale, pass: &str) {
     }
     // Again, into the holes the first round left in the bitmaps.
     let second = round("b", s.refill_chunk, 4);
-    assert!(second.len() > 2, "{pass}: refilled after {} files?", second.len());
+    assert!(
+        second.len() > 2,
+        "{pass}: refilled after {} files?",
+        second.len()
+    );
     eprintln!(
         "  {pass}: filled with {} files of {} KiB, half freed, refilled with {} files of {} KiB",
         first.len(),
@@ -619,7 +717,10 @@ fn fill(root: &Path, s: &Scale, pass: &str) {
         if *complete && checked < 3 {
             let got = ok(fs::read(p), "read fill");
             assert_eq!(got.len(), s.fill_chunk * s.fill_file);
-            assert!(got.chunks(s.fill_chunk).all(|c| c == data), "{pass}: fill content");
+            assert!(
+                got.chunks(s.fill_chunk).all(|c| c == data),
+                "{pass}: fill content"
+            );
             checked += 1;
         }
     }
@@ -650,12 +751,18 @@ fn worst_cases(label: &str, ama_opts: &str, seed: u64) {
     let pass = format!("heavy {label}");
     guarded(&m, &pass, || stress(m.path(), &heavy, &mut big, &pass));
     let c = assert_no_under_allocations(&m, &pass);
-    assert!(alloc_faults(&c) > 0, "{pass}: no allocation fault was injected");
+    assert!(
+        alloc_faults(&c) > 0,
+        "{pass}: no allocation fault was injected"
+    );
     m.unmount_and_check();
     eprintln!("{pass}: {:.1}s", t.elapsed().as_secs_f64());
     // Then on a remount (nothing cached) at 99%: fewer operations, the
     // same worst cases.
-    let opts = format!("{ama_opts},policy=retry,inject_alloc=0.99,inject_seed={}", seed + 1);
+    let opts = format!(
+        "{ama_opts},policy=retry,inject_alloc=0.99,inject_seed={}",
+        seed + 1
+    );
     let t = Instant::now();
     let m = Mount::new(&img.path, &opts);
     let light = Scale {
@@ -849,8 +956,11 @@ impl Model {
                     Op::Mkdir(self.fresh(&d))
                 }
                 15 => {
-                    let empty: Vec<&String> =
-                        self.dirs().into_iter().filter(|d| self.children(d) == 0).collect();
+                    let empty: Vec<&String> = self
+                        .dirs()
+                        .into_iter()
+                        .filter(|d| self.children(d) == 0)
+                        .collect();
                     if empty.is_empty() {
                         continue;
                     }
@@ -896,7 +1006,9 @@ impl Model {
                 self.nodes.insert(p.clone(), Node::File(Vec::new()));
             }
             Op::Write(p, off, data) => {
-                let Some(Node::File(d)) = self.nodes.get_mut(p) else { unreachable!() };
+                let Some(Node::File(d)) = self.nodes.get_mut(p) else {
+                    unreachable!()
+                };
                 let end = *off as usize + n;
                 if d.len() < end {
                     d.resize(end, 0);
@@ -905,7 +1017,9 @@ impl Model {
             }
             Op::Read(_) => {}
             Op::Truncate(p, len) => {
-                let Some(Node::File(d)) = self.nodes.get_mut(p) else { unreachable!() };
+                let Some(Node::File(d)) = self.nodes.get_mut(p) else {
+                    unreachable!()
+                };
                 d.resize(*len as usize, 0);
             }
             Op::Unlink(p) | Op::Rmdir(p) => {
@@ -974,7 +1088,9 @@ fn run_op(root: &Path, model: &Model, op: &Op) -> io::Result<usize> {
         }
         Op::Read(n) => {
             let got = fs::read(p(n))?;
-            let Some(Node::File(want)) = model.nodes.get(n) else { unreachable!() };
+            let Some(Node::File(want)) = model.nodes.get(n) else {
+                unreachable!()
+            };
             assert!(
                 got == *want,
                 "content of {n}: {} bytes read, {} expected",
@@ -983,7 +1099,11 @@ fn run_op(root: &Path, model: &Model, op: &Op) -> io::Result<usize> {
             );
             Ok(0)
         }
-        Op::Truncate(n, len) => OpenOptions::new().write(true).open(p(n))?.set_len(*len).map(|_| 0),
+        Op::Truncate(n, len) => OpenOptions::new()
+            .write(true)
+            .open(p(n))?
+            .set_len(*len)
+            .map(|_| 0),
         Op::Unlink(n) => fs::remove_file(p(n)).map(|_| 0),
         Op::Mkdir(n) => fs::create_dir(p(n)).map(|_| 0),
         Op::Rmdir(n) => fs::remove_dir(p(n)).map(|_| 0),
@@ -1003,7 +1123,11 @@ fn tree(root: &Path) -> BTreeMap<String, Node> {
             }
             let md = ok(fs::symlink_metadata(&p), "lstat");
             let node = if md.file_type().is_symlink() {
-                Node::Symlink(ok(fs::read_link(&p), "readlink").to_string_lossy().into_owned())
+                Node::Symlink(
+                    ok(fs::read_link(&p), "readlink")
+                        .to_string_lossy()
+                        .into_owned(),
+                )
             } else if md.is_dir() {
                 walk(root, &p, out);
                 Node::Dir
@@ -1082,13 +1206,23 @@ fn read_retrying(p: &Path) -> Vec<u8> {
 /// Returns the kind of op checked.
 fn check_unchanged(root: &Path, model: &Model, op: &Op) -> &'static str {
     let file_is_model = |n: &str| {
-        let Some(Node::File(want)) = model.nodes.get(n) else { unreachable!() };
+        let Some(Node::File(want)) = model.nodes.get(n) else {
+            unreachable!()
+        };
         let got = read_retrying(&root.join(n));
-        assert!(got == *want, "failed {op:?}: {n} changed ({} bytes, {} before)", got.len(), want.len());
+        assert!(
+            got == *want,
+            "failed {op:?}: {n} changed ({} bytes, {} before)",
+            got.len(),
+            want.len()
+        );
     };
     match op {
         Op::Create(n) | Op::Mkdir(n) | Op::Symlink(_, n) => {
-            assert!(!exists_retrying(&root.join(n)), "failed {op:?} left {n} behind");
+            assert!(
+                !exists_retrying(&root.join(n)),
+                "failed {op:?} left {n} behind"
+            );
             "create"
         }
         Op::Unlink(n) | Op::Rmdir(n) => {
@@ -1096,9 +1230,15 @@ fn check_unchanged(root: &Path, model: &Model, op: &Op) -> &'static str {
             "remove"
         }
         Op::Rename(a, b) => {
-            assert!(exists_retrying(&root.join(a)), "failed {op:?}: the old name is gone");
+            assert!(
+                exists_retrying(&root.join(a)),
+                "failed {op:?}: the old name is gone"
+            );
             match model.nodes.get(b) {
-                None => assert!(!exists_retrying(&root.join(b)), "failed {op:?}: the new name exists"),
+                None => assert!(
+                    !exists_retrying(&root.join(b)),
+                    "failed {op:?}: the new name exists"
+                ),
                 Some(Node::File(_)) => file_is_model(b),
                 Some(_) => {}
             }
@@ -1127,11 +1267,16 @@ fn mixed(root: &Path, model: &mut Model, seed: u64, ops: usize, on_error: OnErro
             Ok(n) => model.apply(&op, n),
             Err(e) => {
                 let what: String = format!("{op:?}").chars().take(100).collect();
-                errors.entry(e.raw_os_error().unwrap_or(-1)).or_default().push(what);
+                errors
+                    .entry(e.raw_os_error().unwrap_or(-1))
+                    .or_default()
+                    .push(what);
                 match on_error {
                     OnError::Record => {}
                     OnError::CheckAtomic => {
-                        *checked.entry(check_unchanged(root, model, &op)).or_default() += 1
+                        *checked
+                            .entry(check_unchanged(root, model, &op))
+                            .or_default() += 1
                     }
                     OnError::Taint => model.taint(&op),
                 }
@@ -1195,7 +1340,12 @@ fn retry_policy_hides_failures() {
             ama_report(&c)
         );
         assert!(alloc_faults(&c) > 0, "retry {p}: nothing was injected");
-        assert_eq!(c["ama"]["under_allocations"].as_u64(), Some(0), "{}", under_lines(&m.log));
+        assert_eq!(
+            c["ama"]["under_allocations"].as_u64(),
+            Some(0),
+            "{}",
+            under_lines(&m.log)
+        );
         assert_tree_is_model(m.path(), &model, &format!("retry {p}"));
         m.unmount_and_check();
         let again = Mount::new(&img.path, "");
@@ -1209,18 +1359,35 @@ fn usable(root: &Path) {
     let p = root.join("usable-check");
     ok(fs::write(&p, pattern(9, 100_000)), "write after faults");
     assert_eq!(ok(fs::read(&p), "read after faults"), pattern(9, 100_000));
-    ok(fs::create_dir(root.join("usable-dir")), "mkdir after faults");
-    ok(fs::rename(&p, root.join("usable-dir/moved")), "rename after faults");
-    ok(fs::remove_file(root.join("usable-dir/moved")), "unlink after faults");
-    ok(fs::remove_dir(root.join("usable-dir")), "rmdir after faults");
+    ok(
+        fs::create_dir(root.join("usable-dir")),
+        "mkdir after faults",
+    );
+    ok(
+        fs::rename(&p, root.join("usable-dir/moved")),
+        "rename after faults",
+    );
+    ok(
+        fs::remove_file(root.join("usable-dir/moved")),
+        "unlink after faults",
+    );
+    ok(
+        fs::remove_dir(root.join("usable-dir")),
+        "rmdir after faults",
+    );
 }
 
 #[test]
 fn fail_fast_reports_enomem_and_stays_consistent() {
     let img = mkfs_ext2mfr(32 << 20, 1024);
-    let m = Mount::new(&img.path, "policy=fail-fast,inject_alloc=0.5,inject_seed=21");
+    let m = Mount::new(
+        &img.path,
+        "policy=fail-fast,inject_alloc=0.5,inject_seed=21",
+    );
     let mut model = Model::default();
-    let errors = guarded(&m, "fail-fast", || mixed(m.path(), &mut model, 21, 1200, OnError::CheckAtomic));
+    let errors = guarded(&m, "fail-fast", || {
+        mixed(m.path(), &mut model, 21, 1200, OnError::CheckAtomic)
+    });
     eprintln!("fail-fast: errors: {}", errors_summary(&errors));
     let others: Vec<_> = errors.iter().filter(|(e, _)| **e != libc::ENOMEM).collect();
     assert!(
@@ -1234,7 +1401,12 @@ fn fail_fast_reports_enomem_and_stays_consistent() {
     let c = counters(m.path());
     eprintln!("fail-fast: {enomem} ENOMEM; {}", ama_report(&c));
     assert!(alloc_faults(&c) > 0);
-    assert_eq!(c["ama"]["under_allocations"].as_u64(), Some(0), "{}", under_lines(&m.log));
+    assert_eq!(
+        c["ama"]["under_allocations"].as_u64(),
+        Some(0),
+        "{}",
+        under_lines(&m.log)
+    );
     // Every failed call changed nothing: the tree is exactly the model of
     // the successful ones (a create that failed left no file, a rename that
     // failed left the old name, a write that failed left the old bytes).
@@ -1252,7 +1424,9 @@ fn baseline_meets_failures_where_they_fall() {
     let img = mkfs_ext2mfr(32 << 20, 1024);
     let m = Mount::new(&img.path, "baseline,inject_alloc=0.2,inject_seed=31");
     let mut model = Model::default();
-    let errors = guarded(&m, "baseline", || mixed(m.path(), &mut model, 31, 2000, OnError::Taint));
+    let errors = guarded(&m, "baseline", || {
+        mixed(m.path(), &mut model, 31, 2000, OnError::Taint)
+    });
     eprintln!("baseline: errors: {}", errors_summary(&errors));
     // Alive: the daemon still answers.
     let c = try_counters(m.path()).expect("the baseline daemon died (a panic aborts it)");
@@ -1282,7 +1456,11 @@ fn baseline_meets_failures_where_they_fall() {
     eprintln!(
         "baseline: e2fsck -fn exit {:?} ({}):\n{}{}",
         out.status.code(),
-        if out.status.success() { "clean" } else { "NOT clean" },
+        if out.status.success() {
+            "clean"
+        } else {
+            "NOT clean"
+        },
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -1314,10 +1492,17 @@ fn postmark(root: &Path, seed: u64, files: usize, transactions: usize) {
         let names: Vec<String> = live.keys().cloned().collect();
         let name = &names[rng.gen_range(0..names.len())];
         if rng.gen_bool(0.5) {
-            assert_eq!(&ok(fs::read(root.join(name)), "read"), &live[name], "{name}");
+            assert_eq!(
+                &ok(fs::read(root.join(name)), "read"),
+                &live[name],
+                "{name}"
+            );
         } else {
             let more = pattern(rng.gen(), rng.gen_range(1..8 * 1024));
-            let mut f = ok(OpenOptions::new().append(true).open(root.join(name)), "open");
+            let mut f = ok(
+                OpenOptions::new().append(true).open(root.join(name)),
+                "open",
+            );
             ok(f.write_all(&more), "append");
             live.get_mut(name).unwrap().extend_from_slice(&more);
         }
@@ -1350,13 +1535,21 @@ fn ama_reserves_cover_use() {
         let by_op = a["by_op"].as_object().unwrap();
         for op in ["lookup", "create", "write", "read", "unlink"] {
             assert!(
-                by_op.get(op).is_some_and(|o| o["requests"].as_u64() > Some(0)),
+                by_op
+                    .get(op)
+                    .is_some_and(|o| o["requests"].as_u64() > Some(0)),
                 "{label}: no {op} request measured"
             );
         }
         for (op, o) in by_op {
-            let (r, u) = (o["max_reserved"].as_u64().unwrap(), o["max_used"].as_u64().unwrap());
-            assert!(u <= r, "{label}: {op} used {u} pages at most but reserved {r} at most");
+            let (r, u) = (
+                o["max_reserved"].as_u64().unwrap(),
+                o["max_used"].as_u64().unwrap(),
+            );
+            assert!(
+                u <= r,
+                "{label}: {op} used {u} pages at most but reserved {r} at most"
+            );
         }
         let pinned = a["pinned_pages"].as_u64().unwrap();
         if peek == "on" {

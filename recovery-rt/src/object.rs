@@ -73,7 +73,10 @@ impl Locked<'_> {
     pub fn committed(&self) -> Committed<'_> {
         match self.0.first() {
             None => Committed::Current,
-            Some(Version { before: Some(image), .. }) => Committed::Image((**image).as_ref()),
+            Some(Version {
+                before: Some(image),
+                ..
+            }) => Committed::Image((**image).as_ref()),
             Some(Version { before: None, .. }) => Committed::Nothing,
         }
     }

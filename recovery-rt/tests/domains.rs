@@ -409,7 +409,10 @@ impl LoggedObject for Counted {
 fn a_write_to_a_new_object_is_versioned_without_a_before_image() {
     quiet();
     let rt = Runtime::new();
-    let c = Arc::new(Counted { inner: cell(9), snapshots: Mutex::new(0) });
+    let c = Arc::new(Counted {
+        inner: cell(9),
+        snapshots: Mutex::new(0),
+    });
     let obj: Arc<dyn LoggedObject> = c.clone();
     // Rolled back: no image was taken and none is restored (the bytes of a
     // new object do not matter once its allocation is undone).

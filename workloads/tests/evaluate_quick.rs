@@ -322,12 +322,21 @@ fn quick_evaluation_fills_every_table() {
     let cpu = csv(
         &results,
         "performance-cpu",
-        &["load", "peer", "median_cpu_secs", "ratio_vs_baseline", "cpu_secs_per_round"],
+        &[
+            "load",
+            "peer",
+            "median_cpu_secs",
+            "ratio_vs_baseline",
+            "cpu_secs_per_round",
+        ],
     );
     for l in ["postmark", "micro (all four)", "sort"] {
         let mine: Vec<_> = cpu.iter().filter(|r| r[0] == l).collect();
         assert!(mine.iter().any(|r| r[1] == "baseline"), "{l}: baseline CPU");
-        assert!(mine.iter().all(|r| r[1] != "kernel ext2"), "{l}: no daemon, no row");
+        assert!(
+            mine.iter().all(|r| r[1] != "kernel ext2"),
+            "{l}: no daemon, no row"
+        );
         for r in mine {
             assert!(num(&r[2]) > 0.0, "{l} {}: CPU seconds", r[1]);
         }

@@ -38,10 +38,7 @@ impl Ext2 {
     /// exactly once, by the returned function (the allocation failed) or by
     /// the undo log (the allocator's domain is rolled back, which can also
     /// happen after it failed, in a cascade).
-    fn give_back_on_undo(
-        &self,
-        count: fn(&Ext2) -> &AtomicI64,
-    ) -> impl Fn() + '_ {
+    fn give_back_on_undo(&self, count: fn(&Ext2) -> &AtomicI64) -> impl Fn() + '_ {
         let back = Arc::new(AtomicBool::new(false));
         let (fs, b) = (self.arc(), back.clone());
         self.rt.log_undo(move || {
@@ -214,14 +211,21 @@ impl Ext2 {
                 return Ok(ino);
             }
         }
-        Ok(self.alloc_inode_reversibly(parent, is_dir, None)?.expect("any inode"))
+        Ok(self
+            .alloc_inode_reversibly(parent, is_dir, None)?
+            .expect("any inode"))
     }
 
     /// The inode `alloc_inode` would get now, if any: the first free one of
     /// the first group in its order. Read past the recovery runtime (only a
     /// guess, it must not make the request depend on the bitmap's last
     /// writer); `cached_only`: `None` rather than read a bitmap not cached.
-    pub(crate) fn next_free_inode(&self, parent: u32, is_dir: bool, cached_only: bool) -> Result<Option<u32>> {
+    pub(crate) fn next_free_inode(
+        &self,
+        parent: u32,
+        is_dir: bool,
+        cached_only: bool,
+    ) -> Result<Option<u32>> {
         let ipg = self.geo.inodes_per_group as usize;
         for g in self.inode_group_order(parent, is_dir) {
             if self.groups[g as usize].lock().bg_free_inodes_count.get() == 0 {
@@ -233,7 +237,11 @@ impl Ext2 {
                 None if cached_only => return Ok(None),
                 None => self.cache.get(blk)?,
             };
-            let first = if g == 0 { self.geo.first_ino as usize - 1 } else { 0 };
+            let first = if g == 0 {
+                self.geo.first_ino as usize - 1
+            } else {
+                0
+            };
             let found = bitmap::find_clear(&bm.peek_bytes(), first, ipg).filter(|&i| i >= first);
             if let Some(i) = found {
                 return Ok(Some(g * self.geo.inodes_per_group + i as u32 + 1));
@@ -243,7 +251,12 @@ impl Ext2 {
     }
 
     /// `want`: that inode or none (`Ok(None)`, nothing changed).
-    fn alloc_inode_reversibly(&self, parent: u32, is_dir: bool, want: Option<u32>) -> Result<Option<u32>> {
+    fn alloc_inode_reversibly(
+        &self,
+        parent: u32,
+        is_dir: bool,
+        want: Option<u32>,
+    ) -> Result<Option<u32>> {
         let fs = self.arc();
         self.reversible(
             || self.alloc_inode_now(parent, is_dir, want),
@@ -319,7 +332,12 @@ impl Ext2 {
     }
 
     /// `want`: only that inode of the group (`None` if it is taken).
-    fn alloc_inode_in_group(&self, g: u32, is_dir: bool, want: Option<usize>) -> Result<Option<u32>> {
+    fn alloc_inode_in_group(
+        &self,
+        g: u32,
+        is_dir: bool,
+        want: Option<usize>,
+    ) -> Result<Option<u32>> {
         let mut desc = self.groups[g as usize].lock();
         if desc.bg_free_inodes_count.get() == 0 {
             return Ok(None);

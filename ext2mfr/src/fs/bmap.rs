@@ -181,9 +181,9 @@ impl Ext2 {
         // Read through the scratch page when AMA recycles pages: the block
         // is only written below when it keeps some pointers (the boundary
         // path), and then through the cache.
-        let entries: Vec<u32> = self
-            .cache
-            .read_with(blk as u64, |d| Ok((0..ptrs).map(|i| read_ptr(d, i)).collect()))?;
+        let entries: Vec<u32> = self.cache.read_with(blk as u64, |d| {
+            Ok((0..ptrs).map(|i| read_ptr(d, i)).collect())
+        })?;
         let mut cleared = Vec::new();
         let mut remaining = 0usize;
         for (i, &p) in entries.iter().enumerate() {

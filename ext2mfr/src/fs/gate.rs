@@ -74,7 +74,12 @@ impl Ext2 {
     /// Take the request's reserve (AMA on) under the policy. `restart`:
     /// whether an estimate found stale may restart the request (then it is
     /// computed without margins for concurrent requests).
-    fn reserve(&self, op: &'static str, need: &Need, restart: ama::Restart) -> Result<Option<ama::Reserve>> {
+    fn reserve(
+        &self,
+        op: &'static str,
+        need: &Need,
+        restart: ama::Restart,
+    ) -> Result<Option<ama::Reserve>> {
         if !self.config.ama.enabled {
             return Ok(None);
         }

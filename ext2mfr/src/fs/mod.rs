@@ -288,7 +288,8 @@ impl Ext2 {
             valid_at_mount,
         });
         let me = Arc::downgrade(&fs);
-        fs.pool.set_reclaimer(move |want| me.upgrade().map_or(0, |fs| fs.cache.reclaim(want)));
+        fs.pool
+            .set_reclaimer(move |want| me.upgrade().map_or(0, |fs| fs.cache.reclaim(want)));
         if !fs.config.read_only {
             // Mark the image in use, as the kernel does: not clean until unmount.
             let mut sb = fs.sb.lock();
@@ -447,13 +448,16 @@ impl Ext2 {
             .by_op
             .iter()
             .map(|(op, o)| {
-                (op.to_string(), serde_json::json!({
-                    "requests": o.requests, "reserved_pages": o.reserved_pages,
-                    "used_pages": o.used_pages, "returned_pages": o.returned_pages,
-                    "pinned_pages": o.pinned_pages, "max_reserved": o.max_reserved,
-                    "max_used": o.max_used, "under_allocations": o.under_allocations,
-                    "restarts": o.restarts,
-                }))
+                (
+                    op.to_string(),
+                    serde_json::json!({
+                        "requests": o.requests, "reserved_pages": o.reserved_pages,
+                        "used_pages": o.used_pages, "returned_pages": o.returned_pages,
+                        "pinned_pages": o.pinned_pages, "max_reserved": o.max_reserved,
+                        "max_used": o.max_used, "under_allocations": o.under_allocations,
+                        "restarts": o.restarts,
+                    }),
+                )
             })
             .collect();
         let sum = |f: fn(&ama::OpSpace) -> u64| s.by_op.values().map(f).sum::<u64>();

@@ -89,18 +89,53 @@ pub enum Need<'a> {
     Xattr(u32),
     /// Reads a symlink's inode and target block.
     Readlink(u32),
-    Lookup { parent: u32, name: &'a [u8] },
-    Readdir { dir: u32 },
-    Read { ino: u32, offset: u64, size: u64 },
-    Write { ino: u32, offset: u64, size: u64 },
-    SetAttr { ino: u32, size: Option<u64> },
+    Lookup {
+        parent: u32,
+        name: &'a [u8],
+    },
+    Readdir {
+        dir: u32,
+    },
+    Read {
+        ino: u32,
+        offset: u64,
+        size: u64,
+    },
+    Write {
+        ino: u32,
+        offset: u64,
+        size: u64,
+    },
+    SetAttr {
+        ino: u32,
+        size: Option<u64>,
+    },
     /// `blocks`: data blocks the new inode gets (a directory's first
     /// block, a slow symlink's target); `dir`: a directory.
-    Create { parent: u32, name: &'a [u8], blocks: u32, dir: bool },
-    Link { ino: u32, parent: u32, name: &'a [u8] },
-    Remove { parent: u32, name: &'a [u8] },
-    Rename { old_parent: u32, old_name: &'a [u8], new_parent: u32, new_name: &'a [u8] },
-    Release { ino: u32 },
+    Create {
+        parent: u32,
+        name: &'a [u8],
+        blocks: u32,
+        dir: bool,
+    },
+    Link {
+        ino: u32,
+        parent: u32,
+        name: &'a [u8],
+    },
+    Remove {
+        parent: u32,
+        name: &'a [u8],
+    },
+    Rename {
+        old_parent: u32,
+        old_name: &'a [u8],
+        new_parent: u32,
+        new_name: &'a [u8],
+    },
+    Release {
+        ino: u32,
+    },
     /// Allocates nothing from the pool (fsync, flush).
     Nothing,
 }
@@ -274,7 +309,11 @@ impl Builder<'_> {
             // hole (nothing below exists) or at a block not cached.
             let mut left: Option<(usize, bool)> = None;
             for level in 0..path.depth {
-                let b = if p == 0 || p >= nblocks { None } else { self.fs.cache.peek(p) };
+                let b = if p == 0 || p >= nblocks {
+                    None
+                } else {
+                    self.fs.cache.peek(p)
+                };
                 let Some(b) = b else {
                     left = Some((level, p == 0));
                     break;
@@ -345,7 +384,10 @@ impl Builder<'_> {
         } else {
             0
         };
-        let n = i.as_ref().map_or(RECYCLE_DIR_BLOCKS, |i| self.blocks_of(i.size())) + slack;
+        let n = i
+            .as_ref()
+            .map_or(RECYCLE_DIR_BLOCKS, |i| self.blocks_of(i.size()))
+            + slack;
         if (self.recycle && n > RECYCLE_DIR_BLOCKS) || alternate {
             // Scanned through scratch; the block an entry is then added to
             // or removed from, and its path, come through the cache.
@@ -380,17 +422,18 @@ impl Builder<'_> {
             };
             if found.is_none() {
                 let data = b.peek_bytes();
-                let seen = crate::format::dirent::visit_block(&data, self.fs.geo.inodes_count, |e| {
-                    if e.inode != 0 && e.name == name {
-                        found = Some(e.inode);
-                    }
-                    let used = if e.inode == 0 {
-                        0
-                    } else {
-                        crate::format::dirent::rec_len_for(e.name.len())
-                    };
-                    slots += e.rec_len.saturating_sub(used) / need;
-                });
+                let seen =
+                    crate::format::dirent::visit_block(&data, self.fs.geo.inodes_count, |e| {
+                        if e.inode != 0 && e.name == name {
+                            found = Some(e.inode);
+                        }
+                        let used = if e.inode == 0 {
+                            0
+                        } else {
+                            crate::format::dirent::rec_len_for(e.name.len())
+                        };
+                        slots += e.rec_len.saturating_sub(used) / need;
+                    });
                 if seen.is_err() {
                     complete = false;
                 }
@@ -410,7 +453,13 @@ impl Builder<'_> {
                 None if complete => Child::Absent,
                 None => Child::Unknown,
             },
-            room: complete && slots >= if self.rollback { 1 } else { self.fs.config.threads.max(1) },
+            room: complete
+                && slots
+                    >= if self.rollback {
+                        1
+                    } else {
+                        self.fs.config.threads.max(1)
+                    },
         }
     }
 
@@ -500,8 +549,8 @@ impl Builder<'_> {
     }
 
     fn aad(&self) -> Aad {
-        let mut a = Aad::pages(self.frames.saturating_add(self.images))
-            .with_objects(BUFFER, self.frames);
+        let mut a =
+            Aad::pages(self.frames.saturating_add(self.images)).with_objects(BUFFER, self.frames);
         if self.scratch {
             a = a.with_scratch();
         }
@@ -593,7 +642,11 @@ impl Ext2 {
                 let i = b.inode(ino);
                 let allocs = b.range(i.as_ref(), first, count, true);
                 // The indirect blocks that take a new pointer.
-                let ind = if allocs == 0 { 0 } else { b.range_ind(first, count) };
+                let ind = if allocs == 0 {
+                    0
+                } else {
+                    b.range_ind(first, count)
+                };
                 b.bitmaps(allocs);
                 // Images: the inode, every block written but those surely
                 // new (a new block needs none), the indirect blocks on the
@@ -610,7 +663,12 @@ impl Ext2 {
                     b.truncate(i.as_ref(), keep);
                 }
             }
-            Need::Create { parent, name, blocks, dir: is_dir } => {
+            Need::Create {
+                parent,
+                name,
+                blocks,
+                dir: is_dir,
+            } => {
                 b.inode_block(parent);
                 let room = b.dir_scan(parent, name, alternate).room;
                 let dir = b.inode(parent).filter(|_| !room);
@@ -673,7 +731,12 @@ impl Ext2 {
                 // Directory block, parent, child (bitmaps change at commit).
                 b.written(3);
             }
-            Need::Rename { old_parent, old_name, new_parent, new_name } => {
+            Need::Rename {
+                old_parent,
+                old_name,
+                new_parent,
+                new_name,
+            } => {
                 b.inode_block(old_parent);
                 b.inode_block(new_parent);
                 match b.dir_scan(old_parent, old_name, alternate).child {
@@ -682,7 +745,7 @@ impl Ext2 {
                 }
                 let new_peek = b.dir_scan(new_parent, new_name, alternate);
                 b.unknown(2); // a moved directory's ".." block and its path
-                // The target, when replaced, goes as unlink would.
+                              // The target, when replaced, goes as unlink would.
                 let target = match new_peek.child {
                     Child::Found(t) => Some(t),
                     Child::Absent => None,
@@ -770,7 +833,6 @@ impl Ext2 {
         Some(Inode::from_bytes(&raw))
     }
 }
-
 
 impl Builder<'_> {
     fn dir_scan_inode(&mut self, i: &Inode, alternate: bool) {

@@ -187,7 +187,8 @@ impl Mount {
             let json = json.lines().next().unwrap_or("");
             let c: serde_json::Value = serde_json::from_str(json).expect("final counters");
             assert_eq!(
-                c["ama"]["under_allocations"], 0,
+                c["ama"]["under_allocations"],
+                0,
                 "AMA under-allocations (see the daemon log {}): {}",
                 self.log.display(),
                 c["ama"]["by_op"]

@@ -385,12 +385,21 @@ pub fn performance_cpu(p: &Performance) -> Vec<String> {
     use super::performance::CPU_LOADS;
     let mut out = Vec::new();
     for (m, paper) in [
-        (Mechanisms::AmaOnly, format!("AMA paper: 1.01x to {AMA_TIME_MAX}x in time")),
-        (Mechanisms::RecoveryOnly, format!("recovery-domains paper: {AKESO_POSTMARK_OVERHEAD}x on postmark")),
+        (
+            Mechanisms::AmaOnly,
+            format!("AMA paper: 1.01x to {AMA_TIME_MAX}x in time"),
+        ),
+        (
+            Mechanisms::RecoveryOnly,
+            format!("recovery-domains paper: {AKESO_POSTMARK_OVERHEAD}x on postmark"),
+        ),
         (Mechanisms::Ext2Mfr, "both mechanisms".to_string()),
     ] {
         let v: Option<Vec<String>> = (0..CPU_LOADS.len())
-            .map(|l| p.cpu_ratio(l, m.label()).map(|r| format!("{} {}", CPU_LOADS[l], ratio(r))))
+            .map(|l| {
+                p.cpu_ratio(l, m.label())
+                    .map(|r| format!("{} {}", CPU_LOADS[l], ratio(r)))
+            })
             .collect();
         if let Some(v) = v {
             out.push(format!(

@@ -146,7 +146,8 @@ pub fn run(ctx: &Ctx) -> Result<Performance, String> {
             samples
                 .iter()
                 .map(|s| {
-                    let v: Option<Vec<f64>> = s.iter().map(|x| x.daemon_cpu.map(|c| c[l])).collect();
+                    let v: Option<Vec<f64>> =
+                        s.iter().map(|x| x.daemon_cpu.map(|c| c[l])).collect();
                     v.map(compare::median)
                 })
                 .collect()
@@ -175,7 +176,13 @@ fn cpu_table(ctx: &Ctx, perf: &Performance, samples: &[Vec<Sample>]) -> Table {
     let mut t = Table::new(
         "performance-cpu",
         "Daemon CPU time (beside Table 5)",
-        &["load", "peer", "median_cpu_secs", "ratio_vs_baseline", "cpu_secs_per_round"],
+        &[
+            "load",
+            "peer",
+            "median_cpu_secs",
+            "ratio_vs_baseline",
+            "cpu_secs_per_round",
+        ],
     );
     t.caption = format!(
         "CPU seconds (user + system, all threads; from /proc) the file-system daemon used while each load ran,          in the same runs as the performance table (median of {} rounds), and in brackets the ratio to the          baseline. The kernel's ext2 has no daemon and is left out. Wall time also holds the application's          own time and FUSE's round trips, where the mechanisms cost nothing; this is their cost where it          arises.",
@@ -185,7 +192,11 @@ fn cpu_table(ctx: &Ctx, perf: &Performance, samples: &[Vec<Sample>]) -> Table {
         .filter(|&i| perf.cpu.iter().all(|l| l[i].is_some()))
         .collect();
     t.md_columns = std::iter::once("load".to_string())
-        .chain(daemons.iter().map(|&i| format!("{} (CPU s)", perf.peers[i].label())))
+        .chain(
+            daemons
+                .iter()
+                .map(|&i| format!("{} (CPU s)", perf.peers[i].label())),
+        )
         .collect();
     for (l, name) in CPU_LOADS.iter().enumerate() {
         let mut md = vec![name.to_string()];
@@ -238,7 +249,15 @@ fn table(ctx: &Ctx, perf: &Performance, samples: &[Vec<Sample>]) -> Table {
         for (i, p) in perf.peers.iter().enumerate() {
             let secs = perf.medians[w][i];
             let r = base.map(|b| secs / perf.medians[w][b].max(1e-9));
-            push_cell(&mut t, &mut md, name, p.label(), secs, r, samples[i].iter().map(f));
+            push_cell(
+                &mut t,
+                &mut md,
+                name,
+                p.label(),
+                secs,
+                r,
+                samples[i].iter().map(f),
+            );
         }
         t.md_rows.push(md);
     }
@@ -272,7 +291,10 @@ fn push_cell(
         peer.to_string(),
         format!("{secs:.3}"),
         r.map_or("n/a".into(), |r| format!("{r:.3}")),
-        rounds.map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(" "),
+        rounds
+            .map(|x| format!("{x:.3}"))
+            .collect::<Vec<_>>()
+            .join(" "),
     ]);
 }
 
