@@ -227,10 +227,12 @@ impl Drop for Reserve {
 /// Hold `obj` until this thread's active reserve ends (no-op without one).
 /// The cache pins every block it reads for a request this way, so that a
 /// block cannot be evicted and read again (needing a second page) within it.
-pub fn pin(obj: Arc<dyn Any + Send + Sync>) -> bool {
+/// (Takes a reference: the object is cloned only when there is a reserve
+/// to hold it, so that a pool without reserves pays nothing per call.)
+pub fn pin<T: Any + Send + Sync>(obj: &Arc<T>) -> bool {
     ACTIVE.with(|a| match a.borrow_mut().as_mut() {
         Some(st) if st.filled => {
-            st.pins.push(obj);
+            st.pins.push(obj.clone());
             true
         }
         _ => false,

@@ -146,7 +146,7 @@ fn the_scratch_page_is_recycled_and_pins_live_until_the_end() {
             });
             assert_eq!(got, Some(i));
         }
-        assert!(ama::pin(Arc::new(1u8)));
+        assert!(ama::pin(&Arc::new(1u8)));
         assert_eq!(Arc::strong_count(&pinned), 2);
     }
     assert_eq!(Arc::strong_count(&pinned), 1, "unpinned at cleanup");

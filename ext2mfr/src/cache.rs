@@ -256,7 +256,7 @@ impl BlockCache {
             self.hits.fetch_add(1, Ordering::Relaxed);
             // Pinned for the request (see below), also when it was cached
             // but not peeked at (a block a concurrent request added).
-            ama::pin(b.clone());
+            ama::pin(b);
             return Ok(b.clone());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
@@ -287,7 +287,7 @@ impl BlockCache {
         shard.clock.push_back(blk);
         // With AMA, a block read for a request stays pinned until the
         // request ends: evicted and read again it would need a second frame.
-        ama::pin(b.clone());
+        ama::pin(&b);
         Ok(b)
     }
 

@@ -63,7 +63,7 @@
 //! recycles every scan and read.
 
 use super::Ext2;
-use crate::format::block_ptr::block_path;
+use crate::format::block_ptr::{block_path, BlockPath};
 use crate::format::inode::{Inode, INODE_STRUCT_SIZE};
 use ama::{Aad, Reserve};
 
@@ -260,13 +260,27 @@ impl Builder<'_> {
     /// (pinning them); `None` if a hole or an indirect block is not cached.
     fn peek_map(&mut self, i: &Inode, lblk: u64) -> Option<u64> {
         let path = block_path(lblk, self.fs.geo.ptrs())?;
+        let p = self.walk(i, &path).ok()?;
+        (p != 0 && p < self.fs.geo.blocks_count as u64).then_some(p)
+    }
+
+    /// Walk `path` of `i` through cached indirect blocks, pinning them: the
+    /// block number it ends at (0 for a hole), or where it left the cache
+    /// (the level, and whether at a hole, below which nothing exists, or at
+    /// a block not cached).
+    fn walk(&mut self, i: &Inode, path: &BlockPath) -> Result<u64, (usize, bool)> {
+        let nblocks = self.fs.geo.blocks_count as u64;
         let mut p = i.block(path.slot) as u64;
         for level in 0..path.depth {
-            if p == 0 || p >= self.fs.geo.blocks_count as u64 {
-                return None;
-            }
-            let b = self.fs.cache.peek(p)?;
-            let v = {
+            let b = if p == 0 || p >= nblocks {
+                None
+            } else {
+                self.fs.cache.peek(p)
+            };
+            let Some(b) = b else {
+                return Err((level, p == 0));
+            };
+            let next = {
                 let d = b.peek_bytes();
                 crate::format::block_ptr::read_ptr(&d, path.idx[level]) as u64
             };
@@ -274,9 +288,9 @@ impl Builder<'_> {
                 self.r.pin_peeked(b);
                 self.pinned.push(p);
             }
-            p = v;
+            p = next;
         }
-        (p != 0 && p < self.fs.geo.blocks_count as u64).then_some(p)
+        Ok(p)
     }
 
     /// Blocks `first..first+count` of `i` (data or directory blocks) and the
@@ -296,7 +310,6 @@ impl Builder<'_> {
             return count + ind;
         };
         let ptrs = self.fs.geo.ptrs();
-        let nblocks = self.fs.geo.blocks_count as u64;
         // Indirect blocks not found cached: (slot, level, index above).
         let mut missing: Vec<(usize, usize, [usize; 2])> = Vec::new();
         let mut allocs = 0;
@@ -304,37 +317,13 @@ impl Builder<'_> {
             let Some(path) = block_path(lblk, ptrs) else {
                 continue; // past the largest file: the request fails
             };
-            let mut p = i.block(path.slot) as u64;
-            // Where the walk left the cache: the level, and whether at a
-            // hole (nothing below exists) or at a block not cached.
-            let mut left: Option<(usize, bool)> = None;
-            for level in 0..path.depth {
-                let b = if p == 0 || p >= nblocks {
-                    None
-                } else {
-                    self.fs.cache.peek(p)
-                };
-                let Some(b) = b else {
-                    left = Some((level, p == 0));
-                    break;
-                };
-                let next = {
-                    let d = b.peek_bytes();
-                    crate::format::block_ptr::read_ptr(&d, path.idx[level]) as u64
-                };
-                if !self.pinned.contains(&p) {
-                    self.r.pin_peeked(b);
-                    self.pinned.push(p);
-                }
-                p = next;
-            }
-            let hole = match left {
-                None if p == 0 => true,
-                None => {
+            let hole = match self.walk(i, &path) {
+                Ok(0) => true,
+                Ok(p) => {
                     self.block(p);
                     continue;
                 }
-                Some((from, hole)) => {
+                Err((from, hole)) => {
                     for level in from..path.depth {
                         let key = match level {
                             0 => (path.slot, 0, [0, 0]),
