@@ -37,6 +37,16 @@ pub const INJECT_XATTR: &str = "ext2mfr.inject";
 /// (tests of the restart path); 0 stops it.
 pub const SHORT_ESTIMATES_XATTR: &str = "ext2mfr.short_estimates";
 
+/// What creating a file without data blocks (create, mknod) needs.
+fn new_file<'a>(parent: INodeNo, name: &'a OsStr) -> Need<'a> {
+    Need::Create {
+        parent: to_ext2(parent),
+        name: name.as_bytes(),
+        blocks: 0,
+        dir: false,
+    }
+}
+
 pub struct FuseFs {
     fs: Arc<Ext2>,
 }
@@ -255,24 +265,15 @@ impl Filesystem for FuseFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request(
-            "mknod",
-            Need::Create {
-                parent: to_ext2(parent),
-                name: name.as_bytes(),
-                blocks: 0,
-                dir: false,
-            },
-            || {
-                self.fs.mknod(
-                    &ctx(req),
-                    to_ext2(parent),
-                    name.as_bytes(),
-                    mode & !umask,
-                    rdev,
-                )
-            },
-        );
+        let r = self.fs.request("mknod", new_file(parent, name), || {
+            self.fs.mknod(
+                &ctx(req),
+                to_ext2(parent),
+                name.as_bytes(),
+                mode & !umask,
+                rdev,
+            )
+        });
         self.entry(r, reply)
     }
 
@@ -665,19 +666,10 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.request(
-            "create",
-            Need::Create {
-                parent: to_ext2(parent),
-                name: name.as_bytes(),
-                blocks: 0,
-                dir: false,
-            },
-            || {
-                self.fs
-                    .create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
-            },
-        ) {
+        match self.fs.request("create", new_file(parent, name), || {
+            self.fs
+                .create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
+        }) {
             Ok(a) => {
                 self.fs.add_ref(a.ino);
                 reply.created(
