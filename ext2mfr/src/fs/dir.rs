@@ -19,6 +19,35 @@ pub struct Found {
     pub file_type: u8,
 }
 
+/// An entry with room after its name (or unused) for one more entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    blk: u32,
+    offset: usize,
+    ino: u32,
+    rec_len: usize,
+    name_len: usize,
+}
+
+impl Slot {
+    fn at(blk: u32, e: &DirEntry) -> Slot {
+        Slot {
+            blk,
+            offset: e.offset,
+            ino: e.inode,
+            rec_len: e.rec_len,
+            name_len: e.name.len(),
+        }
+    }
+}
+
+/// What [`Ext2::dir_probe`] found.
+pub enum Probe {
+    Exists(Found),
+    /// Not there; where it fits, if anywhere.
+    Absent(Option<Slot>),
+}
+
 /// One entry for readdir: `next` is the position to continue after it.
 #[derive(Clone, Debug)]
 pub struct Listed {
@@ -87,6 +116,42 @@ impl Ext2 {
         Ok(None)
     }
 
+    /// One scan for a name about to be added: the entry when it exists,
+    /// else the first place with room for it (the kernel's ext2_add_link
+    /// also looks for the name and for room in one pass).
+    pub(crate) fn dir_probe(&self, dir: &Inode, name: &[u8]) -> Result<Probe> {
+        let need = rec_len_for(name.len());
+        let mut room = None;
+        for lblk in 0..self.dir_nblocks(dir) {
+            let blk = self.dir_block(dir, lblk)?;
+            let found = self.cache.read_with(blk as u64, |d| {
+                let (mut prev, mut found) = (None, None);
+                self.visit(d, blk, |e| {
+                    if found.is_some() {
+                        return;
+                    }
+                    if e.inode != 0 && e.name == name {
+                        found = Some(Found {
+                            blk,
+                            offset: e.offset,
+                            prev,
+                            ino: e.inode,
+                            file_type: e.file_type,
+                        });
+                    } else if room.is_none() && e.slack() >= need {
+                        room = Some(Slot::at(blk, &e));
+                    }
+                    prev = Some(e.offset);
+                })?;
+                Ok(found)
+            })?;
+            if let Some(f) = found {
+                return Ok(Probe::Exists(f));
+            }
+        }
+        Ok(Probe::Absent(room))
+    }
+
     /// Add `name -> ino`; the caller checked it is not there yet and writes
     /// `dir` back (size and flags may change).
     pub(crate) fn dir_add(
@@ -98,38 +163,55 @@ impl Ext2 {
         privileged: bool,
     ) -> Result<()> {
         let need = rec_len_for(name.len());
-        let ft = self.ft(ft);
-        dir.i_flags.set(dir.i_flags.get() & !INDEX_FL);
-        let nblocks = self.dir_nblocks(dir);
-        for lblk in 0..nblocks {
+        let mut room = None;
+        for lblk in 0..self.dir_nblocks(dir) {
             let blk = self.dir_block(dir, lblk)?;
             // Look for room through `read_with` (a large directory is
             // scanned through AMA's scratch page); only the block that gets
             // the entry comes into the cache.
-            let slot = self.cache.read_with(blk as u64, |d| {
+            room = self.cache.read_with(blk as u64, |d| {
                 let mut slot = None;
                 self.visit(d, blk, |e| {
                     if slot.is_none() && e.slack() >= need {
-                        slot = Some((e.offset, e.inode, e.rec_len, e.name.len()));
+                        slot = Some(Slot::at(blk, &e));
                     }
                 })?;
                 Ok(slot)
             })?;
-            if let Some((off, e_ino, rec_len, e_name_len)) = slot {
-                let b = self.cache.get(blk as u64)?;
-                let mut d = b.write();
-                // The scan read what the cache now holds: nobody else
-                // changes this directory while we hold its lock.
-                if e_ino == 0 {
-                    dirent::write_entry(&mut d, off, ino, rec_len, ft, name);
-                } else {
-                    let used = rec_len_for(e_name_len);
-                    dirent::set_rec_len(&mut d, off, used);
-                    dirent::write_entry(&mut d, off + used, ino, rec_len - used, ft, name);
-                }
-                return Ok(());
+            if room.is_some() {
+                break;
             }
         }
+        self.dir_insert(dir, name, ino, ft, privileged, room)
+    }
+
+    /// Add `name -> ino` at `room` (found by [`Ext2::dir_probe`] or
+    /// [`Ext2::dir_add`] under the directory's lock, so still valid), or in
+    /// a new block when there is none.
+    pub(crate) fn dir_insert(
+        &self,
+        dir: &mut Inode,
+        name: &[u8],
+        ino: u32,
+        ft: u8,
+        privileged: bool,
+        room: Option<Slot>,
+    ) -> Result<()> {
+        let ft = self.ft(ft);
+        dir.i_flags.set(dir.i_flags.get() & !INDEX_FL);
+        if let Some(s) = room {
+            let b = self.cache.get(s.blk as u64)?;
+            let mut d = b.write();
+            if s.ino == 0 {
+                dirent::write_entry(&mut d, s.offset, ino, s.rec_len, ft, name);
+            } else {
+                let used = rec_len_for(s.name_len);
+                dirent::set_rec_len(&mut d, s.offset, used);
+                dirent::write_entry(&mut d, s.offset + used, ino, s.rec_len - used, ft, name);
+            }
+            return Ok(());
+        }
+        let nblocks = self.dir_nblocks(dir);
         // No room: append a block.
         let goal = if nblocks > 0 {
             self.dir_block(dir, nblocks - 1)? + 1

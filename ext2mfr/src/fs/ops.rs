@@ -3,7 +3,7 @@
 //! inodes read into a small working set, and writes them back at the end.
 
 use super::attr::{Attr, Ctx, SetAttr, Statfs};
-use super::dir::Listed;
+use super::dir::{Listed, Probe};
 use super::{now, Ext2};
 use crate::error::{corrupt, FsError, Result};
 use crate::format::dirent::{file_type_of, MAX_NAME_LEN};
@@ -329,9 +329,9 @@ impl Ext2 {
         if !dir.is_dir() {
             return Err(FsError::NotDir);
         }
-        if self.dir_find(&dir, name)?.is_some() {
+        let Probe::Absent(room) = self.dir_probe(&dir, name)? else {
             return Err(FsError::Exists);
-        }
+        };
         let is_dir = kind == FileKind::Directory;
         if is_dir && dir.links() >= MAX_LINKS {
             return Err(FsError::TooManyLinks);
@@ -364,7 +364,8 @@ impl Ext2 {
         let built = fill(self, ino, &mut i).and_then(|()| {
             self.write_new_inode(ino, &i)?;
             let d = ws.get(parent)?;
-            self.dir_add(d, name, ino, file_type_of(kind), ctx.privileged())?;
+            // `fill` wrote only the new inode's blocks: `room` still holds.
+            self.dir_insert(d, name, ino, file_type_of(kind), ctx.privileged(), room)?;
             if is_dir {
                 d.i_links_count.set(d.links() + 1);
             }
@@ -472,13 +473,13 @@ impl Ext2 {
         if src.links() >= MAX_LINKS {
             return Err(FsError::TooManyLinks);
         }
-        if self.dir_find(&dir, name)?.is_some() {
+        let Probe::Absent(room) = self.dir_probe(&dir, name)? else {
             return Err(FsError::Exists);
-        }
+        };
         let t = now();
         let ft = src.kind().map(file_type_of).unwrap_or(0);
         let privileged = _ctx.privileged();
-        self.dir_add(ws.get(parent)?, name, ino, ft, privileged)?;
+        self.dir_insert(ws.get(parent)?, name, ino, ft, privileged, room)?;
         {
             let d = ws.get(parent)?;
             d.i_mtime.set(t);

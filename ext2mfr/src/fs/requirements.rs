@@ -416,12 +416,11 @@ impl Builder<'_> {
                         if e.inode != 0 && e.name == name {
                             found = Some(e.inode);
                         }
-                        let used = if e.inode == 0 {
-                            0
-                        } else {
-                            crate::format::dirent::rec_len_for(e.name.len())
-                        };
-                        slots += e.rec_len.saturating_sub(used) / need;
+                        // (No division for the many entries without room.)
+                        let free = e.slack();
+                        if free >= need {
+                            slots += free / need;
+                        }
                     });
                 if seen.is_err() {
                     complete = false;
@@ -786,13 +785,35 @@ impl Ext2 {
                 self.estimate_block(p, &mut buf)?;
                 p = crate::format::block_ptr::read_ptr(&buf, path.idx[level]) as u64;
             }
-            self.estimate_block(p, &mut buf)?;
-            let entries = crate::format::dirent::parse_block(&buf, self.geo.inodes_count).ok()?;
-            if let Some(e) = entries.iter().find(|e| e.inode != 0 && e.name == name) {
-                return Some(e.inode);
+            // A cached block is looked at in place (no copy).
+            let cached = (p != 0 && p < self.geo.blocks_count as u64)
+                .then(|| self.cache.peek(p))
+                .flatten();
+            let found = match cached {
+                Some(b) => self.find_in(&b.peek_bytes(), name)?,
+                None => {
+                    self.estimate_block(p, &mut buf)?;
+                    self.find_in(&buf, name)?
+                }
+            };
+            if found.is_some() {
+                return found;
             }
         }
         None
+    }
+
+    /// The inode `name` names in directory block `data`; `None` (outer)
+    /// for a corrupt block.
+    fn find_in(&self, data: &[u8], name: &[u8]) -> Option<Option<u32>> {
+        let mut found = None;
+        crate::format::dirent::visit_block(data, self.geo.inodes_count, |e| {
+            if found.is_none() && e.inode != 0 && e.name == name {
+                found = Some(e.inode);
+            }
+        })
+        .ok()?;
+        Some(found)
     }
 
     /// Block `blk` into `buf`, from the cache or the image (see
