@@ -28,6 +28,8 @@ pub(crate) struct State {
     changed: bool,
     /// An allocation went beyond the reserve and was refused as stale.
     stale: bool,
+    /// The estimate took something for granted (see [`Reserve::assume`]).
+    assumed: bool,
 }
 
 /// When an allocation beyond the reserve may be refused as a stale
@@ -100,6 +102,7 @@ impl Pool {
                 restart: Restart::Never,
                 changed: false,
                 stale: false,
+                assumed: false,
             });
             Reserve { owner: true }
         })
@@ -169,6 +172,21 @@ impl Reserve {
             ACTIVE.with(|a| {
                 if let Some(st) = a.borrow_mut().as_mut() {
                     st.restart = when;
+                }
+            });
+        }
+    }
+
+    /// The estimate took for granted what only the request can check
+    /// under its locks (that a directory has room for one more entry, say),
+    /// to spare the work of finding out here. Call only with a restart
+    /// allowed: a request that finds otherwise calls [`assumption_failed`]
+    /// before it changes anything, and runs again on a full estimate.
+    pub fn assume(&mut self) {
+        if self.owner {
+            ACTIVE.with(|a| {
+                if let Some(st) = a.borrow_mut().as_mut() {
+                    st.assumed = true;
                 }
             });
         }
@@ -269,15 +287,36 @@ pub fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
     Some(r)
 }
 
-/// The reserve is spent: refuse as stale if a restart is allowed, else an
-/// under-allocation.
-fn beyond_reserve(st: &mut State, what: &str, site: &'static str) -> Served {
-    let restartable = match st.restart {
+/// The request found false what its estimate assumed (see
+/// [`Reserve::assume`]): with a restart still allowed, the reserve turns
+/// stale and this is `Err(NoMem)`, for the request to run again; otherwise
+/// `Ok` (whatever it then needs beyond the reserve is counted as it comes).
+pub fn assumption_failed(site: &'static str) -> Result<(), NoMem> {
+    ACTIVE.with(|a| match a.borrow_mut().as_mut() {
+        Some(st) if st.filled && st.assumed && restartable(st) => {
+            log::debug!(
+                "ama: {} at {site}: estimate assumed wrong, restarting",
+                st.op
+            );
+            st.stale = true;
+            Err(NoMem)
+        }
+        _ => Ok(()),
+    })
+}
+
+fn restartable(st: &State) -> bool {
+    match st.restart {
         Restart::Never => false,
         Restart::BeforeChange => !st.changed,
         Restart::Anywhere => true,
-    };
-    if restartable {
+    }
+}
+
+/// The reserve is spent: refuse as stale if a restart is allowed, else an
+/// under-allocation.
+fn beyond_reserve(st: &mut State, what: &str, site: &'static str) -> Served {
+    if restartable(st) {
         if !st.stale {
             log::debug!(
                 "ama: {} at {site}: estimate stale ({what} beyond the reserve), restarting",

@@ -206,6 +206,13 @@ impl Graph {
     /// If `id` can commit, the set that commits with it (it and everything
     /// it transitively depends on, all completed and none doomed).
     fn commit_set(&self, id: DomainId) -> Option<Vec<DomainId>> {
+        let n = self.nodes.get(&id)?;
+        if n.state != State::Completed || n.doomed.load(Ordering::Acquire) {
+            return None;
+        }
+        if n.deps.is_empty() {
+            return Some(vec![id]); // the common case: nothing to walk
+        }
         let mut set = Vec::new();
         let mut seen = HashSet::new();
         let mut stack = vec![id];
@@ -342,8 +349,10 @@ impl Runtime {
         self.graph.lock().nodes.len()
     }
 
-    /// The innermost logged domain of this runtime on this thread.
-    fn current(&self) -> Option<(DomainId, Arc<AtomicBool>)> {
+    /// The innermost logged domain of this runtime on this thread, and
+    /// whether it has been doomed (read in place: this runs on every logged
+    /// access, so no reference to the flag is cloned out).
+    fn current(&self) -> Option<(DomainId, bool)> {
         if !self.enabled {
             return None;
         }
@@ -353,20 +362,21 @@ impl Runtime {
             if top.rt != self.key() || top.kind == Kind::Unlogged {
                 return None;
             }
-            Some((top.id, top.doomed.clone()))
+            Some((top.id, top.doomed.load(Ordering::Acquire)))
         })
+    }
+
+    /// Raise [`Doomed`] in the current domain if it has been doomed.
+    fn check_current(&self) {
+        if let Some((_, true)) = self.current() {
+            std::panic::panic_any(Doomed);
+        }
     }
 
     /// Is `id` one of this thread's own open domains (the current one or an
     /// ancestor)? A domain never depends on its own nest.
     fn in_nest(&self, id: DomainId) -> bool {
         STACK.with(|s| s.borrow().iter().any(|f| f.rt == self.key() && f.id == id))
-    }
-
-    fn check_doomed(doomed: &AtomicBool) {
-        if doomed.load(Ordering::Acquire) {
-            std::panic::panic_any(Doomed);
-        }
     }
 
     /// Hook: the current domain is about to read `obj`.
@@ -376,7 +386,9 @@ impl Runtime {
             return;
         };
         self.stats.logged_reads.fetch_add(1, Ordering::Relaxed);
-        Self::check_doomed(&doomed);
+        if doomed {
+            std::panic::panic_any(Doomed);
+        }
         let chain = obj.chain().versions.lock();
         let mut orphans = Vec::new();
         if let Some(w) = chain.last().map(|v| v.domain) {
@@ -390,7 +402,7 @@ impl Runtime {
         }
         drop(chain);
         self.undo_orphans(orphans);
-        Self::check_doomed(&doomed);
+        self.check_current();
     }
 
     /// Hook: the current domain is about to modify `obj` (call it before
@@ -415,7 +427,9 @@ impl Runtime {
             return;
         };
         self.stats.logged_writes.fetch_add(1, Ordering::Relaxed);
-        Self::check_doomed(&doomed);
+        if doomed {
+            std::panic::panic_any(Doomed);
+        }
         let mut chain = obj.chain().versions.lock();
         let newest = chain.last().map(|v| v.domain);
         if newest == Some(id) {
@@ -431,7 +445,7 @@ impl Runtime {
                 }
             }
         }
-        if doomed.load(Ordering::Acquire) {
+        if self.current().is_some_and(|(_, doomed)| doomed) {
             drop(chain);
             self.undo_orphans(orphans);
             std::panic::panic_any(Doomed);
@@ -507,9 +521,7 @@ impl Runtime {
     /// Raise a fault in the current domain if a domain it depends on was
     /// rolled back (long operations call this between steps).
     pub fn checkpoint(&self) {
-        if let Some((_, doomed)) = self.current() {
-            Self::check_doomed(&doomed);
-        }
+        self.check_current();
     }
 
     fn push_frame(&self, kind: Kind, owner_waits: bool) -> DomainId {
@@ -628,6 +640,18 @@ impl Runtime {
 
     /// Roll back a domain of this thread that faulted (its frame is popped).
     fn rollback_frame(&self, frame: Frame) {
+        let Logs {
+            writes,
+            undo,
+            deferred,
+        } = &frame.logs;
+        if writes.is_empty() && undo.is_empty() && deferred.is_empty() {
+            // It changed nothing (a failed lookup, say): nobody can depend
+            // on it and there is nothing to undo.
+            self.forget(frame.id);
+            self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let orphans = self.graph.lock().doom(frame.id, &self.stats);
         self.changed.notify_all();
         self.undo_logs(frame.id, frame.logs);

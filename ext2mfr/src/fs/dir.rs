@@ -95,7 +95,7 @@ impl Ext2 {
                 let (mut prev, mut found) = (None, None);
                 self.visit(d, blk, |e| {
                     if found.is_none() {
-                        if e.inode != 0 && e.name == name {
+                        if e.is(name) {
                             found = Some(Found {
                                 blk,
                                 offset: e.offset,
@@ -130,7 +130,7 @@ impl Ext2 {
                     if found.is_some() {
                         return;
                     }
-                    if e.inode != 0 && e.name == name {
+                    if e.is(name) {
                         found = Some(Found {
                             blk,
                             offset: e.offset,

@@ -79,6 +79,7 @@ impl Ext2 {
         op: &'static str,
         need: &Need,
         restart: ama::Restart,
+        first: bool,
     ) -> Result<Option<ama::Reserve>> {
         if !self.config.ama.enabled {
             return Ok(None);
@@ -89,7 +90,7 @@ impl Ext2 {
             Policy::RetryAlternate => ama::Policy::RetryAlternate,
         };
         let mut r = ama::acquire(&self.pool, op, policy, |r, alternate| {
-            self.requirements(need, r, alternate, restart)
+            self.requirements(need, r, alternate, restart, first)
         })
         .map_err(|_| FsError::NoMem)?;
         r.allow_restart(restart);
@@ -118,7 +119,8 @@ impl Ext2 {
         let mut restarts = 0;
         if !self.rt.enabled() {
             loop {
-                let reserve = self.reserve(op, &need, self.restart_mode(restarts))?;
+                let reserve =
+                    self.reserve(op, &need, self.restart_mode(restarts), restarts == 0)?;
                 let r = f();
                 if r.is_err() && reserve.as_ref().is_some_and(|r| r.is_stale()) {
                     // Refused before the request changed anything.
@@ -132,7 +134,7 @@ impl Ext2 {
         loop {
             // Dropped after the domain committed or was rolled back: commit
             // work (deferred frees) draws on it too.
-            let reserve = self.reserve(op, &need, self.restart_mode(restarts))?;
+            let reserve = self.reserve(op, &need, self.restart_mode(restarts), restarts == 0)?;
             let result = self.rt.root_result(&f);
             if reserve.as_ref().is_some_and(|r| r.is_stale()) && !matches!(result, Ok(Ok(_))) {
                 // Rolled back on a stale estimate: not a fault, no back-off.

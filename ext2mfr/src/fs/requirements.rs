@@ -170,6 +170,10 @@ struct Builder<'a> {
     /// A stale estimate restarts the request even after it changed state
     /// (recovery rolls it back): no margin for a directory's room either.
     rollback: bool,
+    /// First try with a restart allowed: what only the request can check
+    /// cheaply under its locks is assumed (see `ama::Reserve::assume`), not
+    /// found out by scanning directories here as well.
+    optimistic: bool,
     /// Blocks pinned so far (not counted twice).
     pinned: Vec<u64>,
     frames: u32,
@@ -366,7 +370,9 @@ impl Builder<'_> {
 
     /// A scan of directory `dir`: all its blocks, or (recycling) one scratch
     /// page plus the cached ones it will use in place.
-    fn dir_scan(&mut self, dir: u32, name: &[u8], alternate: bool) -> DirPeek {
+    /// `name`: the name to look for, and room for; `None` when the caller
+    /// needs the blocks pinned or reserved but nothing found in them.
+    fn dir_scan(&mut self, dir: u32, name: Option<&[u8]>, alternate: bool) -> DirPeek {
         let i = self.inode(dir);
         let slack = if self.margins {
             self.fs.config.threads.saturating_sub(1) as u64
@@ -391,7 +397,7 @@ impl Builder<'_> {
         // Peek at every block once: pin it, and look in it for the name
         // and for room for one more entry.
         let nblocks = self.blocks_of(i.size());
-        let need = crate::format::dirent::rec_len_for(name.len().min(255));
+        let need = crate::format::dirent::rec_len_for(name.map_or(0, |n| n.len().min(255)));
         let mut found = None;
         let mut complete = true;
         let mut slots = 0usize;
@@ -409,11 +415,11 @@ impl Builder<'_> {
                 self.unknown(1);
                 continue;
             };
-            if found.is_none() {
+            if let (None, Some(name)) = (found, name) {
                 let data = b.peek_bytes();
                 let seen =
                     crate::format::dirent::visit_block(&data, self.fs.geo.inodes_count, |e| {
-                        if e.inode != 0 && e.name == name {
+                        if e.is(name) {
                             found = Some(e.inode);
                         }
                         // (No division for the many entries without room.)
@@ -434,6 +440,9 @@ impl Builder<'_> {
         if ind_missing {
             let ind = self.range_ind(0, n);
             self.unknown(ind);
+        }
+        if name.is_none() {
+            return DirPeek::default();
         }
         DirPeek {
             child: match found {
@@ -528,6 +537,18 @@ impl Builder<'_> {
 
     /// Blocks a directory may need to grow by one block (`None`: it has
     /// room enough, as `dir_scan` found).
+    /// Will adding `name` to `dir` find room in its blocks (pinned or
+    /// reserved here)? Optimistically assumed: the request checks it with
+    /// its own scan, and restarts if not (see `Ext2::dir_probe`).
+    fn dir_room(&mut self, dir: u32, name: &[u8], alternate: bool) -> bool {
+        if self.optimistic {
+            self.dir_scan(dir, None, alternate);
+            self.r.assume();
+            return true;
+        }
+        self.dir_scan(dir, Some(name), alternate).room
+    }
+
     fn dir_growth(&self, dir: Option<&Inode>) -> u64 {
         match dir {
             None => 0,
@@ -555,6 +576,7 @@ impl Ext2 {
         r: &mut Reserve,
         alternate: bool,
         restart: ama::Restart,
+        first: bool,
     ) -> Aad {
         let ama = &self.config.ama;
         let mut b = Builder {
@@ -564,6 +586,7 @@ impl Ext2 {
             recycle: ama.recycle || alternate,
             margins: restart == ama::Restart::Never,
             rollback: restart == ama::Restart::Anywhere,
+            optimistic: first && ama.peek && !alternate && restart != ama::Restart::Never,
             pinned: Vec::with_capacity(8),
             frames: 0,
             images: 0,
@@ -592,7 +615,16 @@ impl Ext2 {
             }
             Need::Lookup { parent, name } => {
                 b.inode_block(parent);
-                match b.dir_scan(parent, name, alternate).child {
+                if b.optimistic {
+                    // The lookup finds the name itself; its inode's block
+                    // is taken to be cached, as it mostly is. If not, its
+                    // frame is refused as stale and the lookup, which
+                    // changes nothing, runs again on a full estimate.
+                    b.dir_scan(parent, None, alternate);
+                    b.r.assume();
+                    return b.aad();
+                }
+                match b.dir_scan(parent, Some(name), alternate).child {
                     Child::Found(c) => b.inode_block(c),
                     // (A name added meanwhile: its inode block was just
                     // written, but may have been evicted since. Without
@@ -603,7 +635,7 @@ impl Ext2 {
             }
             Need::Readdir { dir } => {
                 b.inode_block(dir);
-                b.dir_scan(dir, b"", alternate);
+                b.dir_scan(dir, None, alternate);
                 b.written(1);
             }
             Need::Read { ino, offset, size } => {
@@ -658,7 +690,7 @@ impl Ext2 {
                 dir: is_dir,
             } => {
                 b.inode_block(parent);
-                let room = b.dir_scan(parent, name, alternate).room;
+                let room = b.dir_room(parent, name, alternate);
                 let dir = b.inode(parent).filter(|_| !room);
                 // The new inode's table block: `alloc_inode` reads the one
                 // of the inode it is going to get before it changes
@@ -684,7 +716,7 @@ impl Ext2 {
             Need::Link { ino, parent, name } => {
                 b.inode_block(ino);
                 b.inode_block(parent);
-                let room = b.dir_scan(parent, name, alternate).room;
+                let room = b.dir_room(parent, name, alternate);
                 let dir = b.inode(parent).filter(|_| !room);
                 let new = b.dir_growth(dir.as_ref());
                 b.unknown(new);
@@ -693,7 +725,7 @@ impl Ext2 {
             }
             Need::Remove { parent, name } => {
                 b.inode_block(parent);
-                let child = match b.dir_scan(parent, name, alternate).child {
+                let child = match b.dir_scan(parent, Some(name), alternate).child {
                     Child::Found(c) => Some(c),
                     Child::Absent => None,
                     Child::Unknown => self.peek_child(parent, name),
@@ -727,11 +759,11 @@ impl Ext2 {
             } => {
                 b.inode_block(old_parent);
                 b.inode_block(new_parent);
-                match b.dir_scan(old_parent, old_name, alternate).child {
+                match b.dir_scan(old_parent, Some(old_name), alternate).child {
                     Child::Found(c) => b.inode_block(c),
                     _ => b.unknown(1),
                 }
-                let new_peek = b.dir_scan(new_parent, new_name, alternate);
+                let new_peek = b.dir_scan(new_parent, Some(new_name), alternate);
                 b.unknown(2); // a moved directory's ".." block and its path
                               // The target, when replaced, goes as unlink would.
                 let target = match new_peek.child {
@@ -808,7 +840,7 @@ impl Ext2 {
     fn find_in(&self, data: &[u8], name: &[u8]) -> Option<Option<u32>> {
         let mut found = None;
         crate::format::dirent::visit_block(data, self.geo.inodes_count, |e| {
-            if found.is_none() && e.inode != 0 && e.name == name {
+            if found.is_none() && e.is(name) {
                 found = Some(e.inode);
             }
         })
