@@ -148,3 +148,49 @@ fn without_recovery_a_request_restarts_before_it_changes_anything() {
     stop_short_and_check_restarts(&m);
     m.unmount_and_check();
 }
+
+/// A first estimate does not scan directories: it assumes the directory
+/// has room for a new entry and a looked-up inode's block is cached, and
+/// the request checks both under its locks. Here both are false again and
+/// again (a directory growing block by block; lookups on a cold cache):
+/// each such request restarts on a full estimate before it changes
+/// anything, and nothing is allocated beyond a reserve.
+#[test]
+fn wrong_assumptions_of_a_first_estimate_restart_the_request() {
+    for opts in ["recovery=off,cache=1M", "cache=1M"] {
+        let img = mkfs_ext2mfr(64 << 20, 1024);
+        let m = Mount::new(&img.path, opts);
+        fs::create_dir(m.p("big")).expect("mkdir");
+        // 60-byte names: 15 entries per 1 KiB block, so the directory grows
+        // by a block every 15 creates.
+        let name = |k: usize| format!("big/{k:04}-{}", "x".repeat(55));
+        for k in 0..200 {
+            fs::write(m.p(&name(k)), pattern(k as u64, 100)).expect("create");
+        }
+        let a = counters(m.path())["ama"].clone();
+        let creates = &a["by_op"]["create"];
+        eprintln!("{opts}: create {creates}");
+        assert!(creates["restarts"].as_u64().unwrap() >= 10, "{creates}");
+        assert_eq!(a["under_allocations"], 0, "{a}");
+        m.unmount_and_check();
+
+        let m = Mount::new(&img.path, opts);
+        for k in 0..200 {
+            assert_eq!(
+                fs::read(m.p(&name(k))).expect("read"),
+                pattern(k as u64, 100)
+            );
+        }
+        let a = counters(m.path())["ama"].clone();
+        let lookups = &a["by_op"]["lookup"];
+        eprintln!("{opts}: lookup {lookups}");
+        assert!(lookups["restarts"].as_u64().unwrap() > 0, "{lookups}");
+        assert_eq!(a["under_allocations"], 0, "{a}");
+        let requests = counters(m.path())["requests"].clone();
+        assert_eq!(
+            requests["faulted"], 0,
+            "a restart is not a fault: {requests}"
+        );
+        m.unmount_and_check();
+    }
+}
