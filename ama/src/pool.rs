@@ -195,12 +195,32 @@ impl Pool {
         if self.injected(site) {
             return Err(NoMem);
         }
-        let mut one = Vec::with_capacity(1);
-        if self.take_pages_into(1, &mut one) {
-            Ok(one.pop().expect("one"))
-        } else {
-            Err(NoMem)
+        self.take_page().ok_or(NoMem)
+    }
+
+    /// [`Pool::take_pages_into`] for one page, without a vector (this is
+    /// every allocation's path when no reserve is active).
+    fn take_page(self: &Arc<Self>) -> Option<Page> {
+        for attempt in 0..2 {
+            {
+                let mut free = self.free.lock();
+                if let Some(idx) = free.pop() {
+                    let in_use = self.capacity - free.len();
+                    drop(free);
+                    self.counters.allocated(1, in_use);
+                    return Some(Page {
+                        pool: self.clone(),
+                        idx,
+                    });
+                }
+            }
+            if attempt == 0 {
+                if let Some(r) = self.reclaimer.get() {
+                    r(1);
+                }
+            }
         }
+        None
     }
 
     /// Account for one object of kind `kind` (an index into the kinds given

@@ -6,6 +6,7 @@ use parking_lot::{Condvar, Mutex};
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -84,7 +85,53 @@ struct Frame {
 
 thread_local! {
     static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// Emptied logs of committed domains, for new frames: a domain per
+    /// request should not cost heap allocations for its log vectors.
+    static SPARE_LOGS: RefCell<Vec<Logs>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Logs for a new frame, reusing the vectors of a committed domain's.
+fn fresh_logs() -> Logs {
+    SPARE_LOGS
+        .with(|s| s.borrow_mut().pop())
+        .unwrap_or_default()
+}
+
+/// Keep a committed domain's log vectors for [`fresh_logs`].
+fn recycle_logs(mut logs: Logs) {
+    // Emptied first: dropping entries runs client code (outside the borrow).
+    logs.writes.clear();
+    logs.undo.clear();
+    logs.deferred.clear();
+    SPARE_LOGS.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < 16 {
+            s.push(logs);
+        }
+    });
+}
+
+/// Domain ids are handed out in sequence: a multiplicative hash spreads
+/// them well enough, at a fraction of SipHash's cost on the commit path.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<DomainId, V, BuildHasherDefault<IdHasher>>;
+type IdSet = HashSet<DomainId, BuildHasherDefault<IdHasher>>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -96,8 +143,8 @@ struct Node {
     state: State,
     doomed: Arc<AtomicBool>,
     /// Domains this one depends on, and those that depend on it.
-    deps: HashSet<DomainId>,
-    rdeps: HashSet<DomainId>,
+    deps: IdSet,
+    rdeps: IdSet,
     /// A root's own thread waits for its outcome and rolls it back itself;
     /// other completed domains are rolled back by whoever dooms them.
     owner_waits: bool,
@@ -106,9 +153,9 @@ struct Node {
 
 #[derive(Default)]
 struct Graph {
-    nodes: HashMap<DomainId, Node>,
+    nodes: IdMap<Node>,
     /// Basic children merged into their parents.
-    merged: HashMap<DomainId, DomainId>,
+    merged: IdMap<DomainId>,
     next_id: DomainId,
 }
 
@@ -158,7 +205,7 @@ impl Graph {
     /// unowned nodes the caller must roll back.
     fn doom(&mut self, id: DomainId, stats: &StatsInner) -> Vec<(DomainId, Logs)> {
         let mut queue = VecDeque::from([self.resolve(id)]);
-        let mut seen = HashSet::new();
+        let mut seen = IdSet::default();
         let mut orphans = Vec::new();
         while let Some(d) = queue.pop_front() {
             if !seen.insert(d) {
@@ -214,7 +261,7 @@ impl Graph {
             return Some(vec![id]); // the common case: nothing to walk
         }
         let mut set = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = IdSet::default();
         let mut stack = vec![id];
         while let Some(d) = stack.pop() {
             if !seen.insert(d) {
@@ -537,8 +584,8 @@ impl Runtime {
                 Node {
                     state: State::Speculative,
                     doomed: doomed.clone(),
-                    deps: HashSet::new(),
-                    rdeps: HashSet::new(),
+                    deps: IdSet::default(),
+                    rdeps: IdSet::default(),
                     owner_waits,
                     logs: Logs::default(),
                 },
@@ -552,7 +599,12 @@ impl Runtime {
                 id,
                 kind,
                 doomed,
-                logs: Logs::default(),
+                // (An unlogged frame logs nothing.)
+                logs: if kind == Kind::Unlogged {
+                    Logs::default()
+                } else {
+                    fresh_logs()
+                },
             })
         });
         id
@@ -661,33 +713,47 @@ impl Runtime {
 
     /// Try to commit `id` and then whatever its commit unblocks.
     fn try_commit(&self, id: DomainId) {
-        let mut work = vec![id];
-        while let Some(id) = work.pop() {
-            let (deferred, writes, next) = {
+        let mut work = Vec::new();
+        let mut next = Some(id);
+        while let Some(id) = next.take().or_else(|| work.pop()) {
+            let mut one = None;
+            let mut many = Vec::new();
+            {
                 let mut g = self.graph.lock();
-                let Some(set) = g.commit_set(id) else {
+                let Some(n) = g.nodes.get(&id) else {
                     continue;
                 };
-                let mut deferred = Vec::new();
-                let mut writes = Vec::new();
-                let mut next = Vec::new();
-                for d in &set {
-                    if let Some(n) = g.remove(*d) {
-                        deferred.extend(n.logs.deferred);
-                        writes.extend(n.logs.writes.into_iter().map(|w| (*d, w)));
-                        next.extend(n.rdeps.iter().copied());
-                        self.stats.committed.fetch_add(1, Ordering::Relaxed);
+                if n.deps.is_empty() {
+                    // The common case, without walking a set.
+                    if n.state != State::Completed || n.doomed.load(Ordering::Acquire) {
+                        continue;
                     }
+                    one = g.remove(id).map(|n| (id, n));
+                } else {
+                    let Some(set) = g.commit_set(id) else {
+                        continue;
+                    };
+                    many.extend(set.into_iter().filter_map(|d| g.remove(d).map(|n| (d, n))));
                 }
-                (deferred, writes, next)
+            }
+            let done = match &mut one {
+                Some(pair) => std::slice::from_mut(pair),
+                None => &mut many[..],
             };
-            // Their versions are committed now: drop them from the chains.
-            for (d, obj) in writes {
-                obj.chain().versions.lock().retain(|v| v.domain != d);
+            // Their versions are committed now: drop them from the chains,
+            // then run their deferred releases.
+            for (d, n) in done.iter() {
+                for obj in &n.logs.writes {
+                    obj.chain().versions.lock().retain(|v| v.domain != *d);
+                }
+                self.stats.committed.fetch_add(1, Ordering::Relaxed);
             }
             self.changed.notify_all();
-            self.run_unlogged(deferred);
-            work.extend(next);
+            for (_, n) in done.iter_mut() {
+                self.run_unlogged(std::mem::take(&mut n.logs.deferred));
+                work.extend(n.rdeps.iter().copied());
+                recycle_logs(std::mem::take(&mut n.logs));
+            }
         }
     }
 
