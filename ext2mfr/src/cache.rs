@@ -207,6 +207,20 @@ impl BlockCache {
         Ok(b)
     }
 
+    /// [`BlockCache::get_zeroed`] for a block about to get `src` at byte
+    /// `at`: only the rest is zeroed (a whole-block write zeroes nothing).
+    pub fn get_new_with(&self, blk: u64, at: usize, src: &[u8]) -> Result<BufRef> {
+        let b = self.lookup(blk, true)?;
+        {
+            let mut d = b.write_new();
+            let end = at + src.len();
+            d[..at].fill(0);
+            d[at..end].copy_from_slice(src);
+            d[end..].fill(0);
+        }
+        Ok(b)
+    }
+
     /// Drop block `blk` from the cache without writing it back: it was
     /// freed, its contents are garbage (the kernel's `bforget`). Its frame
     /// goes back to the pool now instead of holding cache space until it is

@@ -705,20 +705,22 @@ impl Ext2 {
             }
             let end = (offset + size as u64).min(fsize);
             let bs = self.geo.block_size as u64;
-            let mut out = vec![0u8; (end - offset) as usize];
+            // Filled in order, block by block (not zeroed first: only
+            // holes are).
+            let mut out = Vec::with_capacity((end - offset) as usize);
             let mut pos = offset;
             while pos < end {
                 let lblk = pos / bs;
                 let in_blk = (pos % bs) as usize;
                 let n = ((bs - pos % bs).min(end - pos)) as usize;
-                let dst = (pos - offset) as usize;
-                if let Some(b) = self.map(&i, lblk)? {
+                match self.map(&i, lblk)? {
                     // (Through the scratch page when AMA's alternate
                     // requirement recycles pages for reads.)
-                    self.cache.read_with(b as u64, |d| {
-                        out[dst..dst + n].copy_from_slice(&d[in_blk..in_blk + n]);
+                    Some(b) => self.cache.read_with(b as u64, |d| {
+                        out.extend_from_slice(&d[in_blk..in_blk + n]);
                         Ok(())
-                    })?;
+                    })?,
+                    None => out.resize(out.len() + n, 0),
                 }
                 pos += n as u64;
             }
@@ -788,12 +790,12 @@ impl Ext2 {
                 goal = b + 1;
                 // Only a block just allocated may skip reading its old
                 // contents: a rolled-back overwrite must restore them.
-                let buf = if is_new {
-                    self.cache.get_zeroed(b as u64)?
+                if is_new {
+                    self.cache.get_new_with(b as u64, in_blk, src)?;
                 } else {
-                    self.cache.get(b as u64)?
-                };
-                buf.write()[in_blk..in_blk + n].copy_from_slice(src);
+                    let buf = self.cache.get(b as u64)?;
+                    buf.write()[in_blk..in_blk + n].copy_from_slice(src);
+                }
                 Ok(())
             })();
             if let Err(e) = step {
