@@ -89,31 +89,7 @@ impl Ext2 {
     /// Scans read through `cache.read_with`, so that with AMA's page
     /// recycling a large directory is scanned through one scratch page.
     pub(crate) fn dir_find(&self, dir: &Inode, name: &[u8]) -> Result<Option<Found>> {
-        for lblk in 0..self.dir_nblocks(dir) {
-            let blk = self.dir_block(dir, lblk)?;
-            let found = self.cache.read_with(blk as u64, |d| {
-                let (mut prev, mut found) = (None, None);
-                self.visit(d, blk, |e| {
-                    if found.is_none() {
-                        if e.is(name) {
-                            found = Some(Found {
-                                blk,
-                                offset: e.offset,
-                                prev,
-                                ino: e.inode,
-                                file_type: e.file_type,
-                            });
-                        }
-                        prev = Some(e.offset);
-                    }
-                })?;
-                Ok(found)
-            })?;
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
+        Ok(self.dir_scan_for(dir, name, None)?.0)
     }
 
     /// One scan for a name about to be added: the entry when it exists,
@@ -121,6 +97,20 @@ impl Ext2 {
     /// also looks for the name and for room in one pass).
     pub(crate) fn dir_probe(&self, dir: &Inode, name: &[u8]) -> Result<Probe> {
         let need = rec_len_for(name.len());
+        Ok(match self.dir_scan_for(dir, name, Some(need))? {
+            (Some(f), _) => Probe::Exists(f),
+            (None, room) => Probe::Absent(room),
+        })
+    }
+
+    /// The entry `name`, and (for `need: Some(rec_len)`) the first slot
+    /// before it with room for `need` bytes.
+    fn dir_scan_for(
+        &self,
+        dir: &Inode,
+        name: &[u8],
+        need: Option<usize>,
+    ) -> Result<(Option<Found>, Option<Slot>)> {
         let mut room = None;
         for lblk in 0..self.dir_nblocks(dir) {
             let blk = self.dir_block(dir, lblk)?;
@@ -138,56 +128,23 @@ impl Ext2 {
                             ino: e.inode,
                             file_type: e.file_type,
                         });
-                    } else if room.is_none() && e.slack() >= need {
+                    } else if room.is_none() && need.is_some_and(|n| e.slack() >= n) {
                         room = Some(Slot::at(blk, &e));
                     }
                     prev = Some(e.offset);
                 })?;
                 Ok(found)
             })?;
-            if let Some(f) = found {
-                return Ok(Probe::Exists(f));
+            if found.is_some() {
+                return Ok((found, room));
             }
         }
-        Ok(Probe::Absent(room))
+        Ok((None, room))
     }
 
-    /// Add `name -> ino`; the caller checked it is not there yet and writes
-    /// `dir` back (size and flags may change).
-    pub(crate) fn dir_add(
-        &self,
-        dir: &mut Inode,
-        name: &[u8],
-        ino: u32,
-        ft: u8,
-        privileged: bool,
-    ) -> Result<()> {
-        let need = rec_len_for(name.len());
-        let mut room = None;
-        for lblk in 0..self.dir_nblocks(dir) {
-            let blk = self.dir_block(dir, lblk)?;
-            // Look for room through `read_with` (a large directory is
-            // scanned through AMA's scratch page); only the block that gets
-            // the entry comes into the cache.
-            room = self.cache.read_with(blk as u64, |d| {
-                let mut slot = None;
-                self.visit(d, blk, |e| {
-                    if slot.is_none() && e.slack() >= need {
-                        slot = Some(Slot::at(blk, &e));
-                    }
-                })?;
-                Ok(slot)
-            })?;
-            if room.is_some() {
-                break;
-            }
-        }
-        self.dir_insert(dir, name, ino, ft, privileged, room)
-    }
-
-    /// Add `name -> ino` at `room` (found by [`Ext2::dir_probe`] or
-    /// [`Ext2::dir_add`] under the directory's lock, so still valid), or in
-    /// a new block when there is none.
+    /// Add `name -> ino` at `room` (found by [`Ext2::dir_probe`] under the
+    /// directory's lock, so still valid), or in a new block when there is
+    /// none. The caller writes `dir` back (size and flags may change).
     pub(crate) fn dir_insert(
         &self,
         dir: &mut Inode,

@@ -655,7 +655,20 @@ impl Ext2 {
                     nd.i_links_count.set(nd.links().saturating_sub(1));
                 }
             }
-            None => self.dir_add(ws.get(new_dir)?, new_name, src_ino, ft, ctx.privileged())?,
+            None => {
+                let nd = *ws.get(new_dir)?;
+                let Probe::Absent(room) = self.dir_probe(&nd, new_name)? else {
+                    return Err(corrupt("rename target appeared under the lock"));
+                };
+                self.dir_insert(
+                    ws.get(new_dir)?,
+                    new_name,
+                    src_ino,
+                    ft,
+                    ctx.privileged(),
+                    room,
+                )?
+            }
         }
         // Adding may have split entries of the old directory's blocks: find again.
         let od = *ws.get(old_dir)?;
