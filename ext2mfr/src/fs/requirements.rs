@@ -51,6 +51,16 @@
 //! restarts (then also `threads - 1` blocks a directory may have grown by,
 //! and the inode block of a name a lookup did not find).
 //!
+//! **First estimates assume** what the request checks cheaply under its
+//! own locks, instead of scanning directories here as well (the scan was
+//! half of AMA's cost): on the first try, with a restart allowed and
+//! peeking on, lookup takes the child's inode block to be cached and
+//! create, mknod, mkdir, symlink and link take the directory to have room
+//! (`Grow` = 0). A lookup whose child block is not cached finds its reserve
+//! spent and restarts; a create whose own scan finds no room calls
+//! `ama::assumption_failed` before it changes anything and restarts. The
+//! next try scans (the table above).
+//!
 //! **Cache peeking** (`peek=on`): blocks whose numbers are known on entry
 //! (inode-table blocks, directory and data blocks mapped through cached
 //! indirect blocks, the goal group's bitmap) and that are cached are pinned
