@@ -145,15 +145,22 @@ impl Pool {
     /// Take `n` pages at once into `out`, asking the reclaimer for what is
     /// missing. All or nothing.
     pub(crate) fn take_pages_into(self: &Arc<Self>, n: usize, out: &mut Vec<Page>) -> bool {
+        self.take(n, |p| out.push(p))
+    }
+
+    /// Take `n` pages at once, each handed to `put`. All or nothing.
+    fn take(self: &Arc<Self>, n: usize, mut put: impl FnMut(Page)) -> bool {
         for attempt in 0..2 {
             {
                 let mut free = self.free.lock();
                 if free.len() >= n {
                     let at = free.len() - n;
-                    out.extend(free.drain(at..).map(|idx| Page {
-                        pool: self.clone(),
-                        idx,
-                    }));
+                    for idx in free.drain(at..) {
+                        put(Page {
+                            pool: self.clone(),
+                            idx,
+                        });
+                    }
                     let in_use = self.capacity - free.len();
                     drop(free);
                     self.counters.allocated(n, in_use);
@@ -195,32 +202,11 @@ impl Pool {
         if self.injected(site) {
             return Err(NoMem);
         }
-        self.take_page().ok_or(NoMem)
-    }
-
-    /// [`Pool::take_pages_into`] for one page, without a vector (this is
-    /// every allocation's path when no reserve is active).
-    fn take_page(self: &Arc<Self>) -> Option<Page> {
-        for attempt in 0..2 {
-            {
-                let mut free = self.free.lock();
-                if let Some(idx) = free.pop() {
-                    let in_use = self.capacity - free.len();
-                    drop(free);
-                    self.counters.allocated(1, in_use);
-                    return Some(Page {
-                        pool: self.clone(),
-                        idx,
-                    });
-                }
-            }
-            if attempt == 0 {
-                if let Some(r) = self.reclaimer.get() {
-                    r(1);
-                }
-            }
-        }
-        None
+        // (One page without a vector: this is every allocation's path
+        // when no reserve is active.)
+        let mut one = None;
+        self.take(1, |p| one = Some(p));
+        one.ok_or(NoMem)
     }
 
     /// Account for one object of kind `kind` (an index into the kinds given

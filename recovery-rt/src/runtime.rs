@@ -235,13 +235,6 @@ impl Graph {
     /// If `id` can commit, the set that commits with it (it and everything
     /// it transitively depends on, all completed and none doomed).
     fn commit_set(&self, id: DomainId) -> Option<Vec<DomainId>> {
-        let n = self.nodes.get(&id)?;
-        if n.state != State::Completed || n.doomed.load(Ordering::Acquire) {
-            return None;
-        }
-        if n.deps.is_empty() {
-            return Some(vec![id]); // the common case: nothing to walk
-        }
         let mut set = Vec::new();
         let mut seen = IdSet::default();
         let mut stack = vec![id];

@@ -4,7 +4,7 @@
 //! cleared when we change the directory, as the kernel's ext2 does.
 
 use super::Ext2;
-use crate::error::{corrupt, Result};
+use crate::error::{corrupt, FsError, Result};
 use crate::format::dirent::{self, rec_len_for, DirEntry, FT_DIR};
 use crate::format::inode::{Inode, INDEX_FL};
 
@@ -94,11 +94,18 @@ impl Ext2 {
 
     /// One scan for a name about to be added: the entry when it exists,
     /// else the first place with room for it (the kernel's ext2_add_link
-    /// also looks for the name and for room in one pass).
+    /// also looks for the name and for room in one pass). Callers probe
+    /// before they change anything: finding no room, when AMA's first
+    /// estimate took it for granted, restarts the request (`NoMem` on a
+    /// stale reserve) on a full estimate.
     pub(crate) fn dir_probe(&self, dir: &Inode, name: &[u8]) -> Result<Probe> {
         let need = rec_len_for(name.len());
         Ok(match self.dir_scan_for(dir, name, Some(need))? {
             (Some(f), _) => Probe::Exists(f),
+            (None, None) => {
+                ama::assumption_failed("dir_probe").map_err(|_| FsError::NoMem)?;
+                Probe::Absent(None)
+            }
             (None, room) => Probe::Absent(room),
         })
     }

@@ -332,11 +332,6 @@ impl Ext2 {
         let Probe::Absent(room) = self.dir_probe(&dir, name)? else {
             return Err(FsError::Exists);
         };
-        if room.is_none() {
-            // AMA's first estimate took room for granted: run again on a
-            // full one (nothing is changed yet).
-            ama::assumption_failed("dir_insert").map_err(|_| FsError::NoMem)?;
-        }
         let is_dir = kind == FileKind::Directory;
         if is_dir && dir.links() >= MAX_LINKS {
             return Err(FsError::TooManyLinks);
@@ -481,11 +476,6 @@ impl Ext2 {
         let Probe::Absent(room) = self.dir_probe(&dir, name)? else {
             return Err(FsError::Exists);
         };
-        if room.is_none() {
-            // AMA's first estimate took room for granted: run again on a
-            // full one (nothing is changed yet).
-            ama::assumption_failed("dir_insert").map_err(|_| FsError::NoMem)?;
-        }
         let t = now();
         let ft = src.kind().map(file_type_of).unwrap_or(0);
         let privileged = _ctx.privileged();

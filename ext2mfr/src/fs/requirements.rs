@@ -545,8 +545,6 @@ impl Builder<'_> {
         }
     }
 
-    /// Blocks a directory may need to grow by one block (`None`: it has
-    /// room enough, as `dir_scan` found).
     /// Will adding `name` to `dir` find room in its blocks (pinned or
     /// reserved here)? Optimistically assumed: the request checks it with
     /// its own scan, and restarts if not (see `Ext2::dir_probe`).
@@ -559,6 +557,8 @@ impl Builder<'_> {
         self.dir_scan(dir, Some(name), alternate).room
     }
 
+    /// Blocks a directory may need to grow by one block (`None`: it has
+    /// room enough, as `dir_scan` found).
     fn dir_growth(&self, dir: Option<&Inode>) -> u64 {
         match dir {
             None => 0,
