@@ -2830,3 +2830,93 @@ fn times_before_1970_and_after_2038() {
     let s = debugfs(&img.path, "stat /old");
     assert!(s.contains("mtime: 0xed300880") && s.contains("1960"), "{s}");
 }
+
+/// Set-user-ID and set-group-ID are killed as the kernel's ext2 kills them
+/// (the daemon does it, FUSE_HANDLE_KILLPRIV_V2): a write or truncate by a
+/// caller without CAP_FSETID clears both (set-group-ID only with
+/// group-execute, else it marks mandatory locking and stays); root's own
+/// writes and truncates keep them; a change of owner clears them for
+/// everyone, on anything but a directory.
+#[test]
+fn set_id_bits_killed_by_write_truncate_and_chown() {
+    let _serial = setup();
+    let img = mkfs_ext2mfr(16 << 20, 1024);
+    let m = mount(&img.path, "allow_other");
+    let as_nobody = |script: &str| {
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir("/")
+            .uid(65534)
+            .gid(65534)
+            .status()
+            .expect("run sh");
+        assert!(st.success(), "as nobody: {script}");
+    };
+    let make = |name: &str, mode: u32| {
+        let p = m.p(name);
+        fs::write(&p, b"data").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o7777, mode, "{name}");
+        p.display().to_string()
+    };
+    let mode = |name: &str| fs::metadata(m.p(name)).unwrap().mode() & 0o7777;
+
+    let w = make("written", 0o6777);
+    as_nobody(&format!("echo x >> '{w}'"));
+    assert_eq!(mode("written"), 0o0777, "a write by nobody");
+    let l = make("locking", 0o6766);
+    as_nobody(&format!("echo x >> '{l}'"));
+    assert_eq!(
+        mode("locking"),
+        0o2766,
+        "set-group-ID without group-execute"
+    );
+    let r = make("root_written", 0o6777);
+    OpenOptions::new()
+        .append(true)
+        .open(&r)
+        .unwrap()
+        .write_all(b"x")
+        .unwrap();
+    assert_eq!(mode("root_written"), 0o6777, "root's write");
+    assert_eq!(fs::read(&r).unwrap(), b"datax");
+
+    let t = make("truncated", 0o6777);
+    as_nobody(&format!("truncate -s 2 '{t}'"));
+    assert_eq!(mode("truncated"), 0o0777, "a truncate by nobody");
+    assert_eq!(fs::read(&t).unwrap(), b"da");
+    make("root_truncated", 0o6777);
+    truncate(&m.p("root_truncated"), 1).unwrap();
+    assert_eq!(mode("root_truncated"), 0o6777, "root's truncate");
+
+    make("chowned", 0o6755);
+    std::os::unix::fs::chown(m.p("chowned"), Some(1234), Some(1234)).unwrap();
+    assert_eq!(mode("chowned"), 0o0755, "chown, even by root");
+    fs::create_dir(m.p("dir")).unwrap();
+    fs::set_permissions(m.p("dir"), fs::Permissions::from_mode(0o3775)).unwrap();
+    std::os::unix::fs::chown(m.p("dir"), Some(1234), Some(1234)).unwrap();
+    assert_eq!(mode("dir"), 0o3775, "chown of a directory");
+    make("chmodded", 0o0755);
+    fs::set_permissions(m.p("chmodded"), fs::Permissions::from_mode(0o6755)).unwrap();
+    assert_eq!(mode("chmodded"), 0o6755, "chmod sets them");
+
+    // What the daemon answered is what it stored.
+    let m = remount(m, &img.path, "allow_other");
+    for (name, want) in [
+        ("written", 0o0777),
+        ("locking", 0o2766),
+        ("root_written", 0o6777),
+        ("truncated", 0o0777),
+        ("chowned", 0o0755),
+        ("dir", 0o3775),
+    ] {
+        assert_eq!(
+            fs::metadata(m.p(name)).unwrap().mode() & 0o7777,
+            want,
+            "{name} after remount"
+        );
+    }
+    m.unmount_and_check();
+    fsck_strict(&img.path);
+}

@@ -55,6 +55,23 @@ fn check_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Clear set-user-ID, and set-group-ID where group-execute marks it as one
+/// (without group-execute it marks mandatory locking and stays), as the
+/// FUSE protocol asks of a file system that kills privileges itself.
+fn kill_suidgid(i: &mut Inode) {
+    const S_ISUID: u16 = 0o4000;
+    const S_ISGID: u16 = 0o2000;
+    const S_IXGRP: u16 = 0o0010;
+    let m = i.mode();
+    let mut kill = S_ISUID;
+    if m & S_IXGRP != 0 {
+        kill |= S_ISGID;
+    }
+    if m & kill != 0 {
+        i.i_mode.set(m & !kill);
+    }
+}
+
 impl Ext2 {
     pub(crate) fn has_filetype(&self) -> bool {
         self.geo.filetype
@@ -212,6 +229,12 @@ impl Ext2 {
         if let Some(gid) = s.gid {
             i.set_gid(gid);
         }
+        // The kernel leaves killing set-user-ID and set-group-ID to us
+        // (FUSE_HANDLE_KILLPRIV_V2): a change of owner kills them on
+        // anything but a directory, for everyone, as chown(2) does.
+        if (s.uid.is_some() || s.gid.is_some()) && s.mode.is_none() && !i.is_dir() {
+            kill_suidgid(&mut i);
+        }
         if let Some(size) = s.size {
             if i.is_dir() {
                 return Err(FsError::IsDir);
@@ -221,6 +244,12 @@ impl Ext2 {
             }
             self.set_size(ctx, &mut i, size)?;
             i.i_mtime.set(t);
+            // A truncate kills them unless the caller holds CAP_FSETID. The
+            // kernel says so in FATTR_KILL_SUIDGID, which fuser does not
+            // pass on; root stands for the capability, as in `privileged`.
+            if !ctx.privileged() {
+                kill_suidgid(&mut i);
+            }
         }
         if let Some(a) = s.atime {
             i.i_atime.set(a);
@@ -759,7 +788,17 @@ impl Ext2 {
         );
     }
 
-    pub fn write(&self, ctx: &Ctx, ino: u32, offset: u64, data: &[u8]) -> Result<usize> {
+    /// Write `data` at `offset`. `kill_privileges`: the kernel's
+    /// FUSE_WRITE_KILL_SUIDGID (the writer lacks CAP_FSETID), so the write
+    /// also clears set-user-ID and set-group-ID, as write(2) does.
+    pub fn write(
+        &self,
+        ctx: &Ctx,
+        ino: u32,
+        offset: u64,
+        data: &[u8],
+        kill_privileges: bool,
+    ) -> Result<usize> {
         self.check_writable()?;
         let _g = self.locks.write_all(&[ino]);
         let mut i = self.live_inode(ino)?;
@@ -808,6 +847,9 @@ impl Ext2 {
             pos += n as u64;
         }
         let written = (pos - offset) as usize;
+        if kill_privileges {
+            kill_suidgid(&mut i);
+        }
         if written > 0 {
             if pos > i.size() {
                 self.note_large_file(pos);
