@@ -2833,9 +2833,9 @@ fn times_before_1970_and_after_2038() {
 
 /// Set-user-ID and set-group-ID are killed as the kernel's ext2 kills them
 /// (the daemon does it, FUSE_HANDLE_KILLPRIV_V2): a write or truncate by a
-/// caller without CAP_FSETID clears both (set-group-ID only with
-/// group-execute, else it marks mandatory locking and stays); root's own
-/// writes and truncates keep them; a change of owner clears them for
+/// caller without CAP_FSETID clears both (set-group-ID without
+/// group-execute only for a caller outside the file's group); root's own
+/// writes and truncates keep them; a change of owner clears set-user-ID for
 /// everyone, on anything but a directory.
 #[test]
 fn set_id_bits_killed_by_write_truncate_and_chown() {
@@ -2865,12 +2865,19 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
     let w = make("written", 0o6777);
     as_nobody(&format!("echo x >> '{w}'"));
     assert_eq!(mode("written"), 0o0777, "a write by nobody");
-    let l = make("locking", 0o6766);
-    as_nobody(&format!("echo x >> '{l}'"));
+    // Set-group-ID without group-execute goes only for a writer outside
+    // the file's group (the kernel's ext2 does the same).
+    let o = make("outside", 0o6766);
+    as_nobody(&format!("echo x >> '{o}'"));
+    assert_eq!(mode("outside"), 0o0766, "no group-execute, writer outside");
+    let g = make("in_group", 0o0766);
+    std::os::unix::fs::chown(&g, None, Some(65534)).unwrap();
+    fs::set_permissions(&g, fs::Permissions::from_mode(0o6766)).unwrap();
+    as_nobody(&format!("echo x >> '{g}'"));
     assert_eq!(
-        mode("locking"),
+        mode("in_group"),
         0o2766,
-        "set-group-ID without group-execute"
+        "no group-execute, writer in the group"
     );
     let r = make("root_written", 0o6777);
     OpenOptions::new()
@@ -2905,7 +2912,8 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
     let m = remount(m, &img.path, "allow_other");
     for (name, want) in [
         ("written", 0o0777),
-        ("locking", 0o2766),
+        ("outside", 0o0766),
+        ("in_group", 0o2766),
         ("root_written", 0o6777),
         ("truncated", 0o0777),
         ("chowned", 0o0755),

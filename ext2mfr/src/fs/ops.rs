@@ -55,16 +55,19 @@ fn check_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Clear set-user-ID, and set-group-ID where group-execute marks it as one
-/// (without group-execute it marks mandatory locking and stays), as the
-/// FUSE protocol asks of a file system that kills privileges itself.
-fn kill_suidgid(i: &mut Inode) {
+/// What a write, a truncate or a change of owner does to set-user-ID and
+/// set-group-ID, as the kernel decides it (setattr_should_drop_suidgid):
+/// set-user-ID goes; set-group-ID goes with group-execute, and without it
+/// (no longer a set-group-ID program) for a caller outside the file's group
+/// without CAP_FSETID. FUSE passes on the caller's primary group only, so a
+/// member through a supplementary group loses the bit too.
+fn kill_suidgid(i: &mut Inode, ctx: &Ctx) {
     const S_ISUID: u16 = 0o4000;
     const S_ISGID: u16 = 0o2000;
     const S_IXGRP: u16 = 0o0010;
     let m = i.mode();
     let mut kill = S_ISUID;
-    if m & S_IXGRP != 0 {
+    if m & S_IXGRP != 0 || (!ctx.privileged() && ctx.gid != i.gid()) {
         kill |= S_ISGID;
     }
     if m & kill != 0 {
@@ -223,17 +226,18 @@ impl Ext2 {
             let m = (i.mode() & S_IFMT) | (mode as u16 & 0o7777);
             i.i_mode.set(m);
         }
+        // The kernel leaves killing set-user-ID and set-group-ID to us
+        // (FUSE_HANDLE_KILLPRIV_V2): a change of owner kills set-user-ID on
+        // anything but a directory, for everyone, as chown(2) does, judged
+        // on the file as it was.
+        if (s.uid.is_some() || s.gid.is_some()) && s.mode.is_none() && !i.is_dir() {
+            kill_suidgid(&mut i, ctx);
+        }
         if let Some(uid) = s.uid {
             i.set_uid(uid);
         }
         if let Some(gid) = s.gid {
             i.set_gid(gid);
-        }
-        // The kernel leaves killing set-user-ID and set-group-ID to us
-        // (FUSE_HANDLE_KILLPRIV_V2): a change of owner kills them on
-        // anything but a directory, for everyone, as chown(2) does.
-        if (s.uid.is_some() || s.gid.is_some()) && s.mode.is_none() && !i.is_dir() {
-            kill_suidgid(&mut i);
         }
         if let Some(size) = s.size {
             if i.is_dir() {
@@ -248,7 +252,7 @@ impl Ext2 {
             // kernel says so in FATTR_KILL_SUIDGID, which fuser does not
             // pass on; root stands for the capability, as in `privileged`.
             if !ctx.privileged() {
-                kill_suidgid(&mut i);
+                kill_suidgid(&mut i, ctx);
             }
         }
         if let Some(a) = s.atime {
@@ -848,7 +852,7 @@ impl Ext2 {
         }
         let written = (pos - offset) as usize;
         if kill_privileges {
-            kill_suidgid(&mut i);
+            kill_suidgid(&mut i, ctx);
         }
         if written > 0 {
             if pos > i.size() {
