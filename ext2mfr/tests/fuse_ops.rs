@@ -1657,6 +1657,20 @@ fn access_checks() {
     fsck_strict(&img.path);
 }
 
+/// Run a shell script as nobody (uid and gid 65534; std drops root's
+/// supplementary groups with them); whether it succeeded.
+fn sh_as_nobody(script: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir("/")
+        .uid(65534)
+        .gid(65534)
+        .status()
+        .expect("run sh")
+        .success()
+}
+
 /// Permission checks for an ordinary user (the mount allows other users).
 #[test]
 fn permissions_for_another_user() {
@@ -1666,17 +1680,7 @@ fn permissions_for_another_user() {
     let p = m.p("secret");
     fs::write(&p, b"data").unwrap();
     fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
-    let sh = |script: &str| -> bool {
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir("/")
-            .uid(65534)
-            .gid(65534)
-            .status()
-            .expect("run sh")
-            .success()
-    };
+    let sh = sh_as_nobody;
     let ps = p.display().to_string();
     assert!(
         sh(&format!("test -e '{ps}'")),
@@ -2842,17 +2846,7 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
     let _serial = setup();
     let img = mkfs_ext2mfr(16 << 20, 1024);
     let m = mount(&img.path, "allow_other");
-    let as_nobody = |script: &str| {
-        let st = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir("/")
-            .uid(65534)
-            .gid(65534)
-            .status()
-            .expect("run sh");
-        assert!(st.success(), "as nobody: {script}");
-    };
+    let as_nobody = |script: &str| assert!(sh_as_nobody(script), "as nobody: {script}");
     let make = |name: &str, mode: u32| {
         let p = m.p(name);
         fs::write(&p, b"data").unwrap();
