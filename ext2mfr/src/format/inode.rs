@@ -25,6 +25,10 @@ pub const S_IFBLK: u16 = 0o060000;
 pub const S_IFDIR: u16 = 0o040000;
 pub const S_IFCHR: u16 = 0o020000;
 pub const S_IFIFO: u16 = 0o010000;
+/// `i_mode` set-id bits, and the group-execute bit that qualifies set-group-ID.
+pub const S_ISUID: u16 = 0o4000;
+pub const S_ISGID: u16 = 0o2000;
+pub const S_IXGRP: u16 = 0o0010;
 
 /// `i_flags` bits we act on.
 pub const INDEX_FL: u32 = 0x0000_1000;

@@ -8,13 +8,12 @@ use super::{now, Ext2};
 use crate::error::{corrupt, FsError, Result};
 use crate::format::dirent::{file_type_of, MAX_NAME_LEN};
 use crate::format::inode::{
-    max_file_size, FileKind, Inode, FAST_SYMLINK_MAX, MAX_LINKS, ROOT_INO, S_IFMT,
+    max_file_size, FileKind, Inode, FAST_SYMLINK_MAX, MAX_LINKS, ROOT_INO, S_IFMT, S_ISGID,
+    S_ISUID, S_IXGRP,
 };
 use crate::format::le::{Le16, Le32};
 use crate::format::superblock::feature;
 use std::collections::HashMap;
-
-const S_ISGID: u16 = 0o2000;
 
 /// Inodes read for one operation, written back together at its end, so an
 /// operation on one directory as both source and target sees one copy.
@@ -62,9 +61,6 @@ fn check_name(name: &[u8]) -> Result<()> {
 /// without CAP_FSETID. FUSE passes on the caller's primary group only, so a
 /// member through a supplementary group loses the bit too.
 fn kill_suidgid(i: &mut Inode, ctx: &Ctx) {
-    const S_ISUID: u16 = 0o4000;
-    const S_ISGID: u16 = 0o2000;
-    const S_IXGRP: u16 = 0o0010;
     let m = i.mode();
     let mut kill = S_ISUID;
     if m & S_IXGRP != 0 || (!ctx.privileged() && ctx.gid != i.gid()) {
