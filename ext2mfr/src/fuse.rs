@@ -3,7 +3,7 @@
 
 use crate::error::FsError;
 use crate::format::dirent;
-use crate::format::inode::{FileKind, ROOT_INO};
+use crate::format::inode::{FileKind, Timestamp, ROOT_INO};
 use crate::fs::attr::{Attr, Ctx, SetAttr};
 use crate::fs::requirements::Need;
 use crate::fs::Ext2;
@@ -99,30 +99,41 @@ fn kind(k: FileKind) -> FileType {
     }
 }
 
-/// An on-disk time: signed 32-bit seconds, as the kernel's ext2 reads it
-/// (so 0xed300880 is 1960, not 2096).
-fn time(secs: u32) -> SystemTime {
-    let s = secs as i32;
-    if s >= 0 {
-        UNIX_EPOCH + Duration::from_secs(s as u64)
+/// A time as the kernel gets it (before 1970 too).
+fn system_time(t: Timestamp) -> SystemTime {
+    let base = if t.secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(t.secs as u64)
     } else {
-        UNIX_EPOCH - Duration::from_secs(s.unsigned_abs() as u64)
-    }
+        UNIX_EPOCH - Duration::from_secs(t.secs.unsigned_abs())
+    };
+    base + Duration::from_nanos(t.nsec as u64)
 }
 
-/// A time to store: before 1970 is negative, and anything outside what a
-/// signed 32-bit time holds is clamped to its range (as the kernel's ext2
-/// clamps to s_time_min/s_time_max), instead of becoming 1970 or wrapping.
-fn secs(t: TimeOrNow) -> u32 {
+/// A time to store, in nanoseconds. What the inode cannot hold (before
+/// 1901; after 2038 without extra inode fields, after 2446 with them) the
+/// inode clamps as the kernel's driver does.
+fn timestamp(t: TimeOrNow) -> Timestamp {
     let t = match t {
         TimeOrNow::SpecificTime(t) => t,
-        TimeOrNow::Now => SystemTime::now(),
+        TimeOrNow::Now => return Timestamp::now(),
     };
-    let s = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs().min(i32::MAX as u64) as i64,
-        Err(e) => -(e.duration().as_secs().min(1 << 31) as i64),
-    };
-    s.clamp(i32::MIN as i64, i32::MAX as i64) as i32 as u32
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Timestamp {
+            secs: d.as_secs().min(i64::MAX as u64) as i64,
+            nsec: d.subsec_nanos(),
+        },
+        Err(e) => {
+            // Before 1970 the kernel sends (seconds < 0, nanoseconds >= 0),
+            // and fuser 0.18 turns that into 1970 - (|seconds| + nanoseconds)
+            // (system_time_from_time, a TODO there), not into 1970 -
+            // |seconds| + nanoseconds. Undo that to get what was sent.
+            let d = e.duration();
+            Timestamp {
+                secs: -(d.as_secs().min(i64::MAX as u64) as i64),
+                nsec: d.subsec_nanos(),
+            }
+        }
+    }
 }
 
 impl FuseFs {
@@ -131,10 +142,12 @@ impl FuseFs {
             ino: to_fuse(a.ino),
             size: a.size,
             blocks: a.blocks,
-            atime: time(a.atime),
-            mtime: time(a.mtime),
-            ctime: time(a.ctime),
-            crtime: UNIX_EPOCH,
+            atime: system_time(a.atime),
+            mtime: system_time(a.mtime),
+            ctime: system_time(a.ctime),
+            // (Not passed to Linux: fuser 0.18 answers no FUSE_STATX, the
+            // only way FUSE reports a birth time.)
+            crtime: system_time(a.crtime.unwrap_or_default()),
             kind: kind(a.kind),
             perm: a.perm,
             nlink: a.nlink,
@@ -241,9 +254,9 @@ impl Filesystem for FuseFs {
             uid,
             gid,
             size,
-            atime: atime.map(secs),
-            mtime: mtime.map(secs),
-            ctime: ctime.map(|t| secs(TimeOrNow::SpecificTime(t))),
+            atime: atime.map(timestamp),
+            mtime: mtime.map(timestamp),
+            ctime: ctime.map(|t| timestamp(TimeOrNow::SpecificTime(t))),
         };
         match self.fs.request(
             "setattr",
@@ -390,6 +403,7 @@ impl Filesystem for FuseFs {
                 old_name: name.as_bytes(),
                 new_parent: to_ext2(newparent),
                 new_name: newname.as_bytes(),
+                exchange: flags.bits() & libc::RENAME_EXCHANGE != 0,
             },
             || {
                 self.fs.rename(

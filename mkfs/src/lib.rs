@@ -6,7 +6,9 @@
 
 use ext2mfr::format::dirent::{self, FT_DIR};
 use ext2mfr::format::group_desc::GROUP_DESC_SIZE;
-use ext2mfr::format::inode::{Inode, LOST_FOUND_NAME, ROOT_INO, S_IFDIR};
+use ext2mfr::format::inode::{
+    Inode, Timestamp, INODE_KNOWN_SIZE, LOST_FOUND_NAME, ROOT_INO, S_IFDIR, WANT_EXTRA_ISIZE,
+};
 use ext2mfr::format::le::{Le16, Le32};
 use ext2mfr::format::superblock::{
     self, feature, group_has_super, Superblock, DYNAMIC_REV, EXT2_MAGIC, STATE_VALID,
@@ -457,13 +459,20 @@ fn write_fs(f: &File, l: &Layout, o: &MkfsOptions, uuid: [u8; 16]) -> std::io::R
         let mut ino = Inode {
             i_mode: Le16::new(S_IFDIR | perm),
             i_size: Le32::new(blocks.len() as u32 * l.bs),
-            i_atime: Le32::new(t),
-            i_ctime: Le32::new(t),
-            i_mtime: Le32::new(t),
             i_links_count: Le16::new(links),
             i_blocks: Le32::new(blocks.len() as u32 * (l.bs / 512)),
             ..Default::default()
         };
+        // Large inodes get their extra fields (nanoseconds, creation
+        // time), as mke2fs writes them.
+        if l.inode_size as usize >= INODE_KNOWN_SIZE {
+            ino.i_extra_isize.set(WANT_EXTRA_ISIZE);
+        }
+        let t = Timestamp::secs(t as i64);
+        ino.set_atime(t);
+        ino.set_ctime(t);
+        ino.set_mtime(t);
+        ino.set_crtime(t);
         for (i, &b) in blocks.iter().enumerate() {
             ino.i_block[i].set(b);
         }
@@ -473,8 +482,11 @@ fn write_fs(f: &File, l: &Layout, o: &MkfsOptions, uuid: [u8; 16]) -> std::io::R
     let lf_blocks: Vec<u32> = (0..lf_count).map(|i| lf_first + i).collect();
     let lf = dir_inode(0o700, 2, &lf_blocks);
     let isz = l.inode_size as u64;
-    f.write_all_at(root.as_bytes(), at(it0) + (ROOT_INO as u64 - 1) * isz)?;
-    f.write_all_at(lf.as_bytes(), at(it0) + (lf_ino as u64 - 1) * isz)?;
+    for (ino, inode) in [(ROOT_INO, root), (lf_ino, lf)] {
+        let mut slot = vec![0u8; isz as usize];
+        inode.to_slot(&mut slot);
+        f.write_all_at(&slot, at(it0) + (ino as u64 - 1) * isz)?;
+    }
 
     // Super block and descriptor table, primary and backups.
     let inodes = l.groups * l.ipg;
@@ -501,6 +513,10 @@ fn write_fs(f: &File, l: &Layout, o: &MkfsOptions, uuid: [u8; 16]) -> std::io::R
     sb.s_rev_level.set(DYNAMIC_REV);
     sb.s_first_ino.set(first_ino);
     sb.s_inode_size.set(l.inode_size as u16);
+    if l.inode_size as usize >= INODE_KNOWN_SIZE {
+        sb.s_min_extra_isize.set(WANT_EXTRA_ISIZE);
+        sb.s_want_extra_isize.set(WANT_EXTRA_ISIZE);
+    }
     sb.s_feature_incompat.set(feature::INCOMPAT_FILETYPE);
     sb.s_feature_ro_compat
         .set(feature::RO_COMPAT_SPARSE_SUPER | feature::RO_COMPAT_LARGE_FILE);

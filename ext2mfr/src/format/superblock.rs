@@ -150,7 +150,14 @@ pub struct Superblock {
     pub s_first_meta_bg: Le32,
     pub s_mkfs_time: Le32,
     pub s_jnl_blocks: [Le32; 17],
-    pub s_rest: [u8; 688],
+    pub s_blocks_count_hi: Le32,
+    pub s_r_blocks_count_hi: Le32,
+    pub s_free_blocks_hi: Le32,
+    /// Extra inode bytes every inode has, and new inodes should get
+    /// (mke2fs sets both to 32 with 256-byte inodes).
+    pub s_min_extra_isize: Le16,
+    pub s_want_extra_isize: Le16,
+    pub s_rest: [u8; 672],
 }
 
 const _: () = assert!(std::mem::size_of::<Superblock>() == SUPERBLOCK_SIZE);

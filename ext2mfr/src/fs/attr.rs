@@ -1,7 +1,7 @@
 //! Attributes of an inode as the FUSE adapter reports them, and the request
 //! context (caller's uid/gid).
 
-use crate::format::inode::{FileKind, Inode};
+use crate::format::inode::{FileKind, Inode, Timestamp};
 
 /// Who is asking: reserved blocks and new inodes' owners depend on it.
 #[derive(Clone, Copy, Debug)]
@@ -28,9 +28,11 @@ pub struct Attr {
     pub size: u64,
     /// 512-byte sectors, as `i_blocks` counts them.
     pub blocks: u64,
-    pub atime: u32,
-    pub mtime: u32,
-    pub ctime: u32,
+    pub atime: Timestamp,
+    pub mtime: Timestamp,
+    pub ctime: Timestamp,
+    /// Creation time, where the inode has room for it.
+    pub crtime: Option<Timestamp>,
     pub rdev: u32,
     pub generation: u32,
 }
@@ -54,9 +56,10 @@ impl Attr {
             gid: i.gid(),
             size: i.size(),
             blocks: i.i_blocks.get() as u64,
-            atime: i.i_atime.get(),
-            mtime: i.i_mtime.get(),
-            ctime: i.i_ctime.get(),
+            atime: i.atime(),
+            mtime: i.mtime(),
+            ctime: i.ctime(),
+            crtime: i.crtime(),
             rdev,
             generation: i.i_generation.get(),
         }
@@ -70,9 +73,23 @@ pub struct SetAttr {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub size: Option<u64>,
-    pub atime: Option<u32>,
-    pub mtime: Option<u32>,
-    pub ctime: Option<u32>,
+    pub atime: Option<Timestamp>,
+    pub mtime: Option<Timestamp>,
+    pub ctime: Option<Timestamp>,
+}
+
+impl SetAttr {
+    /// Nothing to change: what chown(2) with -1 for both owner and group
+    /// sends through FUSE (the kernel asks for nothing but its side effects).
+    pub fn is_empty(&self) -> bool {
+        self.mode.is_none()
+            && self.uid.is_none()
+            && self.gid.is_none()
+            && self.size.is_none()
+            && self.atime.is_none()
+            && self.mtime.is_none()
+            && self.ctime.is_none()
+    }
 }
 
 /// What statfs reports.

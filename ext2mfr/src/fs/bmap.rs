@@ -14,8 +14,12 @@ impl Ext2 {
         Ok(p)
     }
 
-    /// The disk block of logical block `lblk`, or `None` for a hole.
+    /// The disk block of logical block `lblk`, or `None` for a hole (and
+    /// for an inode without block pointers: see `Inode::has_block_map`).
     pub(crate) fn map(&self, inode: &Inode, lblk: u64) -> Result<Option<u32>> {
+        if !inode.has_block_map(self.geo.block_size) {
+            return Ok(None);
+        }
         let Some(path) = block_path(lblk, self.geo.ptrs()) else {
             return Ok(None);
         };
@@ -129,7 +133,12 @@ impl Ext2 {
 
     /// Free every block from logical block `keep` on (data and the indirect
     /// blocks that become empty), through all indirect levels.
+    /// Nothing for an inode whose `i_block` holds no block pointers (a
+    /// device number, a fast symlink's target): see `Inode::has_block_map`.
     pub(crate) fn truncate_blocks(&self, inode: &mut Inode, keep: u64) -> Result<()> {
+        if !inode.has_block_map(self.geo.block_size) {
+            return Ok(());
+        }
         let ptrs = self.geo.ptrs();
         let mut freed: Vec<u32> = Vec::new();
         for slot in 0..N_BLOCKS {

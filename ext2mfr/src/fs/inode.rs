@@ -2,7 +2,7 @@
 
 use super::Ext2;
 use crate::error::{corrupt, Result};
-use crate::format::inode::{Inode, INODE_STRUCT_SIZE};
+use crate::format::inode::{Inode, INODE_KNOWN_SIZE, WANT_EXTRA_ISIZE};
 
 impl Ext2 {
     /// Block and byte offset of inode `ino`.
@@ -23,7 +23,7 @@ impl Ext2 {
         let (blk, off) = self.inode_pos(ino)?;
         let b = self.cache.get(blk)?;
         let d = b.read();
-        Ok(Inode::from_bytes(&d[off..off + INODE_STRUCT_SIZE]))
+        Ok(Inode::from_slot(&d[off..off + self.geo.inode_size as usize]))
     }
 
     /// The whole on-disk slot of inode `ino` (`inode_size` bytes, so with the
@@ -35,12 +35,24 @@ impl Ext2 {
         Ok(d[off..off + self.geo.inode_size as usize].to_vec())
     }
 
-    /// Write the 128-byte core of the inode; bytes beyond it stay as they are.
+    /// Write the inode: its core and the extra fields it has; in-inode
+    /// attributes after them stay as they are.
     pub(crate) fn write_inode(&self, ino: u32, inode: &Inode) -> Result<()> {
         let (blk, off) = self.inode_pos(ino)?;
         let b = self.cache.get(blk)?;
-        b.write()[off..off + INODE_STRUCT_SIZE].copy_from_slice(inode.as_bytes());
+        inode.to_slot(&mut b.write()[off..off + self.geo.inode_size as usize]);
         Ok(())
+    }
+
+    /// A new in-memory inode: with every extra field (times in
+    /// nanoseconds, past 2038, creation time) where the inodes are large
+    /// enough, as the kernel's driver makes one (`s_want_extra_isize`).
+    pub(crate) fn blank_inode(&self) -> Inode {
+        let mut i = Inode::default();
+        if self.geo.inode_size as usize >= INODE_KNOWN_SIZE {
+            i.i_extra_isize.set(WANT_EXTRA_ISIZE);
+        }
+        i
     }
 
     /// Write a freshly allocated inode: the whole on-disk slot is zeroed
@@ -49,8 +61,9 @@ impl Ext2 {
         let (blk, off) = self.inode_pos(ino)?;
         let b = self.cache.get(blk)?;
         let mut d = b.write();
-        d[off..off + self.geo.inode_size as usize].fill(0);
-        d[off..off + INODE_STRUCT_SIZE].copy_from_slice(inode.as_bytes());
+        let slot = &mut d[off..off + self.geo.inode_size as usize];
+        slot.fill(0);
+        inode.to_slot(slot);
         Ok(())
     }
 }

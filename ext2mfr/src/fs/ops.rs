@@ -3,13 +3,13 @@
 //! inodes read into a small working set, and writes them back at the end.
 
 use super::attr::{Attr, Ctx, SetAttr, Statfs};
-use super::dir::{Listed, Probe};
+use super::dir::{Found, Listed, Probe};
 use super::{now, Ext2};
 use crate::error::{corrupt, FsError, Result};
 use crate::format::dirent::{file_type_of, MAX_NAME_LEN};
 use crate::format::inode::{
-    max_file_size, FileKind, Inode, FAST_SYMLINK_MAX, MAX_LINKS, ROOT_INO, S_IFMT, S_ISGID,
-    S_ISUID, S_IXGRP,
+    max_file_size, FileKind, Inode, Timestamp, FAST_SYMLINK_MAX, MAX_LINKS, ROOT_INO, S_IFMT,
+    S_ISGID, S_ISUID, S_IXGRP,
 };
 use crate::format::le::{Le16, Le32};
 use crate::format::superblock::feature;
@@ -157,9 +157,7 @@ impl Ext2 {
             return Ok(());
         }
         let is_dir = i.is_dir();
-        if !(i.is_symlink() && i.is_fast_symlink(self.geo.block_size)) {
-            self.truncate_blocks(&mut i, 0)?;
-        }
+        self.truncate_blocks(&mut i, 0)?;
         self.xattr_release(&mut i)?;
         i.set_size(0);
         i.i_dtime.set(now());
@@ -217,7 +215,7 @@ impl Ext2 {
         self.check_writable()?;
         let _g = self.locks.write_all(&[ino]);
         let mut i = self.live_inode(ino)?;
-        let t = now();
+        let t = Timestamp::now();
         if let Some(mode) = s.mode {
             let m = (i.mode() & S_IFMT) | (mode as u16 & 0o7777);
             i.i_mode.set(m);
@@ -225,8 +223,10 @@ impl Ext2 {
         // The kernel leaves killing set-user-ID and set-group-ID to us
         // (FUSE_HANDLE_KILLPRIV_V2): a change of owner kills set-user-ID on
         // anything but a directory, for everyone, as chown(2) does, judged
-        // on the file as it was.
-        if (s.uid.is_some() || s.gid.is_some()) && s.mode.is_none() && !i.is_dir() {
+        // on the file as it was. chown(f, -1, -1) changes no owner but does
+        // the same; FUSE sends it as a setattr with nothing set.
+        let chown = s.uid.is_some() || s.gid.is_some() || s.is_empty();
+        if chown && s.mode.is_none() && !i.is_dir() {
             kill_suidgid(&mut i, ctx);
         }
         if let Some(uid) = s.uid {
@@ -243,7 +243,7 @@ impl Ext2 {
                 return Err(FsError::Invalid);
             }
             self.set_size(ctx, &mut i, size)?;
-            i.i_mtime.set(t);
+            i.set_mtime(t);
             // A truncate kills them unless the caller holds CAP_FSETID. The
             // kernel says so in FATTR_KILL_SUIDGID, which fuser does not
             // pass on; root stands for the capability, as in `privileged`.
@@ -252,12 +252,12 @@ impl Ext2 {
             }
         }
         if let Some(a) = s.atime {
-            i.i_atime.set(a);
+            i.set_atime(a);
         }
         if let Some(m) = s.mtime {
-            i.i_mtime.set(m);
+            i.set_mtime(m);
         }
-        i.i_ctime.set(s.ctime.unwrap_or(t));
+        i.set_ctime(s.ctime.unwrap_or(t));
         self.write_inode(ino, &i)?;
         Ok(Attr::from_inode(ino, &i))
     }
@@ -367,7 +367,7 @@ impl Ext2 {
         }
         let ino = self.alloc_inode(parent, is_dir)?;
         // The new inode is not reachable yet; lock it anyway for forget/getattr races.
-        let t = now();
+        let t = Timestamp::now();
         let mut perm = mode as u16 & 0o7777;
         let mut gid = ctx.gid;
         if dir.mode() & S_ISGID != 0 {
@@ -378,16 +378,17 @@ impl Ext2 {
         }
         let mut i = Inode {
             i_mode: Le16::new(kind.mode_bits() | perm),
-            i_atime: Le32::new(t),
-            i_ctime: Le32::new(t),
-            i_mtime: Le32::new(t),
             i_links_count: Le16::new(if is_dir { 2 } else { 1 }),
             i_generation: Le32::new(
                 self.next_generation
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ),
-            ..Default::default()
+            ..self.blank_inode()
         };
+        i.set_atime(t);
+        i.set_mtime(t);
+        i.set_ctime(t);
+        i.set_crtime(t);
         i.set_uid(ctx.uid);
         i.set_gid(gid);
         let built = fill(self, ino, &mut i).and_then(|()| {
@@ -398,19 +399,16 @@ impl Ext2 {
             if is_dir {
                 d.i_links_count.set(d.links() + 1);
             }
-            d.i_mtime.set(t);
-            d.i_ctime.set(t);
+            d.set_mtime(t);
+            d.set_ctime(t);
             Ok(())
         });
         if let Err(e) = built {
             // Undo: give back the inode and whatever `fill` allocated.
             i.i_links_count.set(0);
             if i.mode() & S_IFMT != 0 {
-                let fast = i.is_symlink() && i.is_fast_symlink(self.geo.block_size);
-                if !fast {
-                    let _ = self.truncate_blocks(&mut i, 0);
-                }
-                i.i_dtime.set(t);
+                let _ = self.truncate_blocks(&mut i, 0);
+                i.i_dtime.set(now());
                 let _ = self.write_new_inode(ino, &i);
             }
             let _ = self.free_inode_bit(ino, is_dir);
@@ -505,18 +503,18 @@ impl Ext2 {
         let Probe::Absent(room) = self.dir_probe(&dir, name)? else {
             return Err(FsError::Exists);
         };
-        let t = now();
+        let t = Timestamp::now();
         let ft = src.kind().map(file_type_of).unwrap_or(0);
         let privileged = _ctx.privileged();
         self.dir_insert(ws.get(parent)?, name, ino, ft, privileged, room)?;
         {
             let d = ws.get(parent)?;
-            d.i_mtime.set(t);
-            d.i_ctime.set(t);
+            d.set_mtime(t);
+            d.set_ctime(t);
         }
         let s = ws.get(ino)?;
         s.i_links_count.set(s.links() + 1);
-        s.i_ctime.set(t);
+        s.set_ctime(t);
         let attr = Attr::from_inode(ino, s);
         ws.write_back()?;
         Ok(attr)
@@ -558,12 +556,12 @@ impl Ext2 {
         } else if child.is_dir() {
             return Err(FsError::IsDir);
         }
-        let t = now();
+        let t = Timestamp::now();
         self.dir_remove(ws.get(parent)?, &found)?;
         {
             let d = ws.get(parent)?;
-            d.i_mtime.set(t);
-            d.i_ctime.set(t);
+            d.set_mtime(t);
+            d.set_ctime(t);
             if want_dir {
                 d.i_links_count.set(d.links().saturating_sub(1));
             }
@@ -575,7 +573,7 @@ impl Ext2 {
             c.links().saturating_sub(1)
         };
         c.i_links_count.set(links);
-        c.i_ctime.set(t);
+        c.set_ctime(t);
         ws.write_back()?;
         if links == 0 {
             self.unlinked(found.ino)?;
@@ -583,8 +581,9 @@ impl Ext2 {
         Ok(())
     }
 
-    /// rename(2), with RENAME_NOREPLACE; RENAME_EXCHANGE and other flags are
-    /// EINVAL, as in the kernel's ext2.
+    /// rename(2), with RENAME_NOREPLACE and RENAME_EXCHANGE (as the
+    /// kernel's driver serving `-t ext2` has them); RENAME_WHITEOUT and
+    /// unknown flags are EINVAL.
     pub fn rename(
         &self,
         ctx: &Ctx,
@@ -595,7 +594,10 @@ impl Ext2 {
         flags: u32,
     ) -> Result<()> {
         self.check_writable()?;
-        if flags & !libc::RENAME_NOREPLACE != 0 {
+        let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0
+            || (exchange && flags & libc::RENAME_NOREPLACE != 0)
+        {
             return Err(FsError::Invalid);
         }
         if old_name.len() > MAX_NAME_LEN {
@@ -624,6 +626,10 @@ impl Ext2 {
                 return Err(FsError::Exists);
             }
         }
+        if exchange {
+            let dst_f = dst_f.ok_or(FsError::NotFound)?;
+            return self.exchange(old_dir, &src_f, new_dir, &dst_f);
+        }
         let mut ws = WorkingSet::new(self);
         let src = *ws.get(src_ino)?;
         let src_is_dir = src.is_dir();
@@ -637,23 +643,14 @@ impl Ext2 {
             }
         }
         if src_is_dir && old_dir != new_dir {
-            // No moving a directory into itself: walk up from the target.
-            let mut cur = new_dir;
-            while cur != ROOT_INO {
-                if cur == src_ino {
-                    return Err(FsError::Invalid);
-                }
-                let parent = self.dir_parent(&self.read_inode(cur)?)?;
-                if parent == cur {
-                    break;
-                }
-                cur = parent;
+            if self.is_within(new_dir, src_ino)? {
+                return Err(FsError::Invalid);
             }
             if dst_f.is_none() && ws.get(new_dir)?.links() >= MAX_LINKS {
                 return Err(FsError::TooManyLinks);
             }
         }
-        let t = now();
+        let t = Timestamp::now();
         let ft = src.kind().map(file_type_of).unwrap_or(0);
         let mut dropped: Option<(u32, u16)> = None;
         match &dst_f {
@@ -666,7 +663,7 @@ impl Ext2 {
                     dst.links().saturating_sub(1)
                 };
                 dst.i_links_count.set(links);
-                dst.i_ctime.set(t);
+                dst.set_ctime(t);
                 dropped = Some((d.ino, links));
                 if src_is_dir {
                     // The replaced directory's ".." no longer counts for new_dir.
@@ -713,15 +710,97 @@ impl Ext2 {
         }
         for d in [old_dir, new_dir] {
             let x = ws.get(d)?;
-            x.i_mtime.set(t);
-            x.i_ctime.set(t);
+            x.set_mtime(t);
+            x.set_ctime(t);
         }
-        ws.get(src_ino)?.i_ctime.set(t);
+        ws.get(src_ino)?.set_ctime(t);
         ws.write_back()?;
         if let Some((ino, 0)) = dropped {
             self.unlinked(ino)?;
         }
         Ok(())
+    }
+
+    /// Is directory `dir` the directory `anc` or below it? (No moving a
+    /// directory into itself: walk up from `dir`. Cross-directory renames
+    /// hold `rename_lock`, so no ".." changes meanwhile.)
+    fn is_within(&self, dir: u32, anc: u32) -> Result<bool> {
+        let mut cur = dir;
+        // A chain longer than there are inodes loops (a corrupt image).
+        for _ in 0..=self.geo.inodes_count {
+            if cur == ROOT_INO {
+                return Ok(false);
+            }
+            if cur == anc {
+                return Ok(true);
+            }
+            let parent = self.dir_parent(&self.read_inode(cur)?)?;
+            if parent == cur {
+                return Ok(false);
+            }
+            cur = parent;
+        }
+        Err(corrupt(format!("the parents of directory {dir} form a loop")))
+    }
+
+    /// renameat2(RENAME_EXCHANGE): the two names swap their inodes in one
+    /// change. Directories that change parent get their ".." and their
+    /// parents' link counts set accordingly, as the kernel's
+    /// ext4_cross_rename does. The caller holds the locks of both
+    /// directories and both inodes.
+    fn exchange(&self, old_dir: u32, a_f: &Found, new_dir: u32, b_f: &Found) -> Result<()> {
+        use crate::format::dirent::FT_DIR;
+        let mut ws = WorkingSet::new(self);
+        let a = *ws.get(a_f.ino)?;
+        let b = *ws.get(b_f.ino)?;
+        let moves = old_dir != new_dir;
+        // A directory may not end up inside itself.
+        if moves && a.is_dir() && self.is_within(new_dir, a_f.ino)? {
+            return Err(FsError::Invalid);
+        }
+        if moves && b.is_dir() && self.is_within(old_dir, b_f.ino)? {
+            return Err(FsError::Invalid);
+        }
+        // A parent gains a subdirectory where a directory comes in for a
+        // non-directory.
+        if moves && a.is_dir() != b.is_dir() {
+            let gains = if a.is_dir() { new_dir } else { old_dir };
+            if ws.get(gains)?.links() >= MAX_LINKS {
+                return Err(FsError::TooManyLinks);
+            }
+        }
+        let ft = |i: &Inode| i.kind().map(file_type_of).unwrap_or(0);
+        self.dir_set(ws.get(old_dir)?, a_f, b_f.ino, ft(&b))?;
+        self.dir_set(ws.get(new_dir)?, b_f, a_f.ino, ft(&a))?;
+        if moves {
+            for (ino, is_dir, from, to) in [
+                (a_f.ino, a.is_dir(), old_dir, new_dir),
+                (b_f.ino, b.is_dir(), new_dir, old_dir),
+            ] {
+                if !is_dir {
+                    continue;
+                }
+                let me = *ws.get(ino)?;
+                let dotdot = self
+                    .dir_find(&me, b"..")?
+                    .ok_or_else(|| corrupt("directory without '..'"))?;
+                self.dir_set(ws.get(ino)?, &dotdot, to, FT_DIR)?;
+                let f = ws.get(from)?;
+                f.i_links_count.set(f.links().saturating_sub(1));
+                let t = ws.get(to)?;
+                t.i_links_count.set(t.links() + 1);
+            }
+        }
+        let t = Timestamp::now();
+        for ino in [old_dir, new_dir] {
+            let d = ws.get(ino)?;
+            d.set_mtime(t);
+            d.set_ctime(t);
+        }
+        for ino in [a_f.ino, b_f.ino] {
+            ws.get(ino)?.set_ctime(t);
+        }
+        ws.write_back()
     }
 
     pub fn read(&self, ino: u32, offset: u64, size: u32) -> Result<Vec<u8>> {
@@ -768,9 +847,9 @@ impl Ext2 {
         if !self.config.atime || self.config.read_only {
             return;
         }
-        let t = now();
-        let a = i.i_atime.get();
-        if a > i.i_mtime.get() && a > i.i_ctime.get() && t.saturating_sub(a) < 86400 {
+        let t = Timestamp::now();
+        let a = i.atime();
+        if a > i.mtime() && a > i.ctime() && t.secs.saturating_sub(a.secs) < 86400 {
             return;
         }
         // atime does not change what the file system means: a Transparent
@@ -780,7 +859,7 @@ impl Ext2 {
             || {
                 let _g = self.locks.write_all(&[ino]);
                 if let Ok(mut i) = self.read_inode(ino) {
-                    i.i_atime.set(t);
+                    i.set_atime(t);
                     let _ = self.write_inode(ino, &i);
                 }
             },
@@ -805,12 +884,14 @@ impl Ext2 {
         if i.is_dir() {
             return Err(FsError::IsDir);
         }
-        let end = offset
-            .checked_add(data.len() as u64)
-            .ok_or(FsError::TooBig)?;
-        if end > max_file_size(self.geo.block_size) {
+        // As the kernel's generic_write_check_limits: EFBIG at or past the
+        // largest file size, else a short write up to it.
+        let max = max_file_size(self.geo.block_size);
+        if offset >= max {
             return Err(FsError::TooBig);
         }
+        let data = &data[..data.len().min((max - offset) as usize)];
+        let end = offset + data.len() as u64;
         let bs = self.geo.block_size as u64;
         let mut pos = offset;
         let mut goal = self
@@ -855,9 +936,9 @@ impl Ext2 {
                 self.note_large_file(pos);
                 i.set_size(pos);
             }
-            let t = now();
-            i.i_mtime.set(t);
-            i.i_ctime.set(t);
+            let t = Timestamp::now();
+            i.set_mtime(t);
+            i.set_ctime(t);
         }
         // Blocks allocated before a failure are recorded in the inode either way.
         self.write_inode(ino, &i)?;

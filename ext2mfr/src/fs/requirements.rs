@@ -142,6 +142,8 @@ pub enum Need<'a> {
         old_name: &'a [u8],
         new_parent: u32,
         new_name: &'a [u8],
+        /// RENAME_EXCHANGE: the target stays, under the old name.
+        exchange: bool,
     },
     Release {
         ino: u32,
@@ -283,6 +285,9 @@ impl Builder<'_> {
     /// (the level, and whether at a hole, below which nothing exists, or at
     /// a block not cached).
     fn walk(&mut self, i: &Inode, path: &BlockPath) -> Result<u64, (usize, bool)> {
+        if !i.has_block_map(self.fs.geo.block_size) {
+            return Ok(0); // a device number or a target: no blocks to pin
+        }
         let nblocks = self.fs.geo.blocks_count as u64;
         let mut p = i.block(path.slot) as u64;
         for level in 0..path.depth {
@@ -489,7 +494,13 @@ impl Builder<'_> {
             return;
         };
         let nblocks = i.i_blocks.get() as u64 / spb;
-        let tree = self.ind_blocks(self.blocks_of(i.size())).min(nblocks);
+        // (A device node, FIFO, socket or fast symlink has no tree; at most
+        // an xattr block, below.)
+        let tree = if i.has_block_map(self.fs.geo.block_size) {
+            self.ind_blocks(self.blocks_of(i.size())).min(nblocks)
+        } else {
+            0
+        };
         let boundary = if keep > 0 { tree.min(3) } else { 0 };
         if tree > 0 {
             if self.recycle {
@@ -766,21 +777,48 @@ impl Ext2 {
                 old_name,
                 new_parent,
                 new_name,
+                exchange,
             } => {
                 b.inode_block(old_parent);
                 b.inode_block(new_parent);
-                match b.dir_scan(old_parent, Some(old_name), alternate).child {
-                    Child::Found(c) => b.inode_block(c),
-                    _ => b.unknown(1),
-                }
+                let source = match b.dir_scan(old_parent, Some(old_name), alternate).child {
+                    Child::Found(c) => {
+                        b.inode_block(c);
+                        Some(c)
+                    }
+                    _ => {
+                        b.unknown(1);
+                        None
+                    }
+                };
                 let new_peek = b.dir_scan(new_parent, Some(new_name), alternate);
                 b.unknown(2); // a moved directory's ".." block and its path
-                              // The target, when replaced, goes as unlink would.
                 let target = match new_peek.child {
                     Child::Found(t) => Some(t),
                     Child::Absent => None,
                     Child::Unknown => self.peek_child(new_parent, new_name),
                 };
+                let is_dir = |b: &Builder, ino: Option<u32>| {
+                    ino.and_then(|i| b.inode(i)).is_none_or(|i| i.is_dir())
+                };
+                // A directory that changes parent: the walk up from its new
+                // parent that refuses to move it into itself.
+                if old_parent != new_parent {
+                    if is_dir(&b, source) {
+                        b.ancestors(new_parent);
+                    }
+                    if exchange && is_dir(&b, target) {
+                        b.ancestors(old_parent);
+                    }
+                }
+                if exchange {
+                    // Both stay: the target's inode and its ".." block
+                    // (and its path) change too; no directory grows.
+                    b.unknown(1 + 2);
+                    b.written(8);
+                    return b.aad();
+                }
+                // The target, when replaced, goes as unlink would.
                 if let Some(t) = target {
                     b.inode_block(t);
                     let ti = b.inode(t);
@@ -877,16 +915,51 @@ impl Ext2 {
         let (blk, off) = self.inode_pos(ino).ok()?;
         if let Some(b) = self.cache.peek(blk) {
             let d = b.peek_bytes();
-            return Some(Inode::from_bytes(&d[off..off + INODE_STRUCT_SIZE]));
+            return Some(Inode::from_slot(&d[off..off + INODE_STRUCT_SIZE]));
         }
         let mut raw = [0u8; INODE_STRUCT_SIZE];
         let pos = blk * self.geo.block_size as u64 + off as u64;
         self.cache.device().read_at(pos, &mut raw).ok()?;
-        Some(Inode::from_bytes(&raw))
+        Some(Inode::from_slot(&raw))
     }
 }
 
+/// Deepest directory tree an estimate walks up through; deeper, the rest
+/// is counted as unknown blocks.
+const MAX_WALK_DEPTH: u32 = 1 << 12;
+
 impl Builder<'_> {
+    /// The walk from `dir` up to the root that `Ext2::is_within` makes:
+    /// each directory's inode block and the first block, which holds "..".
+    /// Cached blocks are pinned; the others cost a frame each, and are
+    /// read here (as `peek_child` reads) to find the next parent.
+    fn ancestors(&mut self, dir: u32) {
+        use crate::format::inode::ROOT_INO;
+        let mut buf = vec![0u8; self.fs.geo.block_size as usize];
+        let mut cur = dir;
+        for _ in 0..MAX_WALK_DEPTH {
+            if cur == ROOT_INO {
+                return;
+            }
+            self.inode_block(cur);
+            let Some(i) = self.inode(cur) else {
+                self.unknown(1);
+                return;
+            };
+            let first = i.block(0) as u64;
+            if self.fs.estimate_block(first, &mut buf).is_none() {
+                return; // a bad block number: the request fails there too
+            }
+            self.block(first);
+            match self.fs.find_in(&buf, b"..") {
+                Some(Some(parent)) if parent != cur => cur = parent,
+                _ => return,
+            }
+        }
+        // Deeper than this: a loop in a corrupt image (the request then
+        // walks on until its reserve is spent and it fails).
+    }
+
     fn dir_scan_inode(&mut self, i: &Inode, alternate: bool) {
         let n = self.blocks_of(i.size());
         if (self.recycle && n > RECYCLE_DIR_BLOCKS) || alternate {

@@ -331,3 +331,75 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
     }
     out
 }
+
+/// A kernel ext2 mount of an image (through a loop device). Dropping it
+/// unmounts, lazily if need be.
+pub struct KernelMount {
+    dir: tempfile::TempDir,
+    mounted: bool,
+}
+
+impl KernelMount {
+    pub fn new(image: &Path) -> KernelMount {
+        let dir = tempfile::Builder::new()
+            .prefix("kext2-mnt")
+            .tempdir()
+            .unwrap();
+        let out = Command::new("mount")
+            .args(["-o", "loop", "-t", "ext2"])
+            .arg(image)
+            .arg(dir.path())
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "kernel ext2 mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        KernelMount { dir, mounted: true }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn unmount(mut self) {
+        // Retry a transient EBUSY (see common::Mount::unmount).
+        let mut tries = 0;
+        loop {
+            let out = Command::new("umount")
+                .arg(self.dir.path())
+                .output()
+                .expect("run umount");
+            if out.status.success() {
+                break;
+            }
+            tries += 1;
+            assert!(
+                tries < 100,
+                "umount of kernel ext2 failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.mounted = false;
+    }
+}
+
+impl Drop for KernelMount {
+    fn drop(&mut self) {
+        if self.mounted {
+            let ok = Command::new("umount")
+                .arg(self.dir.path())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if !ok {
+                let _ = Command::new("umount")
+                    .arg("-l")
+                    .arg(self.dir.path())
+                    .status();
+            }
+        }
+    }
+}
