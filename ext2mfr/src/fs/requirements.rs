@@ -475,11 +475,13 @@ impl Builder<'_> {
         }
     }
 
-    /// Freeing the blocks of `i` from logical block `keep` on: the indirect
-    /// tree (or, recycling, the scratch page and the boundary path), the
-    /// bitmaps of the freed blocks at commit, the partial tail block and the
-    /// xattr block (freed with the inode).
-    fn truncate(&mut self, i: Option<&Inode>, keep: u64) {
+    /// Cutting `i` down to `size` bytes (0: freeing it): the indirect tree
+    /// (or, recycling, the scratch page and the boundary path), the bitmaps
+    /// of the freed blocks at commit, the new last block when `size` ends
+    /// inside it (its tail is zeroed) and the xattr block (freed with the
+    /// inode).
+    fn truncate(&mut self, i: Option<&Inode>, size: u64) {
+        let keep = self.blocks_of(size);
         let spb = self.fs.geo.sectors_per_block() as u64;
         let Some(i) = i else {
             // Unknown: the largest tree.
@@ -511,7 +513,9 @@ impl Builder<'_> {
             }
         }
         self.written(boundary);
-        if keep > 0 && i.size() % self.fs.geo.block_size as u64 != 0 {
+        // (The new size decides, not the old: a file of whole blocks cut
+        // to a partial one has its new last block zeroed past the end.)
+        if size % self.fs.geo.block_size as u64 != 0 {
             self.unknown(1);
             self.written(1);
         }
@@ -700,8 +704,7 @@ impl Ext2 {
                 b.written(1);
                 if let Some(size) = size {
                     let i = b.inode(ino);
-                    let keep = b.blocks_of(size);
-                    b.truncate(i.as_ref(), keep);
+                    b.truncate(i.as_ref(), size);
                 }
             }
             Need::Create {
