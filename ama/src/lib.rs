@@ -38,5 +38,7 @@ mod stats;
 pub use aad::{Aad, ObjectKind, MAX_OBJECT_KINDS};
 pub use policy::{acquire, Backoff, Policy, BACKOFF_CAP};
 pub use pool::{NoMem, Page, Pool};
-pub use reserve::{active, assumption_failed, note_change, pin, with_scratch, Reserve, Restart};
+pub use reserve::{
+    active, assumption_failed, note_change, outside_reserve, pin, with_scratch, Reserve, Restart,
+};
 pub use stats::{OpSpace, Space};

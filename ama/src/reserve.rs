@@ -268,6 +268,23 @@ pub fn note_change() {
     });
 }
 
+/// Run `f` with this thread's reserve set aside: what `f` allocates comes
+/// from the pool the ordinary way (and may fail there), as it would on a
+/// thread without a request. For work that is no part of the request the
+/// reserve was estimated for, e.g. commit work of other requests that its
+/// commit unblocks, run on this thread by a recovery runtime.
+pub fn outside_reserve<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<State>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let st = self.0.take();
+            ACTIVE.with(|a| *a.borrow_mut() = st);
+        }
+    }
+    let _restore = Restore(ACTIVE.with(|a| a.borrow_mut().take()));
+    f()
+}
+
 /// Is a filled reserve active on this thread?
 pub fn active() -> bool {
     ACTIVE.with(|a| a.borrow().as_ref().is_some_and(|s| s.filled))

@@ -14,7 +14,10 @@ use std::path::Path;
 fn check(mnt: &Path, what: &str) {
     let c = counters(mnt);
     assert_eq!(
-        (c["ama"]["under_allocations"].as_u64(), c["requests"]["faulted"].as_u64()),
+        (
+            c["ama"]["under_allocations"].as_u64(),
+            c["requests"]["faulted"].as_u64()
+        ),
         (Some(0), Some(0)),
         "{what}: under-allocations or faults: {}",
         c["ama"]["by_op"]
@@ -30,7 +33,11 @@ fn truncate_from_whole_blocks_into_a_block() {
         let img = mkfs_ext2(16 * 1024, bs, &[]);
         let m = Mount::new(&img.path, "");
         for (k, blocks) in [1u64, 3, 12, 13, 300].iter().enumerate() {
-            std::fs::write(m.p(&format!("f{k}")), vec![7u8; (blocks * bs as u64) as usize]).unwrap();
+            std::fs::write(
+                m.p(&format!("f{k}")),
+                vec![7u8; (blocks * bs as u64) as usize],
+            )
+            .unwrap();
         }
         m.unmount();
         let m = Mount::new(&img.path, "cache=1M");
@@ -41,7 +48,12 @@ fn truncate_from_whole_blocks_into_a_block() {
                 std::fs::read(&p).unwrap();
             }
             let size = (blocks - 1) * bs as u64 + 100;
-            std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(size).unwrap();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(size)
+                .unwrap();
             let data = std::fs::read(&p).unwrap();
             assert_eq!(data.len() as u64, size);
             assert!(data.iter().all(|&b| b == 7));
@@ -87,7 +99,14 @@ fn rename_a_directory_deep_across_directories() {
     let b = std::ffi::CString::new(m.p("file").as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: valid C strings.
     let r = unsafe {
-        libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), flags)
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            flags,
+        )
     };
     assert_eq!(r, 0, "exchange: {}", std::io::Error::last_os_error());
     assert!(m.p("file/child").is_dir());

@@ -235,7 +235,7 @@ fn read_inode(f: &std::fs::File, sb: &Superblock, descs: &[GroupDesc], ino: u32)
     let table = descs[g as usize].bg_inode_table.get() as u64 * sb.block_size() as u64;
     let mut buf = vec![0u8; sb.inode_size() as usize];
     f.read_exact_at(&mut buf, table + off).unwrap();
-    Inode::from_bytes(&buf)
+    Inode::from_slot(&buf)
 }
 
 /// Entries of a directory read through ext2mfr::format (direct blocks only,

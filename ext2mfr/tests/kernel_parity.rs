@@ -96,8 +96,7 @@ fn btime(p: &Path) -> Option<(i64, u32)> {
         )
     };
     assert_eq!(r, 0, "statx {}", p.display());
-    (sx.stx_mask & libc::STATX_BTIME != 0)
-        .then_some((sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec))
+    (sx.stx_mask & libc::STATX_BTIME != 0).then_some((sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec))
 }
 
 /// Run `f` on an ext2mfr mount and on a kernel mount of two identical
@@ -121,7 +120,10 @@ fn on_both<T>(bs: u32, mkfs_extra: &[&str], f: impl Fn(&Path) -> T) -> (T, T) {
 }
 
 fn assert_same<T: PartialEq + Debug>(what: &str, (ours, kernel): (T, T)) {
-    assert_eq!(ours, kernel, "{what}: ext2mfr (left) differs from the kernel's ext2 (right)");
+    assert_eq!(
+        ours, kernel,
+        "{what}: ext2mfr (left) differs from the kernel's ext2 (right)"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -160,11 +162,21 @@ fn special_files_own_no_blocks_and_are_freed_cleanly() {
                 ("s", libc::S_IFSOCK),
             ] {
                 let p = m.p(&format!("{tag}{k}"));
-                assert_eq!(mknod(&p, fmt | 0o644, major, minor), Ok(0), "mknod {}", p.display());
+                assert_eq!(
+                    mknod(&p, fmt | 0o644, major, minor),
+                    Ok(0),
+                    "mknod {}",
+                    p.display()
+                );
                 let md = std::fs::symlink_metadata(&p).unwrap();
                 assert_eq!(md.blocks(), 0);
                 if fmt == libc::S_IFBLK || fmt == libc::S_IFCHR {
-                    assert_eq!(md.rdev(), libc::makedev(major, minor), "rdev of {}", p.display());
+                    assert_eq!(
+                        md.rdev(),
+                        libc::makedev(major, minor),
+                        "rdev of {}",
+                        p.display()
+                    );
                 }
             }
         }
@@ -181,7 +193,11 @@ fn special_files_own_no_blocks_and_are_freed_cleanly() {
         // path); one left open at unmount at the unmount.
         let fifo = m.p("fifo");
         assert_eq!(mknod(&fifo, libc::S_IFIFO | 0o600, 0, 0), Ok(0));
-        let held = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+        let held = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
         std::fs::remove_file(&fifo).unwrap();
         drop(held);
         // Had a device number been freed as a block, these writes would be
@@ -199,14 +215,25 @@ fn device_numbers_read_the_same_on_both_sides() {
     let img = mkfs_ext2(16 * 1024, 1024, &[]);
     let m = Mount::new(&img.path, "");
     for (k, &(ma, mi)) in DEVICES.iter().enumerate() {
-        assert_eq!(mknod(&m.p(&format!("ours{k}")), libc::S_IFCHR | 0o600, ma, mi), Ok(0));
+        assert_eq!(
+            mknod(&m.p(&format!("ours{k}")), libc::S_IFCHR | 0o600, ma, mi),
+            Ok(0)
+        );
     }
     m.unmount_and_check();
     let k = KernelMount::new(&img.path);
     for (n, &(ma, mi)) in DEVICES.iter().enumerate() {
         let md = std::fs::symlink_metadata(k.path().join(format!("ours{n}"))).unwrap();
         assert_eq!(md.rdev(), libc::makedev(ma, mi), "kernel reads ours{n}");
-        assert_eq!(mknod(&k.path().join(format!("theirs{n}")), libc::S_IFBLK | 0o600, ma, mi), Ok(0));
+        assert_eq!(
+            mknod(
+                &k.path().join(format!("theirs{n}")),
+                libc::S_IFBLK | 0o600,
+                ma,
+                mi
+            ),
+            Ok(0)
+        );
     }
     k.unmount();
     fsck_clean(&img.path);
@@ -278,28 +305,46 @@ fn times_survive_a_remount_and_cross_to_the_kernel_and_back() {
     }
     // The creation time ext2mfr wrote at create (the kernel reports it).
     let b = btime(&k.path().join("t0")).expect("kernel's ext2 reports a birth time");
-    assert!(b.0 >= start - 1 && b.0 <= start + 60, "birth time {b:?}, start {start}");
+    assert!(
+        b.0 >= start - 1 && b.0 <= start + 60,
+        "birth time {b:?}, start {start}"
+    );
     if let Some(ours) = born {
         assert_eq!(ours, b, "birth time through ext2mfr and the kernel");
     }
     // The kernel writes nanoseconds and a post-2038 time.
     let p = k.path().join("kernel");
     std::fs::write(&p, b"k").unwrap();
-    assert_eq!(set_times(&p, (1_000_000_000, 111), (4_200_000_000, 222_333_444)), Ok(0));
+    assert_eq!(
+        set_times(&p, (1_000_000_000, 111), (4_200_000_000, 222_333_444)),
+        Ok(0)
+    );
     let kernel_times = times(&p);
     k.unmount();
     fsck_clean(&img.path);
 
     let m = Mount::new(&img.path, "");
-    assert_eq!(times(&m.p("kernel")), kernel_times, "ext2mfr reads the kernel's times");
+    assert_eq!(
+        times(&m.p("kernel")),
+        kernel_times,
+        "ext2mfr reads the kernel's times"
+    );
     for (k_, want) in set.iter().enumerate() {
-        assert_eq!(&times(&m.p(&format!("t{k_}")))[..2], &want[..], "after a remount");
+        assert_eq!(
+            &times(&m.p(&format!("t{k_}")))[..2],
+            &want[..],
+            "after a remount"
+        );
     }
     // Changing the times later does not change the creation time.
     assert_eq!(set_times(&m.p("t0"), (5, 5), (6, 6)), Ok(0));
     m.unmount_and_check();
     let k = KernelMount::new(&img.path);
-    assert_eq!(btime(&k.path().join("t0")), Some(b), "creation time unchanged");
+    assert_eq!(
+        btime(&k.path().join("t0")),
+        Some(b),
+        "creation time unchanged"
+    );
     k.unmount();
 }
 
@@ -347,9 +392,13 @@ fn largest_file_size_and_writes_across_it_match_the_kernel() {
                 }
                 let max = lo;
                 let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
-                let across = f.write_at(&[7u8; 100], max - 10).map_err(|e| e.raw_os_error());
+                let across = f
+                    .write_at(&[7u8; 100], max - 10)
+                    .map_err(|e| e.raw_os_error());
                 let at = f.write_at(&[7u8; 1], max).map_err(|e| e.raw_os_error());
-                let past = f.write_at(&[7u8; 1], max + 4096).map_err(|e| e.raw_os_error());
+                let past = f
+                    .write_at(&[7u8; 1], max + 4096)
+                    .map_err(|e| e.raw_os_error());
                 drop(f);
                 let size = std::fs::metadata(&p).unwrap().len();
                 // Give the space back before the image is checked.
@@ -401,7 +450,10 @@ fn rename_exchange_matches_the_kernel() {
                     Err(e) => format!("{name}: {e}"),
                 });
             }
-            seen.push(format!("root: {} links", std::fs::metadata(root).unwrap().nlink()));
+            seen.push(format!(
+                "root: {} links",
+                std::fs::metadata(root).unwrap().nlink()
+            ));
             (out, seen)
         }),
     );

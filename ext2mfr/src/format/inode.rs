@@ -446,11 +446,26 @@ mod tests {
         let mut i = Inode::default();
         i.i_extra_isize.set(WANT_EXTRA_ISIZE);
         for t in [
-            Timestamp { secs: 981_173_106, nsec: 123_456_789 },
-            Timestamp { secs: 4_102_444_800, nsec: 1 }, // 2100-01-01
-            Timestamp { secs: -1, nsec: 999_999_999 },
-            Timestamp { secs: TIME_MIN, nsec: 0 },
-            Timestamp { secs: TIME_MAX_EXTRA - 1, nsec: 5 },
+            Timestamp {
+                secs: 981_173_106,
+                nsec: 123_456_789,
+            },
+            Timestamp {
+                secs: 4_102_444_800,
+                nsec: 1,
+            }, // 2100-01-01
+            Timestamp {
+                secs: -1,
+                nsec: 999_999_999,
+            },
+            Timestamp {
+                secs: TIME_MIN,
+                nsec: 0,
+            },
+            Timestamp {
+                secs: TIME_MAX_EXTRA - 1,
+                nsec: 5,
+            },
         ] {
             i.set_mtime(t);
             assert_eq!(i.mtime(), t);
@@ -462,16 +477,25 @@ mod tests {
         assert_eq!(i.i_atime.get(), (4_102_444_800u64 & 0xffff_ffff) as u32);
         assert_eq!(i.i_atime_extra.get() & EPOCH_MASK, 1);
         // At the ends of the range: clamped, without nanoseconds.
-        i.set_ctime(Timestamp { secs: i64::MAX, nsec: 3 });
+        i.set_ctime(Timestamp {
+            secs: i64::MAX,
+            nsec: 3,
+        });
         assert_eq!(i.ctime(), Timestamp::secs(TIME_MAX_EXTRA));
-        i.set_ctime(Timestamp { secs: TIME_MIN, nsec: 3 });
+        i.set_ctime(Timestamp {
+            secs: TIME_MIN,
+            nsec: 3,
+        });
         assert_eq!(i.ctime(), Timestamp::secs(TIME_MIN));
     }
 
     #[test]
     fn times_without_extra_fields_are_seconds_clamped_to_2038() {
         let mut i = Inode::default();
-        i.set_mtime(Timestamp { secs: 4_102_444_800, nsec: 7 });
+        i.set_mtime(Timestamp {
+            secs: 4_102_444_800,
+            nsec: 7,
+        });
         assert_eq!(i.mtime(), Timestamp::secs(TIME_MAX_OLD));
         i.set_ctime(Timestamp { secs: 100, nsec: 7 });
         assert_eq!(i.ctime(), Timestamp::secs(100));
@@ -494,7 +518,10 @@ mod tests {
         assert_eq!(slot[136], 0xAB);
         // Without extra fields and without attributes: expanded.
         let empty = vec![0u8; 256];
-        assert_eq!(Inode::from_slot(&empty).i_extra_isize.get(), WANT_EXTRA_ISIZE);
+        assert_eq!(
+            Inode::from_slot(&empty).i_extra_isize.get(),
+            WANT_EXTRA_ISIZE
+        );
         assert_eq!(Inode::from_slot(&empty[..128]).i_extra_isize.get(), 0);
     }
 

@@ -15,6 +15,14 @@ use recovery_rt::Kind;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
+/// A free of a committed request not done yet (see
+/// `Ext2::free_now_or_later`).
+#[derive(Debug)]
+pub(crate) enum PendingFree {
+    Blocks(Vec<u32>),
+    Inode { ino: u32, is_dir: bool },
+}
+
 impl Ext2 {
     /// Allocate one block, preferably at or after `goal`. Unprivileged callers
     /// may not use the reserved blocks.
@@ -24,12 +32,8 @@ impl Ext2 {
         self.reversible(
             || self.alloc_block_now(goal, privileged),
             move |b| {
-                let (fs, mut b) = (fs, [*b]);
-                Box::new(move || {
-                    if let Err(e) = fs.release_blocks_now(&mut b) {
-                        log::error!("undoing allocation of block {}: {e}", b[0]);
-                    }
-                })
+                let (fs, b) = (fs, *b);
+                Box::new(move || fs.free_now_or_later(PendingFree::Blocks(vec![b])))
             },
         )
     }
@@ -141,18 +145,56 @@ impl Ext2 {
             return Ok(());
         }
         let fs = self.arc();
-        let mut blocks = blocks.to_vec();
-        self.rt.defer(move || {
-            if let Err(e) = fs.release_blocks_now(&mut blocks) {
-                log::error!("freeing {} blocks: {e}", blocks.len());
-            }
-        });
+        let blocks = blocks.to_vec();
+        self.rt
+            .defer(move || fs.free_now_or_later(PendingFree::Blocks(blocks)));
         Ok(())
     }
 
+    /// Do a free of a committed (or an undone) request, or keep it for
+    /// later. With recovery on it runs outside any AMA reserve: the commit
+    /// or rollback that runs it may be another request's (whose commit
+    /// unblocked this one, or whose rollback cascaded), estimated without
+    /// it. Reading a bitmap block may then need a frame the pool refuses;
+    /// the free then waits in `pending_frees` for the next write-back or
+    /// the unmount instead of being lost (bits and counts stay "in use"
+    /// until then, which is safe). Without recovery a free runs inside its
+    /// own request, whose reserve counts it.
+    fn free_now_or_later(&self, free: PendingFree) {
+        let run = || match free {
+            PendingFree::Blocks(mut blocks) => self
+                .release_blocks_now(&mut blocks)
+                .map_err(|(e, rest)| (e, PendingFree::Blocks(rest))),
+            PendingFree::Inode { ino, is_dir } => self
+                .free_inode_bit_now(ino, is_dir)
+                .map_err(|e| (e, PendingFree::Inode { ino, is_dir })),
+        };
+        let left = if self.rt.enabled() {
+            ama::outside_reserve(run)
+        } else {
+            run()
+        };
+        if let Err((e, rest)) = left {
+            log::warn!("{rest:?} not freed yet ({e}); retried at the next write-back");
+            self.pending_frees.lock().push(rest);
+        }
+    }
+
+    /// Retry the frees kept by `free_now_or_later` (write-back, unmount).
+    pub(crate) fn retry_pending_frees(&self) {
+        let pending = std::mem::take(&mut *self.pending_frees.lock());
+        for free in pending {
+            self.free_now_or_later(free);
+        }
+    }
+
     /// Free blocks (any order). A block already free is logged as corruption
-    /// and skipped, so a damaged file cannot inflate the free counts.
-    fn release_blocks_now(&self, blocks: &mut [u32]) -> Result<()> {
+    /// and skipped, so a damaged file cannot inflate the free counts. On an
+    /// error, the blocks not freed yet come back with it.
+    fn release_blocks_now(
+        &self,
+        blocks: &mut [u32],
+    ) -> std::result::Result<(), (FsError, Vec<u32>)> {
         blocks.sort_unstable();
         // Their cached copies go first, while the bitmap still says used.
         for &b in blocks.iter() {
@@ -171,7 +213,10 @@ impl Ext2 {
             let g = self.geo.group_of_block(b);
             let first = self.geo.group_first_block(g);
             let mut desc = self.groups[g as usize].lock();
-            let bm = self.cache.get(self.geo.block_bitmap[g as usize] as u64)?;
+            let bm = match self.cache.get(self.geo.block_bitmap[g as usize] as u64) {
+                Ok(bm) => bm,
+                Err(e) => return Err((e, blocks[i..].to_vec())),
+            };
             let mut bits = bm.write();
             let mut freed = 0u16;
             while i < blocks.len() && self.geo.group_of_block(blocks[i]) == g {
@@ -264,9 +309,7 @@ impl Ext2 {
                 let (fs, ino) = (fs, *ino);
                 Box::new(move || {
                     if let Some(ino) = ino {
-                        if let Err(e) = fs.free_inode_bit_now(ino, is_dir) {
-                            log::error!("undoing allocation of inode {ino}: {e}");
-                        }
+                        fs.free_now_or_later(PendingFree::Inode { ino, is_dir });
                     }
                 })
             },
@@ -383,11 +426,8 @@ impl Ext2 {
     /// Free an inode's bitmap bit when the request commits.
     pub(crate) fn free_inode_bit(&self, ino: u32, is_dir: bool) -> Result<()> {
         let fs = self.arc();
-        self.rt.defer(move || {
-            if let Err(e) = fs.free_inode_bit_now(ino, is_dir) {
-                log::error!("freeing inode {ino}: {e}");
-            }
-        });
+        self.rt
+            .defer(move || fs.free_now_or_later(PendingFree::Inode { ino, is_dir }));
         Ok(())
     }
 

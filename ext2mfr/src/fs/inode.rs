@@ -23,7 +23,9 @@ impl Ext2 {
         let (blk, off) = self.inode_pos(ino)?;
         let b = self.cache.get(blk)?;
         let d = b.read();
-        Ok(Inode::from_slot(&d[off..off + self.geo.inode_size as usize]))
+        Ok(Inode::from_slot(
+            &d[off..off + self.geo.inode_size as usize],
+        ))
     }
 
     /// The whole on-disk slot of inode `ino` (`inode_size` bytes, so with the

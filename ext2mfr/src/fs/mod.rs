@@ -133,6 +133,10 @@ pub struct Ext2 {
     /// Kernel references (FUSE lookup counts) per inode, and the inodes whose
     /// last link is gone but that the kernel still references.
     refs: Mutex<Refs>,
+    /// Frees of committed requests that could not be done when they
+    /// committed (no frame for a bitmap block): done at the next write-back
+    /// or at unmount (see `alloc.rs`).
+    pending_frees: Mutex<Vec<alloc::PendingFree>>,
     next_generation: AtomicU32,
     pub config: FsConfig,
     pub gate: gate::GateStats,
@@ -281,6 +285,7 @@ impl Ext2 {
             locks: locks::InodeLocks::new(),
             rename_lock: Mutex::new(()),
             refs: Mutex::new(Refs::default()),
+            pending_frees: Mutex::new(Vec::new()),
             next_generation: AtomicU32::new(rand_seed()),
             config,
             gate: gate::GateStats::default(),
@@ -363,6 +368,7 @@ impl Ext2 {
         if self.config.read_only {
             return Ok(());
         }
+        self.retry_pending_frees();
         self.cache.flush_all()?;
         self.write_super(false)?;
         self.dev.sync()
@@ -384,6 +390,7 @@ impl Ext2 {
                 log::error!("releasing unlinked inode {ino} at unmount: {e}");
             }
         }
+        self.retry_pending_frees();
         self.cache.flush_all()?;
         self.write_super(true)?;
         self.dev.sync()?;

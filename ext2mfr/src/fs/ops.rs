@@ -740,7 +740,9 @@ impl Ext2 {
             }
             cur = parent;
         }
-        Err(corrupt(format!("the parents of directory {dir} form a loop")))
+        Err(corrupt(format!(
+            "the parents of directory {dir} form a loop"
+        )))
     }
 
     /// renameat2(RENAME_EXCHANGE): the two names swap their inodes in one
