@@ -5,8 +5,11 @@
 //!
 //! [`sort`] is an external merge sort on the mount. [`eval`] is the
 //! evaluation harness (the `evaluate` binary) that fills `results/`.
+//! [`fsdiff`] is the differential tester against the kernel's driver
+//! (the `fs-diff` binary).
 
 pub mod eval;
+pub mod fsdiff;
 pub mod micro;
 pub mod mountpoint;
 pub mod postmark;

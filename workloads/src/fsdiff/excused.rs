@@ -1,0 +1,105 @@
+//! The one list of differences between ext2mfr and the kernel's driver that
+//! are legitimate, each with its reason (for users: ext2mfr/DIFFERENCES.md,
+//! one row per rule here). The comparison (diff.rs) reports every
+//! difference it sees; a difference is forgiven only if a rule here
+//! matches it. Nothing else is excused anywhere.
+//!
+//! Note on "the kernel's ext2 driver": on this kernel (6.18, built with
+//! CONFIG_EXT4_USE_FOR_EXT2) `mount -t ext2` is served by ext4 in ext2 mode
+//! (dmesg: "mounting ext2 file system using the ext4 subsystem"). The
+//! reference therefore has ext4's behaviour where ext2 and ext4 differ,
+//! e.g. nanosecond and post-2038 times in 256-byte inodes, and delayed
+//! allocation.
+
+use super::diff::{
+    Diff, Scope, TAG_FREE_EXPLAINED_BY_INDEXED_DIRS, TAG_KERNEL_DIR_INDEXED,
+    TAG_KERNEL_FAILED_FALLOCATE, TAG_KERNEL_MTIME_EXPLICIT,
+};
+
+pub struct Excuse {
+    pub id: &'static str,
+    pub reason: &'static str,
+    applies: fn(&Diff) -> bool,
+}
+
+pub const EXCUSES: &[Excuse] = &[
+    Excuse {
+        id: "atime",
+        reason: "access times depend on relatime's rule and on when each side's caches \
+                 let a read reach the file system (FUSE serves reads from the page cache); \
+                 never compared",
+        applies: |d| d.field == "atime",
+    },
+    Excuse {
+        id: "ctime",
+        reason: "ctime is always the wall clock of the change, which differs between two \
+                 calls made one after the other; utimensat cannot set it",
+        applies: |d| d.field == "ctime",
+    },
+    Excuse {
+        id: "mtime-wall-clock",
+        reason: "an mtime neither side got from an explicit utimensat value is the wall \
+                 clock of the last change (differs by the time between the calls); mtimes \
+                 that were set explicitly are compared to the nanosecond",
+        applies: |d| d.field == "mtime" && !d.explicit_time,
+    },
+    Excuse {
+        id: "st_ino",
+        reason: "inode numbers depend on the allocation policy (the kernel uses Orlov for \
+                 directories); the tree walk compares hard-link structure instead (which \
+                 paths share an inode)",
+        applies: |d| d.field == "ino",
+    },
+    Excuse {
+        id: "statfs-free-while-busy",
+        reason: "free block/inode counts from a statfs call in the middle of the sequence: \
+                 the kernel reserves blocks for delayed allocation and preallocates until \
+                 write-back, and open-but-unlinked files still hold space; free counts are \
+                 compared at quiescent points instead (after syncfs, no open files)",
+        applies: |d| {
+            d.scope == Scope::Call
+                && d.op == "statfs"
+                && matches!(d.field, "f_bfree" | "f_bavail" | "f_ffree")
+        },
+    },
+    Excuse {
+        id: "htree-directory-size",
+        reason: "the kernel's driver (ext4 serving ext2) builds an htree index in a \
+                 directory that outgrows one block when the image has dir_index (mke2fs's \
+                 default); ext2mfr, like fs/ext2, keeps directories linear. The indexed \
+                 directory has more blocks (a root block, split leaves). Excused only for \
+                 size/blocks of directories that carry EXT2_INDEX_FL on the kernel side \
+                 (checked with FS_IOC_GETFLAGS); their listings are still compared",
+        applies: |d| {
+            matches!(d.field, "size" | "blocks") && d.tags.contains(&TAG_KERNEL_DIR_INDEXED)
+        },
+    },
+    Excuse {
+        id: "htree-free-blocks",
+        reason: "the free-block count at a quiescent point differs by exactly the blocks \
+                 the kernel's indexed directories have beyond ext2mfr's linear ones (see \
+                 htree-directory-size); any other difference in free blocks is reported",
+        applies: |d| {
+            d.scope == Scope::Statfs && d.tags.contains(&TAG_FREE_EXPLAINED_BY_INDEXED_DIRS)
+        },
+    },
+    Excuse {
+        id: "mtime-after-failed-fallocate",
+        reason: "the kernel's ext4 (6.18) updates mtime and ctime in fallocate before it \
+                 finds that a block-mapped (ext2) file cannot be preallocated and answers \
+                 EOPNOTSUPP (checked: fallocate(1) on a loop mount); fs/ext2 has no \
+                 fallocate at all and changes nothing, as ext2mfr. Excused only for an inode \
+                 on which such a fallocate failed, and only while the kernel's mtime is \
+                 not an explicitly set one",
+        applies: |d| {
+            d.field == "mtime"
+                && d.tags.contains(&TAG_KERNEL_FAILED_FALLOCATE)
+                && !d.tags.contains(&TAG_KERNEL_MTIME_EXPLICIT)
+        },
+    },
+];
+
+/// The excuse that covers `d`, if any.
+pub fn excuse(d: &Diff) -> Option<&'static Excuse> {
+    EXCUSES.iter().find(|e| (e.applies)(d))
+}
