@@ -10,13 +10,22 @@
 
 use crate::device::Device;
 use crate::error::{corrupt, FsError, Result};
-use crate::fs::requirements::BUFFER;
 use ama::{Page, Pool};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use recovery_rt::{Committed, LoggedObject, Runtime, VersionChain};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// The object kinds the cache allocates per request from the AMA pool (a
+/// buffer per block it reads), by index.
+pub const BUFFER: usize = 0;
+pub fn object_kinds() -> [ama::ObjectKind; 1] {
+    [ama::ObjectKind {
+        name: "buffer",
+        size: std::mem::size_of::<Buf>(),
+    }]
+}
 
 const SHARDS: usize = 64;
 
@@ -210,7 +219,7 @@ impl BlockCache {
     /// evicted, and a dirty one costs no write. Kept if anyone holds it or
     /// it has uncommitted versions. The caller frees the block only after
     /// this, so nobody can have allocated it again yet.
-    pub fn forget(&self, blk: u64) {
+    pub fn discard(&self, blk: u64) {
         let mut shard = self.shard(blk).lock();
         let Some(b) = shard.map.get(&blk) else {
             return;

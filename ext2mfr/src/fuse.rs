@@ -1,12 +1,13 @@
-//! The FUSE adapter: decode a request, call the file system, map the result
-//! to a reply (errors to errno). No file-system logic lives here.
+//! The FUSE adapter over fuser: each callback becomes a [`Request`], served
+//! by [`Ext2::serve`], whose [`Reply`] becomes fuser's reply (errors to
+//! errno). Nothing but translation lives here: FUSE's inode numbers, times
+//! and file types to ext2's and back, and what FUSE negotiates at INIT.
 
 use crate::error::FsError;
-use crate::format::dirent;
 use crate::format::inode::{FileKind, Timestamp, ROOT_INO};
 use crate::fs::attr::{Attr, Ctx, SetAttr};
-use crate::fs::requirements::Need;
 use crate::fs::Ext2;
+use crate::request::{Reply, Request as Op};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -24,33 +25,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// mount; a reply leaves only after its domain commits), and the kernel
 /// drops what each change makes stale, so its caches stay right however
 /// long it keeps them. A long time spares a LOOKUP per path component
-/// whose entry would otherwise have expired (postmark: 66,735 lookups
-/// became 30,097, those of new names).
+/// whose entry would otherwise have expired.
 const TTL: Duration = Duration::from_secs(3600);
-
-/// Read on the root directory: every counter of the daemon as JSON
-/// (`getfattr -n ext2mfr.stats --only-values MOUNTPOINT`).
-pub const STATS_XATTR: &str = "ext2mfr.stats";
-/// Written on the root directory: make the N-th fault site reached from now
-/// on fault (tests that fault each step of an operation in turn).
-pub const FAULT_AFTER_XATTR: &str = "ext2mfr.fault_after";
-/// Written on the root directory: "0" pauses fault injection, "1" resumes it
-/// (so a harness can inspect the tree without meeting faults).
-pub const INJECT_XATTR: &str = "ext2mfr.inject";
-/// Written on the root directory: N > 0 makes every N-th AMA reservation one
-/// page short, as an estimate overtaken by a concurrent request would be
-/// (tests of the restart path); 0 stops it.
-pub const SHORT_ESTIMATES_XATTR: &str = "ext2mfr.short_estimates";
-
-/// What creating a file without data blocks (create, mknod) needs.
-fn new_file<'a>(parent: INodeNo, name: &'a OsStr) -> Need<'a> {
-    Need::Create {
-        parent: to_ext2(parent),
-        name: name.as_bytes(),
-        blocks: 0,
-        dir: false,
-    }
-}
 
 pub struct FuseFs {
     fs: Arc<Ext2>,
@@ -159,28 +135,49 @@ impl FuseFs {
         }
     }
 
-    /// Reply with an entry; the kernel holds a reference from now on.
-    fn entry(&self, r: Result<Attr, FsError>, reply: ReplyEntry) {
+    fn serve(&self, req: &Request, r: &Op) -> Result<Reply, FsError> {
+        self.fs.serve(&ctx(req), r)
+    }
+
+    fn entry(&self, r: Result<Reply, FsError>, reply: ReplyEntry) {
         match r {
-            Ok(a) => {
-                self.fs.add_ref(a.ino);
+            Ok(Reply::Entry(a)) => {
                 reply.entry(&TTL, &self.attr(&a), Generation(a.generation as u64))
             }
-            Err(e) => reply.error(errno(e)),
+            other => reply.error(failure(other)),
         }
     }
 
-    fn data(r: Result<Vec<u8>, FsError>, reply: ReplyData) {
+    fn attr_reply(&self, r: Result<Reply, FsError>, reply: ReplyAttr) {
         match r {
-            Ok(d) => reply.data(&d),
-            Err(e) => reply.error(errno(e)),
+            Ok(Reply::Attr(a)) => reply.attr(&TTL, &self.attr(&a)),
+            other => reply.error(failure(other)),
         }
     }
 
-    fn empty(r: Result<(), FsError>, reply: ReplyEmpty) {
+    fn data(r: Result<Reply, FsError>, reply: ReplyData) {
         match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
+            Ok(Reply::Data(d)) => reply.data(&d),
+            other => reply.error(failure(other)),
+        }
+    }
+
+    fn empty(r: Result<Reply, FsError>, reply: ReplyEmpty) {
+        match r {
+            Ok(Reply::Done) => reply.ok(),
+            other => reply.error(failure(other)),
+        }
+    }
+}
+
+/// The errno of a failed request (or of a reply of the wrong kind, which
+/// would be a bug in the request layer).
+fn failure(r: Result<Reply, FsError>) -> Errno {
+    match r {
+        Err(e) => errno(e),
+        Ok(other) => {
+            log::error!("unexpected reply {other:?}");
+            Errno::EIO
         }
     }
 }
@@ -204,31 +201,21 @@ impl Filesystem for FuseFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(
-            self.fs.request(
-                "lookup",
-                Need::Lookup {
-                    parent: to_ext2(parent),
-                    name: name.as_bytes(),
-                },
-                || self.fs.lookup(to_ext2(parent), name.as_bytes()),
-            ),
-            reply,
-        )
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let r = Op::Lookup {
+            parent: to_ext2(parent),
+            name: name.as_bytes(),
+        };
+        self.entry(self.serve(req, &r), reply)
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.fs.forget(to_ext2(ino), nlookup)
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.request("getattr", Need::Attr(to_ext2(ino)), || {
-            self.fs.getattr(to_ext2(ino))
-        }) {
-            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
-            Err(e) => reply.error(errno(e)),
-        }
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let r = Op::Getattr { ino: to_ext2(ino) };
+        self.attr_reply(self.serve(req, &r), reply)
     }
 
     fn setattr(
@@ -249,7 +236,7 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let s = SetAttr {
+        let set = SetAttr {
             mode,
             uid,
             gid,
@@ -258,27 +245,16 @@ impl Filesystem for FuseFs {
             mtime: mtime.map(timestamp),
             ctime: ctime.map(|t| timestamp(TimeOrNow::SpecificTime(t))),
         };
-        match self.fs.request(
-            "setattr",
-            Need::SetAttr {
-                ino: to_ext2(ino),
-                size,
-            },
-            || self.fs.setattr(&ctx(req), to_ext2(ino), &s),
-        ) {
-            Ok(a) => reply.attr(&TTL, &self.attr(&a)),
-            Err(e) => reply.error(errno(e)),
-        }
+        let r = Op::Setattr {
+            ino: to_ext2(ino),
+            set,
+        };
+        self.attr_reply(self.serve(req, &r), reply)
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        Self::data(
-            self.fs
-                .request("readlink", Need::Readlink(to_ext2(ino)), || {
-                    self.fs.readlink(to_ext2(ino))
-                }),
-            reply,
-        )
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let r = Op::Readlink { ino: to_ext2(ino) };
+        Self::data(self.serve(req, &r), reply)
     }
 
     fn mknod(
@@ -291,16 +267,13 @@ impl Filesystem for FuseFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request("mknod", new_file(parent, name), || {
-            self.fs.mknod(
-                &ctx(req),
-                to_ext2(parent),
-                name.as_bytes(),
-                mode & !umask,
-                rdev,
-            )
-        });
-        self.entry(r, reply)
+        let r = Op::Mknod {
+            parent: to_ext2(parent),
+            name: name.as_bytes(),
+            mode: mode & !umask,
+            rdev,
+        };
+        self.entry(self.serve(req, &r), reply)
     }
 
     fn mkdir(
@@ -312,48 +285,28 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request(
-            "mkdir",
-            Need::Create {
-                parent: to_ext2(parent),
-                name: name.as_bytes(),
-                blocks: 1,
-                dir: true,
-            },
-            || {
-                self.fs
-                    .mkdir(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
-            },
-        );
-        self.entry(r, reply)
+        let r = Op::Mkdir {
+            parent: to_ext2(parent),
+            name: name.as_bytes(),
+            mode: mode & !umask,
+        };
+        self.entry(self.serve(req, &r), reply)
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::empty(
-            self.fs.request(
-                "unlink",
-                Need::Remove {
-                    parent: to_ext2(parent),
-                    name: name.as_bytes(),
-                },
-                || self.fs.unlink(&ctx(req), to_ext2(parent), name.as_bytes()),
-            ),
-            reply,
-        )
+        let r = Op::Unlink {
+            parent: to_ext2(parent),
+            name: name.as_bytes(),
+        };
+        Self::empty(self.serve(req, &r), reply)
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        Self::empty(
-            self.fs.request(
-                "rmdir",
-                Need::Remove {
-                    parent: to_ext2(parent),
-                    name: name.as_bytes(),
-                },
-                || self.fs.rmdir(&ctx(req), to_ext2(parent), name.as_bytes()),
-            ),
-            reply,
-        )
+        let r = Op::Rmdir {
+            parent: to_ext2(parent),
+            name: name.as_bytes(),
+        };
+        Self::empty(self.serve(req, &r), reply)
     }
 
     fn symlink(
@@ -364,26 +317,12 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request(
-            "symlink",
-            Need::Create {
-                parent: to_ext2(parent),
-                name: link_name.as_bytes(),
-                blocks: u32::from(
-                    target.as_os_str().len() > crate::format::inode::FAST_SYMLINK_MAX,
-                ),
-                dir: false,
-            },
-            || {
-                self.fs.symlink(
-                    &ctx(req),
-                    to_ext2(parent),
-                    link_name.as_bytes(),
-                    target.as_os_str().as_bytes(),
-                )
-            },
-        );
-        self.entry(r, reply)
+        let r = Op::Symlink {
+            parent: to_ext2(parent),
+            name: link_name.as_bytes(),
+            target: target.as_os_str().as_bytes(),
+        };
+        self.entry(self.serve(req, &r), reply)
     }
 
     fn rename(
@@ -396,27 +335,14 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let r = self.fs.request(
-            "rename",
-            Need::Rename {
-                old_parent: to_ext2(parent),
-                old_name: name.as_bytes(),
-                new_parent: to_ext2(newparent),
-                new_name: newname.as_bytes(),
-                exchange: flags.bits() & libc::RENAME_EXCHANGE != 0,
-            },
-            || {
-                self.fs.rename(
-                    &ctx(req),
-                    to_ext2(parent),
-                    name.as_bytes(),
-                    to_ext2(newparent),
-                    newname.as_bytes(),
-                    flags.bits(),
-                )
-            },
-        );
-        Self::empty(r, reply)
+        let r = Op::Rename {
+            old_parent: to_ext2(parent),
+            old_name: name.as_bytes(),
+            new_parent: to_ext2(newparent),
+            new_name: newname.as_bytes(),
+            flags: flags.bits(),
+        };
+        Self::empty(self.serve(req, &r), reply)
     }
 
     fn link(
@@ -427,23 +353,12 @@ impl Filesystem for FuseFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let r = self.fs.request(
-            "link",
-            Need::Link {
-                ino: to_ext2(ino),
-                parent: to_ext2(newparent),
-                name: newname.as_bytes(),
-            },
-            || {
-                self.fs.link(
-                    &ctx(req),
-                    to_ext2(ino),
-                    to_ext2(newparent),
-                    newname.as_bytes(),
-                )
-            },
-        );
-        self.entry(r, reply)
+        let r = Op::Link {
+            ino: to_ext2(ino),
+            parent: to_ext2(newparent),
+            name: newname.as_bytes(),
+        };
+        self.entry(self.serve(req, &r), reply)
     }
 
     fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -454,7 +369,7 @@ impl Filesystem for FuseFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -463,18 +378,12 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        Self::data(
-            self.fs.request(
-                "read",
-                Need::Read {
-                    ino: to_ext2(ino),
-                    offset,
-                    size: size as u64,
-                },
-                || self.fs.read(to_ext2(ino), offset, size),
-            ),
-            reply,
-        )
+        let r = Op::Read {
+            ino: to_ext2(ino),
+            offset,
+            size,
+        };
+        Self::data(self.serve(req, &r), reply)
     }
 
     fn write(
@@ -489,20 +398,15 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.request(
-            "write",
-            Need::Write {
-                ino: to_ext2(ino),
-                offset,
-                size: data.len() as u64,
-            },
-            || {
-                let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
-                self.fs.write(&ctx(req), to_ext2(ino), offset, data, kill)
-            },
-        ) {
-            Ok(n) => reply.written(n as u32),
-            Err(e) => reply.error(errno(e)),
+        let r = Op::Write {
+            ino: to_ext2(ino),
+            offset,
+            data,
+            kill_suidgid: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
+        };
+        match self.serve(req, &r) {
+            Ok(Reply::Written(n)) => reply.written(n as u32),
+            other => reply.error(failure(other)),
         }
     }
 
@@ -521,95 +425,71 @@ impl Filesystem for FuseFs {
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Self::empty(
-            self.fs.request("fsync", Need::Nothing, || self.fs.fsync()),
-            reply,
-        )
+        Self::empty(self.serve(req, &Op::Fsync), reply)
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.request("opendir", Need::Attr(to_ext2(ino)), || {
-            self.fs.getattr(to_ext2(ino))
-        }) {
-            Ok(a) if a.kind == FileKind::Directory => {
-                reply.opened(FileHandle(0), FopenFlags::empty())
-            }
-            Ok(_) => reply.error(Errno::ENOTDIR),
-            Err(e) => reply.error(errno(e)),
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.serve(req, &Op::Opendir { ino: to_ext2(ino) }) {
+            Ok(Reply::Done) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            other => reply.error(failure(other)),
         }
     }
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let entries = match self
-            .fs
-            .request("readdir", Need::Readdir { dir: to_ext2(ino) }, || {
-                self.fs.readdir(to_ext2(ino), offset, 256)
-            }) {
-            Ok(e) => e,
-            Err(e) => return reply.error(errno(e)),
+        let r = Op::Readdir {
+            ino: to_ext2(ino),
+            offset,
         };
-        for e in entries {
-            let ft = match e.file_type {
-                dirent::FT_REG_FILE => FileType::RegularFile,
-                dirent::FT_DIR => FileType::Directory,
-                dirent::FT_CHRDEV => FileType::CharDevice,
-                dirent::FT_BLKDEV => FileType::BlockDevice,
-                dirent::FT_FIFO => FileType::NamedPipe,
-                dirent::FT_SOCK => FileType::Socket,
-                dirent::FT_SYMLINK => FileType::Symlink,
-                // No filetype feature: ask the inode.
-                _ => match self
-                    .fs
-                    .request("getattr", Need::Attr(e.ino), || self.fs.getattr(e.ino))
-                {
-                    Ok(a) => kind(a.kind),
-                    Err(_) => FileType::RegularFile,
-                },
-            };
-            if reply.add(to_fuse(e.ino), e.next, ft, OsStr::from_bytes(&e.name)) {
-                break;
+        match self.serve(req, &r) {
+            Ok(Reply::Entries(entries)) => {
+                for e in entries {
+                    let name = OsStr::from_bytes(&e.name);
+                    if reply.add(to_fuse(e.ino), e.next, kind(e.kind), name) {
+                        break; // the reply is full; the kernel asks again
+                    }
+                }
+                reply.ok()
             }
+            other => reply.error(failure(other)),
         }
-        reply.ok()
     }
 
     fn fsyncdir(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        Self::empty(
-            self.fs.request("fsync", Need::Nothing, || self.fs.fsync()),
-            reply,
-        )
+        Self::empty(self.serve(req, &Op::Fsync), reply)
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let s = self.fs.statfs();
-        reply.statfs(
-            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
-        )
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.serve(req, &Op::Statfs) {
+            Ok(Reply::Statfs(s)) => reply.statfs(
+                s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
+            ),
+            other => reply.error(failure(other)),
+        }
     }
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -617,73 +497,41 @@ impl Filesystem for FuseFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        if ino.0 == 1 && name.as_bytes() == FAULT_AFTER_XATTR.as_bytes() {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            return match (n, faultinject::global()) {
-                (Some(n), Some(inj)) => {
-                    inj.arm_after(n);
-                    reply.ok()
-                }
-                _ => reply.error(Errno::EINVAL),
-            };
-        }
-        if ino.0 == 1 && name.as_bytes() == INJECT_XATTR.as_bytes() {
-            return match (value, faultinject::global()) {
-                (b"0" | b"1", Some(inj)) => {
-                    inj.set_enabled(value == b"1");
-                    reply.ok()
-                }
-                _ => reply.error(Errno::EINVAL),
-            };
-        }
-        if ino.0 == 1 && name.as_bytes() == SHORT_ESTIMATES_XATTR.as_bytes() {
-            return match std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-            {
-                Some(k) => {
-                    self.fs.pool.short_every(k);
-                    reply.ok()
-                }
-                None => reply.error(Errno::EINVAL),
-            };
-        }
-        reply.error(Errno::from_i32(libc::EOPNOTSUPP))
+        let r = Op::Setxattr {
+            ino: to_ext2(ino),
+            name: name.as_bytes(),
+            value,
+        };
+        Self::empty(self.serve(req, &r), reply)
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if ino.0 == 1 && name.as_bytes() == STATS_XATTR.as_bytes() {
-            return xattr_reply(Ok(self.fs.stats_json().into_bytes()), size, reply);
-        }
-        let r = self.fs.request("getxattr", Need::Xattr(to_ext2(ino)), || {
-            self.fs.getxattr(to_ext2(ino), &name.to_string_lossy())
-        });
-        xattr_reply(r, size, reply)
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let r = Op::Getxattr {
+            ino: to_ext2(ino),
+            name: name.as_bytes(),
+        };
+        xattr_reply(self.serve(req, &r), size, reply)
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        xattr_reply(
-            self.fs.request("listxattr", Need::Xattr(to_ext2(ino)), || {
-                self.fs.listxattr(to_ext2(ino))
-            }),
-            size,
-            reply,
-        )
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let r = Op::Listxattr { ino: to_ext2(ino) };
+        xattr_reply(self.serve(req, &r), size, reply)
     }
 
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::from_i32(libc::EOPNOTSUPP))
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = Op::Removexattr {
+            ino: to_ext2(ino),
+            name: name.as_bytes(),
+        };
+        Self::empty(self.serve(req, &r), reply)
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        Self::empty(
-            self.fs.request("access", Need::Attr(to_ext2(ino)), || {
-                self.fs.access(&ctx(req), to_ext2(ino), mask.bits() as u32)
-            }),
-            reply,
-        )
+        let r = Op::Access {
+            ino: to_ext2(ino),
+            mask: mask.bits() as u32,
+        };
+        Self::empty(self.serve(req, &r), reply)
     }
 
     fn create(
@@ -696,21 +544,20 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.request("create", new_file(parent, name), || {
-            self.fs
-                .create(&ctx(req), to_ext2(parent), name.as_bytes(), mode & !umask)
-        }) {
-            Ok(a) => {
-                self.fs.add_ref(a.ino);
-                reply.created(
-                    &TTL,
-                    &self.attr(&a),
-                    Generation(a.generation as u64),
-                    FileHandle(0),
-                    FopenFlags::FOPEN_KEEP_CACHE,
-                )
-            }
-            Err(e) => reply.error(errno(e)),
+        let r = Op::Create {
+            parent: to_ext2(parent),
+            name: name.as_bytes(),
+            mode: mode & !umask,
+        };
+        match self.serve(req, &r) {
+            Ok(Reply::Entry(a)) => reply.created(
+                &TTL,
+                &self.attr(&a),
+                Generation(a.generation as u64),
+                FileHandle(0),
+                FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            other => reply.error(failure(other)),
         }
     }
 
@@ -724,16 +571,18 @@ impl Filesystem for FuseFs {
         _mode: i32,
         reply: ReplyEmpty,
     ) {
-        // ext2 has no preallocation (the kernel's ext2 answers the same).
+        // ext2 has no preallocation (the kernel's driver answers the same).
         reply.error(Errno::from_i32(libc::EOPNOTSUPP))
     }
 }
 
-fn xattr_reply(r: Result<Vec<u8>, FsError>, size: u32, reply: ReplyXattr) {
+/// A value, or its size when the caller asked with size 0 (ERANGE when it
+/// does not fit the caller's buffer).
+fn xattr_reply(r: Result<Reply, FsError>, size: u32, reply: ReplyXattr) {
     match r {
-        Ok(v) if size == 0 => reply.size(v.len() as u32),
-        Ok(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
-        Ok(v) => reply.data(&v),
-        Err(e) => reply.error(errno(e)),
+        Ok(Reply::Data(v)) if size == 0 => reply.size(v.len() as u32),
+        Ok(Reply::Data(v)) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
+        Ok(Reply::Data(v)) => reply.data(&v),
+        other => reply.error(failure(other)),
     }
 }

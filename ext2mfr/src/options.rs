@@ -1,6 +1,9 @@
 //! Mount options: the standard FUSE/mount ones and ext2mfr's own. Unknown or
 //! malformed options refuse the mount with a message naming them.
 
+use crate::fs::AmaConfig;
+use ama::Policy;
+
 /// Everything `-o` can set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MountOptions {
@@ -30,47 +33,6 @@ pub struct MountOptions {
     /// Fault injection (`inject_alloc=P`, `inject_safety=P`,
     /// `inject_interval=N`, `inject_seed=N`).
     pub inject: faultinject::Config,
-}
-
-/// What happens to a request after its domain was rolled back, or when its
-/// AMA reservation fails.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Policy {
-    /// Answer with an errno at once (EIO for a detected fault, ENOMEM for
-    /// memory).
-    FailFast,
-    /// A rolled-back request is re-executed from scratch with bounded
-    /// exponential back-off, then fails fast; a failed reservation is
-    /// retried until it succeeds (back-off capped at `ama::BACKOFF_CAP`).
-    Retry,
-    /// As `Retry`, but a failed reservation is retried with the smaller,
-    /// recycling-heavy requirement.
-    RetryAlternate,
-}
-
-/// AMA settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AmaConfig {
-    /// Reserve each request's worst case on entry and serve it from there.
-    pub enabled: bool,
-    /// Cache peeking: pin cached blocks instead of reserving for them.
-    pub peek: bool,
-    /// Page recycling: truncates and large scans reuse one scratch page.
-    pub recycle: bool,
-    /// Page-pool capacity in bytes (default: the cache plus a quarter, at
-    /// least 16 MiB more).
-    pub mem_bytes: Option<usize>,
-}
-
-impl Default for AmaConfig {
-    fn default() -> Self {
-        AmaConfig {
-            enabled: true,
-            peek: true,
-            recycle: true,
-            mem_bytes: None,
-        }
-    }
 }
 
 impl Default for MountOptions {

@@ -2,18 +2,18 @@
 //! `large_file`) on a file or device, laid out the way `mke2fs` lays it out:
 //! super block and descriptor backups in the sparse groups, bitmaps and inode
 //! table per group, a root directory and a `lost+found` with pre-allocated
-//! blocks. Uses `ext2mfr::format` for every on-disk structure.
+//! blocks. Uses `ext2_format` (the `ext2-format` crate) for every on-disk structure.
 
-use ext2mfr::format::dirent::{self, FT_DIR};
-use ext2mfr::format::group_desc::GROUP_DESC_SIZE;
-use ext2mfr::format::inode::{
+use ext2_format::dirent::{self, FT_DIR};
+use ext2_format::group_desc::GROUP_DESC_SIZE;
+use ext2_format::inode::{
     Inode, Timestamp, INODE_KNOWN_SIZE, LOST_FOUND_NAME, ROOT_INO, S_IFDIR, WANT_EXTRA_ISIZE,
 };
-use ext2mfr::format::le::{Le16, Le32};
-use ext2mfr::format::superblock::{
+use ext2_format::le::{Le16, Le32};
+use ext2_format::superblock::{
     self, feature, group_has_super, Superblock, DYNAMIC_REV, EXT2_MAGIC, STATE_VALID,
 };
-use ext2mfr::format::{bitmap, GroupDesc};
+use ext2_format::{bitmap, GroupDesc};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;

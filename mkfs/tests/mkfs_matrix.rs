@@ -1,11 +1,11 @@
 //! mkfs.ext2mfr against the real tools: every image it makes must pass
 //! `e2fsck -fn`, match what `dumpe2fs` reports, read back through
-//! `ext2mfr::format`, and mount with the kernel's ext2 driver.
+//! `ext2_format`, and mount with the kernel's ext2 driver.
 //!
 //! Needs root (loop mounts) and e2fsprogs (`e2fsck`, `dumpe2fs`, `debugfs`).
 //! Images are sparse files in temporary directories; nothing large is written.
 
-use ext2mfr::format::{self, superblock::group_has_super};
+use ext2_format::{self as format, superblock::group_has_super};
 use mkfs_ext2mfr::{mkfs, MkfsError, MkfsOptions, Summary};
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -246,7 +246,7 @@ fn lost_found_blocks(bs: u32) -> u32 {
     (16384 / bs).clamp(2, 12)
 }
 
-/// Check an image made by mkfs against the tools, `ext2mfr::format` and the
+/// Check an image made by mkfs against the tools, `ext2_format` and the
 /// request. Returns the dump for further checks.
 fn check_image(img: &Path, s: &Summary, a: &Asked) -> Dump {
     let ctx = format!(
@@ -666,7 +666,7 @@ fn too_small_only_for_tiny_sizes() {
                         };
                         check_image(&img, &s, &asked);
                     }
-                    // Every accepted image reads back through ext2mfr::format.
+                    // Every accepted image reads back through ext2_format.
                     let f = std::fs::File::open(&img).unwrap();
                     let (sb, _) = format::read_image_header(&f)
                         .unwrap_or_else(|e| panic!("bs {bs} size {size}: {e}"));

@@ -492,10 +492,9 @@ impl Runtime {
     }
 
     /// Log an inverse with the current domain: run if it rolls back.
+    /// Outside a logged domain nothing can roll back, and `f` is dropped.
     pub fn log_undo(&self, f: impl FnOnce() + Send + 'static) {
-        if !self.with_top(|fr| fr.logs.undo.push(Undo::Inverse(Box::new(f)))) {
-            // Unlogged or no domain: nothing can roll back; the inverse is dropped.
-        }
+        self.with_top(|fr| fr.logs.undo.push(Undo::Inverse(Box::new(f))));
     }
 
     /// Defer a release until the current domain commits (run at once when
@@ -636,7 +635,7 @@ impl Runtime {
                     match pending {
                         Some((logs, orphans)) => {
                             self.undo_logs(child, logs);
-                            self.forget(child);
+                            self.drop_node(child);
                             self.undo_orphans(orphans);
                         }
                         None => actions.push(f),
@@ -655,12 +654,12 @@ impl Runtime {
         self.changed.notify_all();
         for (id, logs) in orphans {
             self.undo_logs(id, logs);
-            self.forget(id);
+            self.drop_node(id);
         }
     }
 
     /// Drop a rolled-back domain's node, now that its data is restored.
-    fn forget(&self, id: DomainId) {
+    fn drop_node(&self, id: DomainId) {
         self.graph.lock().remove(id);
         self.changed.notify_all();
     }
@@ -675,14 +674,14 @@ impl Runtime {
         if writes.is_empty() && undo.is_empty() && deferred.is_empty() {
             // It changed nothing (a failed lookup, say): nobody can depend
             // on it and there is nothing to undo.
-            self.forget(frame.id);
+            self.drop_node(frame.id);
             self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let orphans = self.graph.lock().doom(frame.id, &self.stats);
         self.changed.notify_all();
         self.undo_logs(frame.id, frame.logs);
-        self.forget(frame.id);
+        self.drop_node(frame.id);
         self.undo_orphans(orphans);
     }
 
@@ -913,7 +912,7 @@ impl Runtime {
                     drop(g);
                     self.changed.notify_all();
                     self.undo_logs(id, logs);
-                    self.forget(id);
+                    self.drop_node(id);
                     self.undo_orphans(orphans);
                     return Err(Fault::Cascade);
                 }

@@ -199,7 +199,7 @@ impl Ext2 {
         // Their cached copies go first, while the bitmap still says used.
         for &b in blocks.iter() {
             if b >= self.geo.first_data_block && b < self.geo.blocks_count {
-                self.cache.forget(b as u64);
+                self.cache.discard(b as u64);
             }
         }
         let mut i = 0;

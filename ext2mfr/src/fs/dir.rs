@@ -292,3 +292,15 @@ impl Ext2 {
         }
     }
 }
+
+impl Ext2 {
+    pub(crate) fn has_filetype(&self) -> bool {
+        self.geo.filetype
+    }
+
+    pub fn readdir(&self, ino: u32, pos: u64, max: usize) -> Result<Vec<Listed>> {
+        let _g = self.locks.read(ino);
+        let dir = self.dir_inode(ino)?;
+        self.dir_list(&dir, pos, max)
+    }
+}

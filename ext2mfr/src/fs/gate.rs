@@ -25,9 +25,8 @@
 use super::requirements::Need;
 use super::Ext2;
 use crate::error::{FsError, Result};
-use crate::options::Policy;
+use ama::Policy;
 use recovery_rt::Fault;
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -36,28 +35,6 @@ pub const MAX_ATTEMPTS: u32 = 8;
 /// Restarts on a stale AMA estimate before the request runs on an estimate
 /// with margins.
 pub const MAX_RESTARTS: u32 = 4;
-
-thread_local! {
-    static IN_REQUEST: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Is this thread serving a request (as opposed to write-back or unmount)?
-pub fn in_request() -> bool {
-    IN_REQUEST.with(Cell::get)
-}
-
-struct RequestFlag;
-impl RequestFlag {
-    fn set() -> RequestFlag {
-        IN_REQUEST.with(|c| c.set(true));
-        RequestFlag
-    }
-}
-impl Drop for RequestFlag {
-    fn drop(&mut self) {
-        IN_REQUEST.with(|c| c.set(false));
-    }
-}
 
 #[derive(Default)]
 pub struct GateStats {
@@ -84,12 +61,7 @@ impl Ext2 {
         if !self.config.ama.enabled {
             return Ok(None);
         }
-        let policy = match self.config.policy {
-            Policy::FailFast => ama::Policy::FailFast,
-            Policy::Retry => ama::Policy::Retry,
-            Policy::RetryAlternate => ama::Policy::RetryAlternate,
-        };
-        let mut r = ama::acquire(&self.pool, op, policy, |r, alternate| {
+        let mut r = ama::acquire(&self.pool, op, self.config.policy, |r, alternate| {
             self.requirements(need, r, alternate, restart, first)
         })
         .map_err(|_| FsError::NoMem)?;
@@ -114,7 +86,7 @@ impl Ext2 {
     /// Run one request under the mount's AMA and recovery settings and
     /// policy. `need` describes what it will touch, for AMA.
     pub fn request<T>(&self, op: &'static str, need: Need, f: impl Fn() -> Result<T>) -> Result<T> {
-        let _flag = RequestFlag::set();
+        let _flag = crate::faults::InRequest::enter();
         self.gate.requests.fetch_add(1, Ordering::Relaxed);
         let mut restarts = 0;
         if !self.rt.enabled() {

@@ -1,8 +1,13 @@
-//! Reading and writing inodes in the inode tables (through the block cache).
+//! Inodes: reading and writing them in the inode tables (through the block
+//! cache), and their attributes (getattr, setattr, access).
 
+use super::attr::{Attr, Ctx, SetAttr};
+use super::file::kill_suidgid;
 use super::Ext2;
-use crate::error::{corrupt, Result};
-use crate::format::inode::{Inode, INODE_KNOWN_SIZE, WANT_EXTRA_ISIZE};
+use crate::error::{corrupt, FsError, Result};
+use crate::format::inode::{
+    FileKind, Inode, Timestamp, INODE_KNOWN_SIZE, S_IFMT, WANT_EXTRA_ISIZE,
+};
 
 impl Ext2 {
     /// Block and byte offset of inode `ino`.
@@ -66,6 +71,109 @@ impl Ext2 {
         let slot = &mut d[off..off + self.geo.inode_size as usize];
         slot.fill(0);
         inode.to_slot(slot);
+        Ok(())
+    }
+}
+
+// ---- an inode's attributes ----
+
+impl Ext2 {
+    /// Read an inode that the kernel refers to: it must be in use.
+    pub(super) fn live_inode(&self, ino: u32) -> Result<Inode> {
+        let i = self.read_inode(ino)?;
+        if i.mode() == 0 || (i.links() == 0 && !self.refs.lock().orphans.contains(&ino)) {
+            return Err(FsError::NotFound);
+        }
+        Ok(i)
+    }
+
+    pub(super) fn dir_inode(&self, ino: u32) -> Result<Inode> {
+        let i = self.live_inode(ino)?;
+        if !i.is_dir() {
+            return Err(FsError::NotDir);
+        }
+        Ok(i)
+    }
+
+    pub fn getattr(&self, ino: u32) -> Result<Attr> {
+        let _g = self.locks.read(ino);
+        Ok(Attr::from_inode(ino, &self.live_inode(ino)?))
+    }
+
+    pub fn setattr(&self, ctx: &Ctx, ino: u32, s: &SetAttr) -> Result<Attr> {
+        self.check_writable()?;
+        let _g = self.locks.write_all(&[ino]);
+        let mut i = self.live_inode(ino)?;
+        let t = Timestamp::now();
+        if let Some(mode) = s.mode {
+            let m = (i.mode() & S_IFMT) | (mode as u16 & 0o7777);
+            i.i_mode.set(m);
+        }
+        // The kernel leaves killing set-user-ID and set-group-ID to us
+        // (FUSE_HANDLE_KILLPRIV_V2): a change of owner kills set-user-ID on
+        // anything but a directory, for everyone, as chown(2) does, judged
+        // on the file as it was. chown(f, -1, -1) changes no owner but does
+        // the same; FUSE sends it as a setattr with nothing set.
+        let chown = s.uid.is_some() || s.gid.is_some() || s.is_empty();
+        if chown && s.mode.is_none() && !i.is_dir() {
+            kill_suidgid(&mut i, ctx);
+        }
+        if let Some(uid) = s.uid {
+            i.set_uid(uid);
+        }
+        if let Some(gid) = s.gid {
+            i.set_gid(gid);
+        }
+        if let Some(size) = s.size {
+            if i.is_dir() {
+                return Err(FsError::IsDir);
+            }
+            if !i.is_reg() {
+                return Err(FsError::Invalid);
+            }
+            self.set_size(&mut i, size)?;
+            i.set_mtime(t);
+            // A truncate kills them unless the caller holds CAP_FSETID. The
+            // kernel says so in FATTR_KILL_SUIDGID, which fuser does not
+            // pass on; root stands for the capability, as in `privileged`.
+            if !ctx.privileged() {
+                kill_suidgid(&mut i, ctx);
+            }
+        }
+        if let Some(a) = s.atime {
+            i.set_atime(a);
+        }
+        if let Some(m) = s.mtime {
+            i.set_mtime(m);
+        }
+        i.set_ctime(s.ctime.unwrap_or(t));
+        self.write_inode(ino, &i)?;
+        Ok(Attr::from_inode(ino, &i))
+    }
+
+    /// Check `mask` (R=4, W=2, X=1) against the mode bits for the caller.
+    pub fn access(&self, ctx: &Ctx, ino: u32, mask: u32) -> Result<()> {
+        let i = self.getattr(ino)?;
+        if mask & 2 != 0 && self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        if ctx.uid == 0 {
+            // Root may do anything but execute a file no one can execute.
+            if mask & 1 != 0 && i.kind != FileKind::Directory && i.perm & 0o111 == 0 {
+                return Err(FsError::Access);
+            }
+            return Ok(());
+        }
+        let bits = if ctx.uid == i.uid {
+            (i.perm >> 6) & 7
+        } else if ctx.gid == i.gid {
+            (i.perm >> 3) & 7
+        } else {
+            i.perm & 7
+        } as u32;
+        if mask & !bits != 0 {
+            return Err(FsError::Access);
+        }
         Ok(())
     }
 }

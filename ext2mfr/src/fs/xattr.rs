@@ -6,68 +6,11 @@
 use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
 use crate::format::inode::Inode;
-
-const XATTR_MAGIC: u32 = 0xEA02_0000;
-const HEADER_LEN: usize = 32;
-const ENTRY_LEN: usize = 16;
-
-fn prefix(index: u8) -> Option<&'static str> {
-    Some(match index {
-        1 => "user.",
-        2 => "system.posix_acl_access",
-        3 => "system.posix_acl_default",
-        4 => "trusted.",
-        6 => "security.",
-        7 => "system.",
-        8 => "system.richacl",
-        _ => return None,
-    })
-}
-
-fn u32_at(d: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(d[o..o + 4].try_into().unwrap())
-}
-fn u16_at(d: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes(d[o..o + 2].try_into().unwrap())
-}
-
-/// Entries from `first` on in `d` (an xattr block, or the in-inode area
-/// starting at its first entry); value offsets count from the start of `d`.
-fn parse_entries(
-    d: &[u8],
-    first: usize,
-) -> std::result::Result<Vec<(String, Vec<u8>)>, &'static str> {
-    let mut out = Vec::new();
-    let mut off = first;
-    loop {
-        // The list ends with four zero bytes, or where the area ends.
-        if off + 4 > d.len() || u32_at(d, off) == 0 {
-            return Ok(out);
-        }
-        if off + ENTRY_LEN > d.len() {
-            return Err("entry past the end");
-        }
-        let name_len = d[off] as usize;
-        let value_offs = u16_at(d, off + 2) as usize;
-        let value_size = u32_at(d, off + 8) as usize;
-        let name_end = off + ENTRY_LEN + name_len;
-        if name_end > d.len() || value_offs + value_size > d.len() {
-            return Err("entry out of bounds");
-        }
-        if let Some(p) = prefix(d[off + 1]) {
-            let name = format!(
-                "{p}{}",
-                String::from_utf8_lossy(&d[off + ENTRY_LEN..name_end])
-            );
-            out.push((name, d[value_offs..value_offs + value_size].to_vec()));
-        }
-        off += (ENTRY_LEN + name_len + 3) & !3;
-    }
-}
+use crate::format::xattr::{self, Attribute};
 
 impl Ext2 {
     /// All (name, value) pairs of an inode's xattr block, checked.
-    fn xattr_entries(&self, i: &Inode) -> Result<Vec<(String, Vec<u8>)>> {
+    fn xattr_entries(&self, i: &Inode) -> Result<Vec<Attribute>> {
         let blk = i.i_file_acl.get();
         if blk == 0 {
             return Ok(Vec::new());
@@ -77,30 +20,19 @@ impl Ext2 {
         }
         let buf = self.cache.get(blk as u64)?;
         let d = buf.read();
-        if u32_at(&d, 0) != XATTR_MAGIC {
-            return Err(corrupt(format!("xattr block {blk}: bad magic")));
-        }
-        parse_entries(&d, HEADER_LEN).map_err(|m| corrupt(format!("xattr block {blk}: {m}")))
+        xattr::block_entries(&d).map_err(|m| corrupt(format!("xattr block {blk}: {m}")))
     }
 
     /// Attributes stored in the extra space of a large inode (after
     /// `i_extra_isize`), as ext4 -- which also serves `mount -t ext2` on
     /// many kernels -- and e2fsprogs write them on ext2 images with 256-byte
-    /// inodes: a magic word, then entries laid out as in an xattr block, with
-    /// value offsets counted from the first entry. A missing or malformed
-    /// area counts as no attributes (we never write it).
-    fn xattr_ibody_entries(&self, ino: u32) -> Result<Vec<(String, Vec<u8>)>> {
+    /// inodes.
+    fn xattr_ibody_entries(&self, ino: u32) -> Result<Vec<Attribute>> {
         if self.geo.inode_size <= 128 {
             return Ok(Vec::new());
         }
         let slot = self.read_inode_slot(ino)?;
-        let extra = u16_at(&slot, 128) as usize;
-        let start = 128 + extra + 4; // first entry, and base of value offsets
-        if extra % 4 != 0 || start > slot.len() || u32_at(&slot, start - 4) != XATTR_MAGIC {
-            return Ok(Vec::new());
-        }
-        parse_entries(&slot[start..], 0)
-            .map_err(|m| corrupt(format!("inode {ino}: in-inode xattr {m}")))
+        xattr::ibody_entries(&slot).map_err(|m| corrupt(format!("inode {ino}: in-inode xattr {m}")))
     }
 
     pub fn getxattr(&self, ino: u32, name: &str) -> Result<Vec<u8>> {
@@ -148,12 +80,11 @@ impl Ext2 {
         let buf = self.cache.get(blk as u64)?;
         let last = {
             let mut d = buf.write();
-            if u32_at(&d, 0) != XATTR_MAGIC {
+            let Some(refs) = xattr::block_refcount(&d) else {
                 log::error!("xattr block {blk}: bad magic; not freed");
                 return Ok(());
-            }
-            let refs = u32_at(&d, 4);
-            d[4..8].copy_from_slice(&refs.saturating_sub(1).to_le_bytes());
+            };
+            xattr::set_block_refcount(&mut d, refs.saturating_sub(1));
             refs <= 1
         };
         if last {

@@ -9,6 +9,7 @@ pub mod group_desc;
 pub mod inode;
 pub mod le;
 pub mod superblock;
+pub mod xattr;
 
 pub use group_desc::GroupDesc;
 pub use inode::Inode;

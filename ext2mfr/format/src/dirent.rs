@@ -30,6 +30,21 @@ pub fn file_type_of(kind: FileKind) -> u8 {
     }
 }
 
+/// The kind an entry's file type names; `None` for FT_UNKNOWN (images
+/// without the filetype feature) or a value ext2 does not define.
+pub fn kind_of_file_type(ft: u8) -> Option<FileKind> {
+    Some(match ft {
+        FT_REG_FILE => FileKind::Regular,
+        FT_DIR => FileKind::Directory,
+        FT_CHRDEV => FileKind::CharDevice,
+        FT_BLKDEV => FileKind::BlockDevice,
+        FT_FIFO => FileKind::Fifo,
+        FT_SOCK => FileKind::Socket,
+        FT_SYMLINK => FileKind::Symlink,
+        _ => return None,
+    })
+}
+
 /// Space an entry with a name of `name_len` bytes needs.
 pub const fn rec_len_for(name_len: usize) -> usize {
     (DIRENT_HEADER + name_len + 3) & !3

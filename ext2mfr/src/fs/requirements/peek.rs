@@ -1,0 +1,86 @@
+//! Looking at the file system before a request holds its locks (cache
+//! peeking): inodes and blocks from the cache in place, or, when not cached,
+//! straight from the image into a buffer of the requirement phase. Only
+//! estimates: the request looks again under its locks.
+
+use crate::format::block_ptr::block_path;
+use crate::format::inode::{Inode, INODE_STRUCT_SIZE};
+use crate::fs::Ext2;
+
+impl Ext2 {
+    /// The inode `name` names in `parent` (for the child of an unlink or
+    /// rename, whose size decides what freeing it costs). Blocks come from
+    /// the cache or, when not cached, straight from the image into one
+    /// buffer of the requirement phase (the paper: what peeking itself
+    /// needs is allocated as part of pre-allocation). An estimate only: the
+    /// request itself looks again under its locks.
+    pub(super) fn peek_child(&self, parent: u32, name: &[u8]) -> Option<u32> {
+        let dir = self.estimate_inode(parent)?;
+        let bs = self.geo.block_size as usize;
+        let n = dir.size() / bs as u64;
+        let mut buf = vec![0u8; bs];
+        for lblk in 0..n {
+            let path = block_path(lblk, self.geo.ptrs())?;
+            let mut p = dir.block(path.slot) as u64;
+            for level in 0..path.depth {
+                self.estimate_block(p, &mut buf)?;
+                p = crate::format::block_ptr::read_ptr(&buf, path.idx[level]) as u64;
+            }
+            // A cached block is looked at in place (no copy).
+            let cached = (p != 0 && p < self.geo.blocks_count as u64)
+                .then(|| self.cache.peek(p))
+                .flatten();
+            let found = match cached {
+                Some(b) => self.find_in(&b.peek_bytes(), name)?,
+                None => {
+                    self.estimate_block(p, &mut buf)?;
+                    self.find_in(&buf, name)?
+                }
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// The inode `name` names in directory block `data`; `None` (outer)
+    /// for a corrupt block.
+    pub(super) fn find_in(&self, data: &[u8], name: &[u8]) -> Option<Option<u32>> {
+        let mut found = None;
+        crate::format::dirent::visit_block(data, self.geo.inodes_count, |e| {
+            if found.is_none() && e.is(name) {
+                found = Some(e.inode);
+            }
+        })
+        .ok()?;
+        Some(found)
+    }
+
+    /// Block `blk` into `buf`, from the cache or the image (see
+    /// [`Ext2::peek_child`]). `None` for a bad number or an I/O error.
+    pub(super) fn estimate_block(&self, blk: u64, buf: &mut [u8]) -> Option<()> {
+        if blk == 0 || blk >= self.geo.blocks_count as u64 {
+            return None;
+        }
+        match self.cache.peek(blk) {
+            Some(b) => buf.copy_from_slice(&b.peek_bytes()),
+            None => self.cache.device().read_block(blk, buf).ok()?,
+        }
+        Some(())
+    }
+
+    /// Inode `ino` as it is now, from the cache or the image (an inode not
+    /// in the cache has no uncommitted version).
+    pub(super) fn estimate_inode(&self, ino: u32) -> Option<Inode> {
+        let (blk, off) = self.inode_pos(ino).ok()?;
+        if let Some(b) = self.cache.peek(blk) {
+            let d = b.peek_bytes();
+            return Some(Inode::from_slot(&d[off..off + INODE_STRUCT_SIZE]));
+        }
+        let mut raw = [0u8; INODE_STRUCT_SIZE];
+        let pos = blk * self.geo.block_size as u64 + off as u64;
+        self.cache.device().read_at(pos, &mut raw).ok()?;
+        Some(Inode::from_slot(&raw))
+    }
+}

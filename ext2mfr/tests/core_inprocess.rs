@@ -1,0 +1,255 @@
+//! The core without FUSE: mount an image made by mkfs in a temporary
+//! directory, serve typed requests (`Ext2::serve`, as any transport does),
+//! unmount, and let the real e2fsck judge. Block-map edges, directory
+//! inserts and removals, frees, and the gate's retry and restart paths.
+
+mod common;
+use common::*;
+
+use ext2mfr::fs::attr::{Attr, Ctx, SetAttr};
+use ext2mfr::fs::{Ext2, FsConfig};
+use ext2mfr::request::{Reply, Request};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+const ROOT: u32 = 2;
+
+fn mount(img: &Image) -> Arc<Ext2> {
+    Ext2::mount(&img.path, FsConfig::default()).expect("mount")
+}
+
+fn unmount_and_check(fs: Arc<Ext2>, img: &Image) {
+    fs.unmount().expect("unmount");
+    drop(fs);
+    fsck_clean(&img.path);
+}
+
+fn serve(fs: &Ext2, r: Request) -> Result<Reply, i32> {
+    fs.serve(&Ctx::ROOT, &r).map_err(|e| e.errno())
+}
+
+fn entry(fs: &Ext2, r: Request) -> Attr {
+    match serve(fs, r) {
+        Ok(Reply::Entry(a)) => a,
+        other => panic!("expected an entry, got {other:?}"),
+    }
+}
+
+fn create(fs: &Ext2, parent: u32, name: &str) -> u32 {
+    entry(
+        fs,
+        Request::Create {
+            parent,
+            name: name.as_bytes(),
+            mode: 0o644,
+        },
+    )
+    .ino
+}
+
+fn write(fs: &Ext2, ino: u32, offset: u64, data: &[u8]) {
+    let r = Request::Write {
+        ino,
+        offset,
+        data,
+        kill_suidgid: false,
+    };
+    assert!(matches!(serve(fs, r), Ok(Reply::Written(n)) if n == data.len()));
+}
+
+fn read(fs: &Ext2, ino: u32, offset: u64, size: u32) -> Vec<u8> {
+    match serve(fs, Request::Read { ino, offset, size }) {
+        Ok(Reply::Data(d)) => d,
+        other => panic!("read: {other:?}"),
+    }
+}
+
+fn truncate(fs: &Ext2, ino: u32, size: u64) {
+    let set = SetAttr {
+        size: Some(size),
+        ..Default::default()
+    };
+    assert!(
+        matches!(serve(fs, Request::Setattr { ino, set }), Ok(Reply::Attr(a)) if a.size == size)
+    );
+}
+
+fn names(fs: &Ext2, dir: u32) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut offset = 0;
+    loop {
+        let Ok(Reply::Entries(batch)) = serve(fs, Request::Readdir { ino: dir, offset }) else {
+            panic!("readdir");
+        };
+        let Some(last) = batch.last() else {
+            return out;
+        };
+        offset = last.next;
+        out.extend(
+            batch
+                .iter()
+                .map(|e| String::from_utf8_lossy(&e.name).into_owned()),
+        );
+    }
+}
+
+/// Writes at the first and last block of each level of the block map
+/// (direct, single, double, triple indirect) read back; truncates to each
+/// boundary free exactly what lies past it.
+#[test]
+fn block_map_edges_write_read_truncate() {
+    let img = mkfs_ext2mfr(64 << 20, 1024);
+    let fs = mount(&img);
+    let free0 = fs.free_blocks();
+    let ino = create(&fs, ROOT, "edges");
+    let p = 256u64; // pointers per 1 KiB block
+    let edges = [
+        0,
+        11,
+        12,
+        12 + p - 1,
+        12 + p,
+        12 + p + p * p - 1,
+        12 + p + p * p,
+    ];
+    for (k, &lblk) in edges.iter().enumerate() {
+        write(&fs, ino, lblk * 1024 + 7, &[k as u8 + 1; 100]);
+    }
+    for (k, &lblk) in edges.iter().enumerate() {
+        assert_eq!(read(&fs, ino, lblk * 1024 + 7, 100), vec![k as u8 + 1; 100]);
+        // Around it: a hole reads as zeros.
+        assert_eq!(read(&fs, ino, lblk * 1024, 7), vec![0; 7]);
+    }
+    for (k, &lblk) in edges.iter().enumerate().rev() {
+        let end = lblk * 1024 + 50;
+        truncate(&fs, ino, end);
+        assert_eq!(read(&fs, ino, lblk * 1024 + 7, 100), vec![k as u8 + 1; 43]);
+        // Extended again, what the truncate cut reads as zeros.
+        truncate(&fs, ino, end + 57);
+        assert_eq!(read(&fs, ino, end, 57), vec![0; 57]);
+        truncate(&fs, ino, end);
+    }
+    truncate(&fs, ino, 0);
+    serve(
+        &fs,
+        Request::Unlink {
+            parent: ROOT,
+            name: b"edges",
+        },
+    )
+    .unwrap();
+    // Everything the file and its indirect blocks took came back.
+    assert_eq!(fs.free_blocks(), free0);
+    unmount_and_check(fs, &img);
+}
+
+/// Names added to and removed from one directory over several blocks:
+/// the listing is what was added and not removed, slots of removed names
+/// are reused, and removing a name twice is ENOENT the second time.
+#[test]
+fn directory_insert_remove_reuse() {
+    let img = mkfs_ext2mfr(16 << 20, 1024);
+    let fs = mount(&img);
+    let dir = entry(
+        &fs,
+        Request::Mkdir {
+            parent: ROOT,
+            name: b"d",
+            mode: 0o755,
+        },
+    )
+    .ino;
+    let mut want = BTreeSet::from([".".to_string(), "..".to_string()]);
+    for i in 0..400 {
+        let name = format!("entry-with-a-longer-name-{i:04}");
+        create(&fs, dir, &name);
+        want.insert(name);
+    }
+    for i in (0..400).step_by(2) {
+        let name = format!("entry-with-a-longer-name-{i:04}");
+        serve(
+            &fs,
+            Request::Unlink {
+                parent: dir,
+                name: name.as_bytes(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            serve(
+                &fs,
+                Request::Unlink {
+                    parent: dir,
+                    name: name.as_bytes()
+                }
+            )
+            .err(),
+            Some(libc::ENOENT)
+        );
+        want.remove(&name);
+    }
+    let size_before = serve(&fs, Request::Getattr { ino: dir });
+    for i in 0..100 {
+        let name = format!("new-{i}");
+        create(&fs, dir, &name);
+        want.insert(name);
+    }
+    // The new names went into the freed slots: the directory did not grow.
+    let size_after = serve(&fs, Request::Getattr { ino: dir });
+    match (size_before, size_after) {
+        (Ok(Reply::Attr(a)), Ok(Reply::Attr(b))) => assert_eq!(a.size, b.size),
+        other => panic!("getattr: {other:?}"),
+    }
+    assert_eq!(names(&fs, dir), want);
+    unmount_and_check(fs, &img);
+}
+
+/// The gate's paths with the daemon's controls: every AMA reservation one
+/// page short (restarts on a fresh estimate), and a fault at the N-th fault
+/// site (rolled back and retried). Requests still succeed, nothing is
+/// allocated beyond a reserve, and the image is clean.
+#[test]
+fn gate_restarts_and_retries() {
+    faultinject::install(faultinject::Injector::new(faultinject::Config::default()));
+    let img = mkfs_ext2mfr(16 << 20, 1024);
+    let fs = mount(&img);
+    let control = |name: &str, value: &str| {
+        let r = Request::Setxattr {
+            ino: ROOT,
+            name: name.as_bytes(),
+            value: value.as_bytes(),
+        };
+        assert!(matches!(serve(&fs, r), Ok(Reply::Done)), "{name}={value}");
+    };
+    control("ext2mfr.short_estimates", "1");
+    for i in 0..20 {
+        let ino = create(&fs, ROOT, &format!("short-{i}"));
+        write(&fs, ino, 0, &[i as u8; 5000]);
+    }
+    control("ext2mfr.short_estimates", "0");
+    for i in 0..20 {
+        control("ext2mfr.fault_after", "3");
+        let ino = create(&fs, ROOT, &format!("fault-{i}"));
+        write(&fs, ino, 0, &[i as u8; 3000]);
+        assert_eq!(read(&fs, ino, 0, 3000), vec![i as u8; 3000]);
+    }
+    let stats: serde_json::Value = match serve(
+        &fs,
+        Request::Getxattr {
+            ino: ROOT,
+            name: b"ext2mfr.stats",
+        },
+    ) {
+        Ok(Reply::Data(d)) => serde_json::from_slice(&d).unwrap(),
+        other => panic!("stats: {other:?}"),
+    };
+    assert!(stats["ama"]["restarts"].as_u64().unwrap() > 0, "{stats}");
+    assert!(
+        stats["requests"]["retries"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    assert_eq!(stats["requests"]["failed_after_fault"], 0, "{stats}");
+    assert_eq!(stats["ama"]["under_allocations"], 0, "{stats}");
+    assert_eq!(names(&fs, ROOT).len(), 2 + 1 + 40); // ., .., lost+found
+    unmount_and_check(fs, &img);
+}
