@@ -51,7 +51,10 @@ fn is_root() -> bool {
 #[test]
 fn kernel_and_ext2mfr_agree() {
     // Not skipped: a green test must have compared something.
-    assert!(is_root(), "the differential test mounts file systems: run it as root");
+    assert!(
+        is_root(),
+        "the differential test mounts file systems: run it as root"
+    );
     let tools = Tools::find(Some(&daemon_dir())).expect("daemon");
     let o = Options {
         ops: OPS,
