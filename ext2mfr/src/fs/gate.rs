@@ -10,7 +10,7 @@
 //! at 1 ms (at most 255 ms in all), then answers as fail-fast.
 //!
 //! With AMA on, every attempt first takes the request's worst-case memory
-//! (its [`Need`], priced by `requirements.rs`) from the pool in one
+//! (its [`Need`], priced by `requirements/`) from the pool in one
 //! reservation, and the request runs on that reserve. A failed reservation is
 //! handled here too: `fail-fast` answers ENOMEM, `retry` tries again until it
 //! succeeds, `retry-alternate` tries again with the smaller requirement (see
