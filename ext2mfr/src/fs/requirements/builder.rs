@@ -101,6 +101,13 @@ impl Builder<'_> {
     }
 
     /// Indirect blocks needed to map logical blocks `0..n`.
+    /// The first logical block of a byte range, and how many it spans.
+    pub(super) fn blocks_spanned(&self, offset: u64, size: u64) -> (u64, u64) {
+        let bs = self.fs.geo.block_size as u64;
+        let first = offset / bs;
+        (first, (offset + size).div_ceil(bs).saturating_sub(first))
+    }
+
     pub(super) fn ind_blocks(&self, n: u64) -> u64 {
         indirect_blocks(self.fs.geo.ptrs(), n)
     }

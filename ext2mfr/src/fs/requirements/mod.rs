@@ -222,9 +222,7 @@ impl Builder<'_> {
     /// Inode + Range(o,n); 1 image (atime).
     fn read(&mut self, ino: u32, offset: u64, size: u64) {
         self.inode_block(ino);
-        let bs = self.fs.geo.block_size as u64;
-        let first = offset / bs;
-        let count = (offset + size).div_ceil(bs).saturating_sub(first);
+        let (first, count) = self.blocks_spanned(offset, size);
         if self.alternate {
             // Data read block by block through the scratch page.
             self.scratch = true;
@@ -240,9 +238,7 @@ impl Builder<'_> {
     /// Inode + Range(o,n) + Bitmaps(k); 1 + n + ind + k images.
     fn write(&mut self, ino: u32, offset: u64, size: u64) {
         self.inode_block(ino);
-        let bs = self.fs.geo.block_size as u64;
-        let first = offset / bs;
-        let count = (offset + size).div_ceil(bs).saturating_sub(first);
+        let (first, count) = self.blocks_spanned(offset, size);
         let i = self.inode(ino);
         let allocs = self.range(i.as_ref(), first, count, true);
         // The indirect blocks that take a new pointer.
