@@ -108,46 +108,14 @@ fn install_panic_hook(recovery: bool) {
     }));
 }
 
-fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,fuser=error"))
-        .format_timestamp_millis()
-        .init();
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("ext2mfr: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    let o = &args.options;
-    let config = FsConfig {
-        read_only: o.read_only,
-        cache_bytes: o.cache_bytes,
-        atime: o.atime,
-        recovery: o.recovery,
-        policy: o.policy,
-        ama: o.ama,
-        threads: o.threads,
-    };
-    // Faults are injected only where the mount asked for them. (Before the
-    // mount: the page pool takes the injector when it is made.)
-    faultinject::install(faultinject::Injector::new(o.inject.clone()));
-    let fs = match Ext2::mount(&args.image, config) {
-        Ok(fs) => fs,
-        Err(e) => {
-            eprintln!("ext2mfr: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    for w in &fs.mount_warnings {
-        eprintln!("ext2mfr: warning: {}: {w}", args.image.display());
-    }
-
+/// fuser's configuration from the mount options: how the mount shows in
+/// /proc/mounts, who may use it, and how many threads serve it.
+fn fuse_config(o: &MountOptions, image: &std::path::Path) -> fuser::Config {
     let mut mount_options = vec![
         MountOption::FSName(
             o.fsname
                 .clone()
-                .unwrap_or_else(|| args.image.display().to_string()),
+                .unwrap_or_else(|| image.display().to_string()),
         ),
         MountOption::Subtype(o.subtype.clone().unwrap_or_else(|| "ext2mfr".into())),
         MountOption::DefaultPermissions,
@@ -186,6 +154,101 @@ fn main() -> ExitCode {
     };
     fuse_config.n_threads = Some(o.threads);
     fuse_config.clone_fd = true;
+    fuse_config
+}
+
+/// Mounted: let the caller go on, and serve from a child (no threads yet).
+/// `Err` in the parent (its exit code, after a failed fork).
+fn go_to_background() -> Result<(), ExitCode> {
+    // SAFETY: fork with a single thread running; the child only continues
+    // this program.
+    match unsafe { libc::fork() } {
+        -1 => {
+            eprintln!("ext2mfr: fork: {}", std::io::Error::last_os_error());
+            Err(ExitCode::from(1))
+        }
+        0 => {
+            // SAFETY: the child leaves the caller's session.
+            unsafe { libc::setsid() };
+            Ok(())
+        }
+        // The parent leaves without running destructors: dropping the
+        // session here would unmount what the child now serves.
+        // SAFETY: _exit ends the process immediately.
+        _ => unsafe { libc::_exit(0) },
+    }
+}
+
+/// A thread that waits for SIGINT, SIGTERM or SIGHUP (blocked everywhere
+/// else) and unmounts.
+fn unmount_on_signals(mut unmounter: fuser::SessionUnmounter, sigs: libc::sigset_t) {
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut sig = 0;
+            // SAFETY: waits on the set blocked above.
+            unsafe { libc::sigwait(&sigs, &mut sig) };
+            log::info!("signal {sig}: unmounting");
+            if let Err(e) = unmounter.unmount() {
+                log::error!("unmount after signal {sig}: {e}");
+            }
+        })
+        .expect("spawn signal thread");
+}
+
+/// Background write-back every `every` (`commit=SECS`).
+fn write_back_every(fs: std::sync::Arc<Ext2>, every: Duration) {
+    std::thread::Builder::new()
+        .name("writeback".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            // An idle file system is left alone (no periodic fdatasync).
+            if fs.cache.dirty_count() == 0 {
+                continue;
+            }
+            if let Err(e) = fs.sync() {
+                log::error!("background write-back: {e}");
+            }
+        })
+        .expect("spawn writeback thread");
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,fuser=error"))
+        .format_timestamp_millis()
+        .init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ext2mfr: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let o = &args.options;
+    let config = FsConfig {
+        read_only: o.read_only,
+        cache_bytes: o.cache_bytes,
+        atime: o.atime,
+        recovery: o.recovery,
+        policy: o.policy,
+        ama: o.ama,
+        threads: o.threads,
+    };
+    // Faults are injected only where the mount asked for them. (Before the
+    // mount: the page pool takes the injector when it is made.)
+    faultinject::install(faultinject::Injector::new(o.inject.clone()));
+    let fs = match Ext2::mount(&args.image, config) {
+        Ok(fs) => fs,
+        Err(e) => {
+            eprintln!("ext2mfr: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for w in &fs.mount_warnings {
+        eprintln!("ext2mfr: warning: {}: {w}", args.image.display());
+    }
+
+    let fuse_config = fuse_config(o, &args.image);
 
     install_panic_hook(o.recovery);
 
@@ -200,53 +263,14 @@ fn main() -> ExitCode {
             }
         };
     if !args.foreground {
-        // Mounted: let the caller go on, serve from a child (no threads yet).
-        // SAFETY: fork with a single thread running; the child only continues
-        // this program.
-        match unsafe { libc::fork() } {
-            -1 => {
-                eprintln!("ext2mfr: fork: {}", std::io::Error::last_os_error());
-                return ExitCode::from(1);
-            }
-            0 => unsafe {
-                libc::setsid();
-            },
-            // The parent leaves without running destructors: dropping the
-            // session here would unmount what the child now serves.
-            // SAFETY: _exit ends the process immediately.
-            _ => unsafe { libc::_exit(0) },
+        if let Err(code) = go_to_background() {
+            return code;
         }
     }
 
-    let mut unmounter = session.unmount_callable();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut sig = 0;
-            // SAFETY: waits on the set blocked above.
-            unsafe { libc::sigwait(&sigs, &mut sig) };
-            log::info!("signal {sig}: unmounting");
-            if let Err(e) = unmounter.unmount() {
-                log::error!("unmount after signal {sig}: {e}");
-            }
-        })
-        .expect("spawn signal thread");
+    unmount_on_signals(session.unmount_callable(), sigs);
     if o.commit_secs > 0 && !o.read_only {
-        let fs = fs.clone();
-        let every = Duration::from_secs(o.commit_secs);
-        std::thread::Builder::new()
-            .name("writeback".into())
-            .spawn(move || loop {
-                std::thread::sleep(every);
-                // An idle file system is left alone (no periodic fdatasync).
-                if fs.cache.dirty_count() == 0 {
-                    continue;
-                }
-                if let Err(e) = fs.sync() {
-                    log::error!("background write-back: {e}");
-                }
-            })
-            .expect("spawn writeback thread");
+        write_back_every(fs.clone(), Duration::from_secs(o.commit_secs));
     }
 
     let served = session.run();

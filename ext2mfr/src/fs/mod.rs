@@ -122,6 +122,26 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// The geometry a super block and its group descriptors describe.
+    pub fn new(sb: &Superblock, descs: &[GroupDesc]) -> Geometry {
+        Geometry {
+            block_size: sb.block_size(),
+            blocks_count: sb.s_blocks_count.get(),
+            first_data_block: sb.s_first_data_block.get(),
+            blocks_per_group: sb.s_blocks_per_group.get(),
+            inodes_per_group: sb.s_inodes_per_group.get(),
+            inodes_count: sb.s_inodes_count.get(),
+            inode_size: sb.inode_size(),
+            first_ino: sb.first_ino(),
+            groups: sb.group_count(),
+            r_blocks: sb.s_r_blocks_count.get(),
+            filetype: sb.has_incompat(crate::format::superblock::feature::INCOMPAT_FILETYPE),
+            block_bitmap: descs.iter().map(|d| d.bg_block_bitmap.get()).collect(),
+            inode_bitmap: descs.iter().map(|d| d.bg_inode_bitmap.get()).collect(),
+            inode_table: descs.iter().map(|d| d.bg_inode_table.get()).collect(),
+        }
+    }
+
     pub fn ptrs(&self) -> u64 {
         self.block_size as u64 / 4
     }

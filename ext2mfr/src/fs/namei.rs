@@ -357,9 +357,8 @@ impl Ext2 {
             need.extend(d.map(|d| d.ino));
             Ok((need, (s, d)))
         })?;
-        let src_ino = src_f.ino;
         if let Some(d) = &dst_f {
-            if d.ino == src_ino {
+            if d.ino == src_f.ino {
                 return Ok(()); // both names are links to one inode
             }
             if flags & libc::RENAME_NOREPLACE != 0 {
@@ -370,42 +369,40 @@ impl Ext2 {
             let dst_f = dst_f.ok_or(FsError::NotFound)?;
             return self.exchange(old_dir, &src_f, new_dir, &dst_f);
         }
+        let from = (old_dir, old_name, src_f.ino);
+        self.move_name(ctx, from, new_dir, new_name, dst_f.as_ref())
+    }
+
+    /// rename(2) proper: `from` (directory, name, inode) gets the name
+    /// `new_name` in `new_dir`, replacing `dst` (found there) if any. The
+    /// caller holds the locks of both directories and both inodes.
+    fn move_name(
+        &self,
+        ctx: &Ctx,
+        (old_dir, old_name, src_ino): (u32, &[u8], u32),
+        new_dir: u32,
+        new_name: &[u8],
+        dst: Option<&Found>,
+    ) -> Result<()> {
         let mut ws = WorkingSet::new(self);
         let src = *ws.get(src_ino)?;
-        let src_is_dir = src.is_dir();
-        if let Some(d) = &dst_f {
-            let dst = *ws.get(d.ino)?;
-            match (src_is_dir, dst.is_dir()) {
-                (true, false) => return Err(FsError::NotDir),
-                (false, true) => return Err(FsError::IsDir),
-                (true, true) if !self.dir_is_empty(&dst)? => return Err(FsError::NotEmpty),
-                _ => {}
-            }
-        }
-        if src_is_dir && old_dir != new_dir {
-            if self.is_within(new_dir, src_ino)? {
-                return Err(FsError::Invalid);
-            }
-            if dst_f.is_none() && ws.get(new_dir)?.links() >= MAX_LINKS {
-                return Err(FsError::TooManyLinks);
-            }
-        }
+        self.check_move(&mut ws, &src, src_ino, old_dir, new_dir, dst)?;
         let t = Timestamp::now();
         let ft = src.kind().map(file_type_of).unwrap_or(0);
         let mut dropped: Option<(u32, u16)> = None;
-        match &dst_f {
+        match dst {
             Some(d) => {
                 self.dir_set(ws.get(new_dir)?, d, src_ino, ft)?;
-                let dst = ws.get(d.ino)?;
-                let links = if src_is_dir {
+                let target = ws.get(d.ino)?;
+                let links = if src.is_dir() {
                     0
                 } else {
-                    dst.links().saturating_sub(1)
+                    target.links().saturating_sub(1)
                 };
-                dst.i_links_count.set(links);
-                dst.set_ctime(t);
+                target.i_links_count.set(links);
+                target.set_ctime(t);
                 dropped = Some((d.ino, links));
-                if src_is_dir {
+                if src.is_dir() {
                     // The replaced directory's ".." no longer counts for new_dir.
                     let nd = ws.get(new_dir)?;
                     nd.i_links_count.set(nd.links().saturating_sub(1));
@@ -416,14 +413,8 @@ impl Ext2 {
                 let Probe::Absent(room) = self.dir_probe(&nd, new_name)? else {
                     return Err(corrupt("rename target appeared under the lock"));
                 };
-                self.dir_insert(
-                    ws.get(new_dir)?,
-                    new_name,
-                    src_ino,
-                    ft,
-                    ctx.privileged(),
-                    room,
-                )?
+                let privileged = ctx.privileged();
+                self.dir_insert(ws.get(new_dir)?, new_name, src_ino, ft, privileged, room)?
             }
         }
         // Adding may have split entries of the old directory's blocks: find again.
@@ -432,21 +423,8 @@ impl Ext2 {
             .dir_find(&od, old_name)?
             .ok_or_else(|| corrupt("rename source vanished"))?;
         self.dir_remove(ws.get(old_dir)?, &again)?;
-        if src_is_dir && old_dir != new_dir {
-            let s = *ws.get(src_ino)?;
-            let dotdot = self
-                .dir_find(&s, b"..")?
-                .ok_or_else(|| corrupt("directory without '..'"))?;
-            self.dir_set(
-                ws.get(src_ino)?,
-                &dotdot,
-                new_dir,
-                crate::format::dirent::FT_DIR,
-            )?;
-            let o = ws.get(old_dir)?;
-            o.i_links_count.set(o.links().saturating_sub(1));
-            let n = ws.get(new_dir)?;
-            n.i_links_count.set(n.links() + 1);
+        if src.is_dir() && old_dir != new_dir {
+            self.reparent(&mut ws, src_ino, old_dir, new_dir)?;
         }
         for d in [old_dir, new_dir] {
             let x = ws.get(d)?;
@@ -458,6 +436,53 @@ impl Ext2 {
         if let Some((ino, 0)) = dropped {
             self.unlinked(ino)?;
         }
+        Ok(())
+    }
+
+    /// What rename(2) refuses before it changes anything: a directory over
+    /// a non-directory and the reverse, over a non-empty directory, into
+    /// itself, or into a parent with the most links.
+    fn check_move(
+        &self,
+        ws: &mut WorkingSet,
+        src: &Inode,
+        src_ino: u32,
+        old_dir: u32,
+        new_dir: u32,
+        dst: Option<&Found>,
+    ) -> Result<()> {
+        if let Some(d) = dst {
+            let target = *ws.get(d.ino)?;
+            match (src.is_dir(), target.is_dir()) {
+                (true, false) => return Err(FsError::NotDir),
+                (false, true) => return Err(FsError::IsDir),
+                (true, true) if !self.dir_is_empty(&target)? => return Err(FsError::NotEmpty),
+                _ => {}
+            }
+        }
+        if src.is_dir() && old_dir != new_dir {
+            if self.is_within(new_dir, src_ino)? {
+                return Err(FsError::Invalid);
+            }
+            if dst.is_none() && ws.get(new_dir)?.links() >= MAX_LINKS {
+                return Err(FsError::TooManyLinks);
+            }
+        }
+        Ok(())
+    }
+
+    /// Directory `ino` moved from parent `from` to `to`: its ".." and the
+    /// two parents' link counts follow.
+    fn reparent(&self, ws: &mut WorkingSet, ino: u32, from: u32, to: u32) -> Result<()> {
+        let me = *ws.get(ino)?;
+        let dotdot = self
+            .dir_find(&me, b"..")?
+            .ok_or_else(|| corrupt("directory without '..'"))?;
+        self.dir_set(ws.get(ino)?, &dotdot, to, crate::format::dirent::FT_DIR)?;
+        let f = ws.get(from)?;
+        f.i_links_count.set(f.links().saturating_sub(1));
+        let t = ws.get(to)?;
+        t.i_links_count.set(t.links() + 1);
         Ok(())
     }
 
@@ -491,7 +516,6 @@ impl Ext2 {
     /// ext4_cross_rename does. The caller holds the locks of both
     /// directories and both inodes.
     fn exchange(&self, old_dir: u32, a_f: &Found, new_dir: u32, b_f: &Found) -> Result<()> {
-        use crate::format::dirent::FT_DIR;
         let mut ws = WorkingSet::new(self);
         let a = *ws.get(a_f.ino)?;
         let b = *ws.get(b_f.ino)?;
@@ -515,22 +539,11 @@ impl Ext2 {
         self.dir_set(ws.get(old_dir)?, a_f, b_f.ino, ft(&b))?;
         self.dir_set(ws.get(new_dir)?, b_f, a_f.ino, ft(&a))?;
         if moves {
-            for (ino, is_dir, from, to) in [
-                (a_f.ino, a.is_dir(), old_dir, new_dir),
-                (b_f.ino, b.is_dir(), new_dir, old_dir),
-            ] {
-                if !is_dir {
-                    continue;
-                }
-                let me = *ws.get(ino)?;
-                let dotdot = self
-                    .dir_find(&me, b"..")?
-                    .ok_or_else(|| corrupt("directory without '..'"))?;
-                self.dir_set(ws.get(ino)?, &dotdot, to, FT_DIR)?;
-                let f = ws.get(from)?;
-                f.i_links_count.set(f.links().saturating_sub(1));
-                let t = ws.get(to)?;
-                t.i_links_count.set(t.links() + 1);
+            if a.is_dir() {
+                self.reparent(&mut ws, a_f.ino, old_dir, new_dir)?;
+            }
+            if b.is_dir() {
+                self.reparent(&mut ws, b_f.ino, new_dir, old_dir)?;
             }
         }
         let t = Timestamp::now();

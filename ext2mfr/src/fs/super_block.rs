@@ -9,8 +9,8 @@ use crate::device::Device;
 use crate::error::{FsError, Result};
 use crate::format::dirent::MAX_NAME_LEN;
 use crate::format::group_desc::{self, GROUP_DESC_SIZE};
-use crate::format::read_image_header;
 use crate::format::superblock::{feature, STATE_VALID};
+use crate::format::{read_image_header, GroupDesc, Superblock};
 use parking_lot::Mutex;
 use recovery_rt::Runtime;
 use std::path::Path;
@@ -34,50 +34,9 @@ pub enum MountError {
 impl Ext2 {
     pub fn mount(path: &Path, config: FsConfig) -> std::result::Result<Arc<Ext2>, MountError> {
         let name = path.display().to_string();
-        let mut dev =
-            Device::open(path, config.read_only).map_err(|e| MountError::Open(name.clone(), e))?;
-        let (sb, descs) =
-            read_image_header(dev.file()).map_err(|e| MountError::Format(name.clone(), e))?;
-        let check = sb
-            .mount_check()
-            .map_err(|e| MountError::Format(name.clone(), e))?;
-        if let (Some(reason), false) = (&check.read_only_reason, config.read_only) {
-            return Err(MountError::NeedsReadOnly(name, reason.clone()));
-        }
-        for w in &check.warnings {
-            log::warn!("{name}: {w}");
-        }
-        let bs = sb.block_size();
-        let need = sb.s_blocks_count.get() as u64 * bs as u64;
-        let have = dev.file().metadata().map(|m| m.len()).unwrap_or(0);
-        let is_blockdev = {
-            use std::os::unix::fs::FileTypeExt;
-            dev.file()
-                .metadata()
-                .map(|m| m.file_type().is_block_device())
-                .unwrap_or(false)
-        };
-        if !is_blockdev && have < need {
-            return Err(MountError::Truncated(name, have, need));
-        }
-        dev.set_block_size(bs);
-        let dev = Arc::new(dev);
-        let geo = Geometry {
-            block_size: bs,
-            blocks_count: sb.s_blocks_count.get(),
-            first_data_block: sb.s_first_data_block.get(),
-            blocks_per_group: sb.s_blocks_per_group.get(),
-            inodes_per_group: sb.s_inodes_per_group.get(),
-            inodes_count: sb.s_inodes_count.get(),
-            inode_size: sb.inode_size(),
-            first_ino: sb.first_ino(),
-            groups: sb.group_count(),
-            r_blocks: sb.s_r_blocks_count.get(),
-            filetype: sb.has_incompat(crate::format::superblock::feature::INCOMPAT_FILETYPE),
-            block_bitmap: descs.iter().map(|d| d.bg_block_bitmap.get()).collect(),
-            inode_bitmap: descs.iter().map(|d| d.bg_inode_bitmap.get()).collect(),
-            inode_table: descs.iter().map(|d| d.bg_inode_table.get()).collect(),
-        };
+        let (dev, sb, descs, warnings) = open_image(path, &name, config.read_only)?;
+        let geo = Geometry::new(&sb, &descs);
+        let bs = geo.block_size;
         let cache_frames = (config.cache_bytes / bs as usize).max(256);
         let pool_pages = match config.ama.mem_bytes {
             Some(m) => (m / bs as usize).max(64),
@@ -105,17 +64,11 @@ impl Ext2 {
             rt.clone(),
             geo.blocks_count as u64,
         );
-        let mut resident_bitmaps = Vec::new();
-        if geo.groups as usize * 2 <= cache_frames / 8 {
-            for g in 0..geo.groups as usize {
-                for blk in [geo.block_bitmap[g], geo.inode_bitmap[g]] {
-                    let b = cache
-                        .get(blk as u64)
-                        .map_err(|e| MountError::Io(name.clone(), e))?;
-                    resident_bitmaps.push(b);
-                }
-            }
-        }
+        let resident_bitmaps = if geo.groups as usize * 2 <= cache_frames / 8 {
+            resident_bitmaps(&cache, &geo).map_err(|e| MountError::Io(name.clone(), e))?
+        } else {
+            Vec::new()
+        };
         let free_blocks: i64 = descs
             .iter()
             .map(|d| d.bg_free_blocks_count.get() as i64)
@@ -144,26 +97,29 @@ impl Ext2 {
             next_generation: AtomicU32::new(rand_seed()),
             config,
             gate: gate::GateStats::default(),
-            mount_warnings: check.warnings,
+            mount_warnings: warnings,
             valid_at_mount,
         });
         let me = Arc::downgrade(&fs);
         fs.pool
             .set_reclaimer(move |want| me.upgrade().map_or(0, |fs| fs.cache.reclaim(want)));
         if !fs.config.read_only {
-            // Mark the image in use, as the kernel does: not clean until unmount.
-            let mut sb = fs.sb.lock();
-            let st = sb.s_state.get();
-            sb.s_state.set(st & !STATE_VALID);
-            let mc = sb.s_mnt_count.get();
-            sb.s_mnt_count.set(mc.wrapping_add(1));
-            sb.s_mtime.set(now());
-            drop(sb);
-            fs.write_super(false)
-                .map_err(|e| MountError::Io(name.clone(), e))?;
-            fs.dev.sync().map_err(|e| MountError::Io(name, e))?;
+            fs.mark_in_use().map_err(|e| MountError::Io(name, e))?;
         }
         Ok(fs)
+    }
+
+    /// Mark the image in use, as the kernel does: not clean until unmount.
+    fn mark_in_use(&self) -> Result<()> {
+        let mut sb = self.sb.lock();
+        let st = sb.s_state.get();
+        sb.s_state.set(st & !STATE_VALID);
+        let mc = sb.s_mnt_count.get();
+        sb.s_mnt_count.set(mc.wrapping_add(1));
+        sb.s_mtime.set(now());
+        drop(sb);
+        self.write_super(false)?;
+        self.dev.sync()
     }
 
     /// Write the descriptor table and the super block (with the free counts
@@ -308,4 +264,54 @@ fn rand_seed() -> u32 {
         .map(|d| d.subsec_nanos() ^ d.as_secs() as u32)
         .unwrap_or(1);
     t | 1
+}
+
+/// Open the image and read its header: the device (its block size set),
+/// the super block, the group descriptors and the mount-time warnings.
+/// Refused: a malformed header, a feature that needs a read-only mount
+/// when mounting read-write, an image shorter than its block count says.
+fn open_image(
+    path: &Path,
+    name: &str,
+    read_only: bool,
+) -> std::result::Result<(Arc<Device>, Superblock, Vec<GroupDesc>, Vec<String>), MountError> {
+    let name = name.to_string();
+    let mut dev = Device::open(path, read_only).map_err(|e| MountError::Open(name.clone(), e))?;
+    let (sb, descs) =
+        read_image_header(dev.file()).map_err(|e| MountError::Format(name.clone(), e))?;
+    let check = sb
+        .mount_check()
+        .map_err(|e| MountError::Format(name.clone(), e))?;
+    if let (Some(reason), false) = (&check.read_only_reason, read_only) {
+        return Err(MountError::NeedsReadOnly(name, reason.clone()));
+    }
+    for w in &check.warnings {
+        log::warn!("{name}: {w}");
+    }
+    let bs = sb.block_size();
+    let need = sb.s_blocks_count.get() as u64 * bs as u64;
+    let meta = dev.file().metadata();
+    let have = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+    let is_blockdev = {
+        use std::os::unix::fs::FileTypeExt;
+        meta.map(|m| m.file_type().is_block_device())
+            .unwrap_or(false)
+    };
+    if !is_blockdev && have < need {
+        return Err(MountError::Truncated(name, have, need));
+    }
+    dev.set_block_size(bs);
+    Ok((Arc::new(dev), sb, descs, check.warnings))
+}
+
+/// Every block and inode bitmap, read into the cache and held there for
+/// the whole mount (see `Ext2::resident_bitmaps`).
+fn resident_bitmaps(cache: &BlockCache, geo: &Geometry) -> Result<Vec<crate::cache::BufRef>> {
+    let mut held = Vec::with_capacity(geo.groups as usize * 2);
+    for g in 0..geo.groups as usize {
+        for blk in [geo.block_bitmap[g], geo.inode_bitmap[g]] {
+            held.push(cache.get(blk as u64)?);
+        }
+    }
+    Ok(held)
 }
