@@ -231,6 +231,17 @@ impl Fds {
         check(unsafe { libc::close(fd) } as i64)
     }
 
+    /// The inode number of the FIFO open in `slot`, if a FIFO is open there.
+    pub fn fifo_ino(&self, slot: u8) -> Option<u64> {
+        let fd = self.get(slot).ok()?;
+        // SAFETY: fstat fills the zeroed struct for an fd we opened.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return None;
+        }
+        (st.st_mode & libc::S_IFMT == libc::S_IFIFO).then_some(st.st_ino)
+    }
+
     /// Close every slot (at the end of a run, so unlinked files go).
     pub fn close_all(&mut self) {
         for s in 0..SLOTS {

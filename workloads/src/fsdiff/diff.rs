@@ -50,6 +50,9 @@ pub const TAG_KERNEL_DIR_INDEXED: &str = "kernel-dir-indexed";
 pub const TAG_KERNEL_FAILED_FALLOCATE: &str = "kernel-failed-fallocate";
 /// The kernel side's mtime is a value the sequence set explicitly.
 pub const TAG_KERNEL_MTIME_EXPLICIT: &str = "kernel-mtime-explicit";
+/// A FIFO written through an open descriptor (pipe I/O, which the kernel's
+/// pipe code serves without the file system).
+pub const TAG_FIFO_WRITTEN: &str = "fifo-written";
 /// The free-block difference equals the directory blocks by which the
 /// kernel's indexed directories are larger.
 pub const TAG_FREE_EXPLAINED_BY_INDEXED_DIRS: &str = "free-explained-by-indexed-dirs";
@@ -130,6 +133,8 @@ pub struct Ctx<'a> {
     pub explicit_times: &'a HashSet<(i64, i64)>,
     /// Kernel-side inodes on which fallocate failed with EOPNOTSUPP.
     pub fallocated: &'a HashSet<u64>,
+    /// Kernel-side FIFOs written through an open descriptor.
+    pub fifo_written: &'a HashSet<u64>,
 }
 
 impl Ctx<'_> {
@@ -198,6 +203,9 @@ pub fn stats(ctx: &Ctx, path: &str, k: &StatInfo, o: &StatInfo) -> Vec<Diff> {
             }
             if name == "mtime" && ctx.explicit_times.contains(&k.mtime) {
                 d.tags.push(TAG_KERNEL_MTIME_EXPLICIT);
+            }
+            if name == "mtime" && ctx.fifo_written.contains(&k.ino) {
+                d.tags.push(TAG_FIFO_WRITTEN);
             }
             out.push(d);
         }

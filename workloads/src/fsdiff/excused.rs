@@ -12,7 +12,7 @@
 //! allocation.
 
 use super::diff::{
-    Diff, Scope, TAG_FREE_EXPLAINED_BY_INDEXED_DIRS, TAG_KERNEL_DIR_INDEXED,
+    Diff, Scope, TAG_FIFO_WRITTEN, TAG_FREE_EXPLAINED_BY_INDEXED_DIRS, TAG_KERNEL_DIR_INDEXED,
     TAG_KERNEL_FAILED_FALLOCATE, TAG_KERNEL_MTIME_EXPLICIT,
 };
 
@@ -94,6 +94,20 @@ pub const EXCUSES: &[Excuse] = &[
         applies: |d| {
             d.field == "mtime"
                 && d.tags.contains(&TAG_KERNEL_FAILED_FALLOCATE)
+                && !d.tags.contains(&TAG_KERNEL_MTIME_EXPLICIT)
+        },
+    },
+    Excuse {
+        id: "fifo-mtime-after-write",
+        reason: "writing into a FIFO is pipe I/O that the kernel's pipe code serves without \
+                 the file system; it then updates the FIFO's mtime in its own inode. The \
+                 kernel's ext2 writes that inode back; over FUSE no request tells the daemon \
+                 (there is no message for it), so ext2mfr keeps the mtime it was given. \
+                 Excused only for FIFOs written through a descriptor, and only while the \
+                 kernel's mtime is not an explicitly set one",
+        applies: |d| {
+            d.field == "mtime"
+                && d.tags.contains(&TAG_FIFO_WRITTEN)
                 && !d.tags.contains(&TAG_KERNEL_MTIME_EXPLICIT)
         },
     },

@@ -175,6 +175,8 @@ struct Known {
     offsets: Vec<u64>,
     /// Kernel-side inodes where fallocate failed (see excused.rs).
     fallocated: HashSet<u64>,
+    /// Kernel-side FIFOs written through an open descriptor (see excused.rs).
+    fifo_written: HashSet<u64>,
 }
 
 impl Known {
@@ -195,6 +197,7 @@ impl Known {
             op,
             explicit_times: &self.times,
             fallocated: &self.fallocated,
+            fifo_written: &self.fifo_written,
         }
     }
 }
@@ -298,6 +301,9 @@ pub fn run(setup: &Setup, mut source: Source, limits: &Limits) -> Result<RunResu
             if let Ok(st) = StatInfo::lstat(&roots.0.join(path)) {
                 known.fallocated.insert(st.ino);
             }
+        }
+        if let (Op::FdWrite { slot, .. }, Ok(_)) = (&op, &k) {
+            known.fifo_written.extend(kfds.fifo_ino(*slot));
         }
         let ctx = known.ctx(Scope::Call, op.kind());
         let mut diffs = diff::outcomes(&ctx, "", &k, &o);
