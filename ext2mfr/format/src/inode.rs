@@ -285,14 +285,6 @@ impl Inode {
             self.i_crtime_extra.set(x);
         }
     }
-    /// The latest time this inode can hold.
-    pub fn time_max(&self) -> i64 {
-        if self.has_extra(Self::CTIME_EXTRA_END) {
-            TIME_MAX_EXTRA
-        } else {
-            TIME_MAX_OLD
-        }
-    }
     pub fn mode(&self) -> u16 {
         self.i_mode.get()
     }

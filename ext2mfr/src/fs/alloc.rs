@@ -140,15 +140,14 @@ impl Ext2 {
     }
 
     /// Free blocks when the request commits (at once without recovery).
-    pub(crate) fn release_blocks(&self, blocks: &mut [u32]) -> Result<()> {
+    pub(crate) fn release_blocks(&self, blocks: &[u32]) {
         if blocks.is_empty() {
-            return Ok(());
+            return;
         }
         let fs = self.arc();
         let blocks = blocks.to_vec();
         self.rt
             .defer(move || fs.free_now_or_later(PendingFree::Blocks(blocks)));
-        Ok(())
     }
 
     /// Do a free of a committed (or an undone) request, or keep it for
@@ -424,11 +423,10 @@ impl Ext2 {
     }
 
     /// Free an inode's bitmap bit when the request commits.
-    pub(crate) fn free_inode_bit(&self, ino: u32, is_dir: bool) -> Result<()> {
+    pub(crate) fn free_inode_bit(&self, ino: u32, is_dir: bool) {
         let fs = self.arc();
         self.rt
             .defer(move || fs.free_now_or_later(PendingFree::Inode { ino, is_dir }));
-        Ok(())
     }
 
     fn free_inode_bit_now(&self, ino: u32, is_dir: bool) -> Result<()> {

@@ -71,7 +71,8 @@ impl Ext2 {
                 inode
                     .i_blocks
                     .set(inode.i_blocks.get().saturating_sub(sectors));
-                self.release_blocks(&mut fresh)
+                self.release_blocks(&fresh);
+                Ok(())
             })();
             if let Err(e) = undo {
                 log::error!(
@@ -169,7 +170,7 @@ impl Ext2 {
         inode
             .i_blocks
             .set(inode.i_blocks.get().saturating_sub(sectors));
-        self.release_blocks(&mut freed)?;
+        self.release_blocks(&freed);
         debug_assert!(TIND_BLOCK == N_BLOCKS - 1);
         Ok(())
     }

@@ -168,7 +168,7 @@ impl Ext2 {
                 i.i_dtime.set(now());
                 let _ = self.write_new_inode(ino, &i);
             }
-            let _ = self.free_inode_bit(ino, is_dir);
+            self.free_inode_bit(ino, is_dir);
             return Err(e);
         }
         ws.write_back()?;

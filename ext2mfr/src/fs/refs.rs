@@ -81,6 +81,7 @@ impl Ext2 {
         i.set_size(0);
         i.i_dtime.set(now());
         self.write_inode(ino, &i)?;
-        self.free_inode_bit(ino, is_dir)
+        self.free_inode_bit(ino, is_dir);
+        Ok(())
     }
 }

@@ -88,7 +88,7 @@ impl Ext2 {
             refs <= 1
         };
         if last {
-            self.release_blocks(&mut [blk])?;
+            self.release_blocks(&[blk]);
         }
         Ok(())
     }
