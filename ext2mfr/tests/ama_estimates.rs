@@ -94,21 +94,9 @@ fn rename_a_directory_deep_across_directories() {
     // And back, across the same chain, exchanging with a file on the way.
     std::fs::write(m.p("file"), b"f").unwrap();
     let moved = m.path().join(&target).join("moved");
-    let flags = libc::RENAME_EXCHANGE;
-    let a = std::ffi::CString::new(moved.as_os_str().as_encoded_bytes()).unwrap();
-    let b = std::ffi::CString::new(m.p("file").as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: valid C strings.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            flags,
-        )
-    };
-    assert_eq!(r, 0, "exchange: {}", std::io::Error::last_os_error());
+    if let Err(e) = rename2(&moved, &m.p("file"), libc::RENAME_EXCHANGE) {
+        panic!("exchange: {e}");
+    }
     assert!(m.p("file/child").is_dir());
     check(m.path(), "renames of a directory across a deep tree");
     m.unmount_and_check();

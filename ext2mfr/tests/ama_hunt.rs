@@ -28,10 +28,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -259,18 +257,6 @@ fn expected(e: &io::Error) -> bool {
     )
 }
 
-fn cstr(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-fn check(r: libc::c_int) -> io::Result<()> {
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
     Create,
@@ -492,10 +478,7 @@ fn run_op(
                 _ => (rng.gen_range(0..3), rng.gen_range(0..3)),
             };
             let what = format!("chown {} {u} {g}", rel(&p));
-            t!(
-                what.clone(),
-                check(unsafe { libc::chown(cstr(&p).as_ptr(), u, g) })
-            );
+            t!(what.clone(), chown(&p, u, g));
             Ok(what)
         }
         Kind::Utimes => {
@@ -504,23 +487,12 @@ fn run_op(
             } else {
                 random_dir(root, rng, 0.3)
             };
-            let ts = [
-                libc::timespec {
-                    tv_sec: rng.gen_range(0..2_000_000_000),
-                    tv_nsec: rng.gen_range(0..1_000_000_000),
-                },
-                libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: libc::UTIME_NOW,
-                },
-            ];
-            let what = format!("utimensat {}", rel(&p));
-            t!(
-                what.clone(),
-                check(unsafe {
-                    libc::utimensat(libc::AT_FDCWD, cstr(&p).as_ptr(), ts.as_ptr(), 0)
-                })
+            let atime = (
+                rng.gen_range(0..2_000_000_000),
+                rng.gen_range(0..1_000_000_000),
             );
+            let what = format!("utimensat {}", rel(&p));
+            t!(what.clone(), utimens(&p, atime, (0, libc::UTIME_NOW)));
             Ok(what)
         }
         Kind::RenameFile | Kind::RenameFileOver => {
@@ -596,18 +568,7 @@ fn run_op(
                 rel(&b),
                 depth(root, &b)
             );
-            t!(
-                what.clone(),
-                check(unsafe {
-                    libc::renameat2(
-                        libc::AT_FDCWD,
-                        cstr(&a).as_ptr(),
-                        libc::AT_FDCWD,
-                        cstr(&b).as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                })
-            );
+            t!(what.clone(), rename2(&a, &b, libc::RENAME_EXCHANGE));
             Ok(what)
         }
         Kind::RenameDirCold | Kind::ExchangeCold => {
@@ -648,18 +609,7 @@ fn run_op(
                     rel(&b),
                     depth(root, &b)
                 );
-                t!(
-                    what.clone(),
-                    check(unsafe {
-                        libc::renameat2(
-                            libc::AT_FDCWD,
-                            cstr(&dst_dir).as_ptr(),
-                            libc::AT_FDCWD,
-                            cstr(&b).as_ptr(),
-                            libc::RENAME_EXCHANGE,
-                        )
-                    })
-                );
+                t!(what.clone(), rename2(&dst_dir, &b, libc::RENAME_EXCHANGE));
                 Ok(what)
             }
         }
@@ -1059,32 +1009,12 @@ fn probes(m: &Mount, bs: u64, tag: &str, log_pos: &mut usize) -> Vec<String> {
         churn(root, bs, &format!("pck{tag}"), cold).unwrap();
         measure(
             "RENAME_EXCHANGE of two directories in two cold chains 30 deep",
-            &mut || {
-                check(unsafe {
-                    libc::renameat2(
-                        libc::AT_FDCWD,
-                        cstr(&a).as_ptr(),
-                        libc::AT_FDCWD,
-                        cstr(&b).as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                })
-            },
+            &mut || rename2(&a, &b, libc::RENAME_EXCHANGE),
         );
         // ... warm (control).
         measure(
             "RENAME_EXCHANGE of the same two directories, warm",
-            &mut || {
-                check(unsafe {
-                    libc::renameat2(
-                        libc::AT_FDCWD,
-                        cstr(&a).as_ptr(),
-                        libc::AT_FDCWD,
-                        cstr(&b).as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                })
-            },
+            &mut || rename2(&a, &b, libc::RENAME_EXCHANGE),
         );
     }
     eprintln!("    probes: {}", summary.join("; "));

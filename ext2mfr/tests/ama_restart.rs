@@ -124,8 +124,7 @@ fn with_recovery_every_kind_of_request_restarts_after_a_rollback() {
         requests["faulted"], 0,
         "a restart is not a fault: {requests}"
     );
-    m.unmount_and_check();
-    let again = Mount::new(&img.path, "");
+    let again = m.remount("");
     check_tree(&again, &want);
     again.unmount_and_check();
 }
@@ -172,9 +171,7 @@ fn wrong_assumptions_of_a_first_estimate_restart_the_request() {
         eprintln!("{opts}: create {creates}");
         assert!(creates["restarts"].as_u64().unwrap() >= 10, "{creates}");
         assert_eq!(a["under_allocations"], 0, "{a}");
-        m.unmount_and_check();
-
-        let m = Mount::new(&img.path, opts);
+        let m = m.remount(opts);
         for k in 0..200 {
             assert_eq!(
                 fs::read(m.p(&name(k))).expect("read"),

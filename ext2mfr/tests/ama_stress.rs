@@ -1347,8 +1347,7 @@ fn retry_policy_hides_failures() {
             under_lines(&m.log)
         );
         assert_tree_is_model(m.path(), &model, &format!("retry {p}"));
-        m.unmount_and_check();
-        let again = Mount::new(&img.path, "");
+        let again = m.remount("");
         assert_tree_is_model(again.path(), &model, &format!("retry {p} after remount"));
         again.unmount_and_check();
     }
@@ -1412,8 +1411,7 @@ fn fail_fast_reports_enomem_and_stays_consistent() {
     // failed left the old name, a write that failed left the old bytes).
     assert_tree_is_model(m.path(), &model, "fail-fast");
     usable(m.path());
-    m.unmount_and_check();
-    let again = Mount::new(&img.path, "");
+    let again = m.remount("");
     assert_tree_is_model(again.path(), &model, "fail-fast after remount");
     usable(again.path());
     again.unmount_and_check();
@@ -1448,11 +1446,7 @@ fn baseline_meets_failures_where_they_fall() {
     ok(fs::metadata(m.path()), "stat the root after the workload");
     let image = img.path.clone();
     m.unmount();
-    let out = std::process::Command::new("e2fsck")
-        .arg("-fn")
-        .arg(&image)
-        .output()
-        .expect("run e2fsck");
+    let out = e2fsck_fn(&image);
     eprintln!(
         "baseline: e2fsck -fn exit {:?} ({}):\n{}{}",
         out.status.code(),

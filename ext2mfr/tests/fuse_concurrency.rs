@@ -7,10 +7,8 @@ mod common;
 use common::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -51,21 +49,6 @@ fn run_with_timeout<F: FnOnce() + Send + 'static>(secs: u64, what: &str, f: F) {
     }
 }
 
-fn statvfs(p: &Path) -> libc::statvfs {
-    let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-    // SAFETY: valid C string and an out-parameter of the right type.
-    unsafe {
-        let mut s: libc::statvfs = std::mem::zeroed();
-        assert_eq!(
-            libc::statvfs(c.as_ptr(), &mut s),
-            0,
-            "statvfs: {}",
-            std::io::Error::last_os_error()
-        );
-        s
-    }
-}
-
 /// statvfs once `ok` holds of it. An unlinked inode is freed when the
 /// kernel forgets it (a FORGET the kernel queues when it evicts the inode,
 /// which the daemon may handle just after a statfs sent meanwhile), so the
@@ -86,13 +69,6 @@ fn statvfs_when(p: &Path, what: &str, ok: impl Fn(&libc::statvfs) -> bool) -> li
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
 }
 
 fn create_new(p: &Path) -> std::io::Result<File> {
@@ -195,7 +171,7 @@ fn expected_own() -> BTreeMap<String, Vec<u8>> {
 /// contents; every inode's link count equals the names it has here.
 fn check_one_directory(d: &Path, label: &str) {
     let want = expected_own();
-    let mut got: BTreeSet<String> = names(d).into_iter().collect();
+    let mut got: BTreeSet<String> = names_of(d).into_iter().collect();
     let shared: Vec<String> = got
         .iter()
         .filter(|n| n.starts_with("shared_"))
@@ -264,7 +240,7 @@ fn one_directory_many_threads() {
                 while !done.load(Ordering::Relaxed) {
                     // Every stable name is listed exactly once in every pass,
                     // whatever else changes meanwhile.
-                    let list = names(&d);
+                    let list = names_of(&d);
                     for i in 0..STABLE {
                         let n = format!("stable_{i:02}");
                         let c = list.iter().filter(|x| **x == n).count();
@@ -325,8 +301,7 @@ fn one_directory_many_threads() {
         );
     });
     check_one_directory(&d, "after the workers");
-    m.unmount_and_check();
-    let m = Mount::new(&img.path, "ro");
+    let m = m.remount("ro");
     check_one_directory(&m.p("d"), "after a remount");
     m.unmount_and_check();
 }
@@ -586,12 +561,12 @@ fn directory_renames_across_two_parents() {
             }
         }
         assert_eq!(
-            names(a).into_iter().collect::<BTreeSet<_>>(),
+            names_of(a).into_iter().collect::<BTreeSet<_>>(),
             want_a,
             "{label}: A"
         );
         assert_eq!(
-            names(b).into_iter().collect::<BTreeSet<_>>(),
+            names_of(b).into_iter().collect::<BTreeSet<_>>(),
             want_b,
             "{label}: B"
         );
@@ -617,15 +592,14 @@ fn directory_renames_across_two_parents() {
             }
         }
         assert_eq!(
-            names(&a.join("n1")),
+            names_of(&a.join("n1")),
             Vec::<String>::new(),
             "{label}: n1 not empty"
         );
         assert_eq!(std::fs::read(a.join("sx/inside")).unwrap(), b"sx");
     };
     check(&a, &b, "after the renames");
-    m.unmount_and_check();
-    let m = Mount::new(&img.path, "ro");
+    let m = m.remount("ro");
     check(&m.p("A"), &m.p("B"), "after a remount");
     m.unmount_and_check();
 }
@@ -768,13 +742,8 @@ fn inode_table_exhausted() {
         ("mkdir", std::fs::create_dir(m.p("d"))),
         ("symlink", std::os::unix::fs::symlink("t", m.p("l"))),
         ("mkfifo", {
-            let c = CString::new(m.p("fifo").as_os_str().as_bytes()).unwrap();
             // SAFETY: valid C string.
-            if unsafe { libc::mkfifo(c.as_ptr(), 0o644) } == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
+            cvt(unsafe { libc::mkfifo(cpath(&m.p("fifo")).as_ptr(), 0o644) })
         }),
     ] {
         let e = r.expect_err(what);

@@ -7,8 +7,6 @@ mod common;
 use common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -201,40 +199,9 @@ fn standard_spec(many: usize, big: bool) -> Vec<Entry> {
     s
 }
 
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-fn check(r: libc::c_int, what: &str, p: &Path) {
-    assert!(
-        r == 0,
-        "{what} {}: {}",
-        p.display(),
-        std::io::Error::last_os_error()
-    );
-}
-
 fn set_times(p: &Path, mtime: i64) {
-    let ts = [
-        libc::timespec {
-            tv_sec: mtime as libc::time_t,
-            tv_nsec: 0,
-        },
-        libc::timespec {
-            tv_sec: mtime as libc::time_t,
-            tv_nsec: 0,
-        },
-    ];
-    // SAFETY: valid C string and a two-element timespec array.
-    let r = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            cpath(p).as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    check(r, "utimensat", p);
+    utimensat(p, (mtime, 0), (mtime, 0), libc::AT_SYMLINK_NOFOLLOW)
+        .unwrap_or_else(|e| panic!("utimensat {}: {e}", p.display()));
 }
 
 /// Create the tree under `root` with ordinary system calls.
@@ -260,9 +227,8 @@ fn build_tree(root: &Path, spec: &[Entry]) {
             }
             Kind::HardLink(src) => std::fs::hard_link(root.join(src), &p).unwrap(),
             Kind::Node { fmt, rdev } => {
-                // SAFETY: valid C string.
-                let r = unsafe { libc::mknod(cpath(&p).as_ptr(), fmt | 0o600, *rdev) };
-                check(r, "mknod", &p);
+                mknod(&p, fmt | 0o600, *rdev)
+                    .unwrap_or_else(|e| panic!("mknod {}: {e}", p.display()));
             }
         }
         if !matches!(x.kind, Kind::Symlink(_) | Kind::HardLink(_)) {
@@ -437,29 +403,6 @@ fn verify_tree(root: &Path, spec: &[Entry], label: &str) {
     }
 }
 
-/// `debugfs -R "stat PATH"`: the inode report.
-fn debugfs_stat(image: &Path, path: &str) -> String {
-    let out = Command::new("debugfs")
-        .arg("-R")
-        .arg(format!("stat {path}"))
-        .arg(image)
-        .output()
-        .expect("run debugfs");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stat_field(stat: &str, key: &str) -> String {
-    let i = stat
-        .find(key)
-        .unwrap_or_else(|| panic!("no '{key}' in debugfs stat output:\n{stat}"));
-    stat[i + key.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// e2fsprogs' view of the unmounted image: every file's bytes through
 /// `debugfs cat`, link counts, symlink targets and owners through `debugfs stat`.
 fn verify_debugfs(image: &Path, spec: &[Entry]) {
@@ -576,62 +519,12 @@ fn mkfs_ext2mfr_4k_64m() {
 // The kernel's ext2 driver.
 // ---------------------------------------------------------------------------
 
-fn setxattr(p: &Path, name: &str, value: &[u8]) {
-    let n = CString::new(name).unwrap();
-    // SAFETY: valid C strings and a value buffer of the given length.
-    let r = unsafe {
-        libc::lsetxattr(
-            cpath(p).as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    check(r, "setxattr", p);
-}
-
-fn getxattr(p: &Path, name: &str) -> std::io::Result<Vec<u8>> {
-    let n = CString::new(name).unwrap();
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: valid C strings and a buffer of the given length.
-    let r = unsafe {
-        libc::lgetxattr(
-            cpath(p).as_ptr(),
-            n.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    buf.truncate(r as usize);
-    Ok(buf)
-}
-
-fn listxattr(p: &Path) -> Vec<String> {
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: valid C string and a buffer of the given length.
-    let r = unsafe { libc::llistxattr(cpath(p).as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    assert!(
-        r >= 0,
-        "listxattr {}: {}",
-        p.display(),
-        std::io::Error::last_os_error()
-    );
-    buf[..r as usize]
-        .split(|&b| b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    setxattr(p, name, value).unwrap_or_else(|e| panic!("setxattr {}: {e}", p.display()));
 }
 
 fn dir_names(p: &Path) -> BTreeSet<String> {
-    std::fs::read_dir(p)
-        .unwrap()
-        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
+    names_of(p).into_iter().collect()
 }
 
 fn is_indexed(image: &Path, path: &str) -> bool {
@@ -650,28 +543,18 @@ fn kernel_written_read_by_ext2mfr() {
     let spec = standard_spec(MANY, true);
     let k = KernelMount::new(&img.path);
     build_tree(k.path(), &spec);
-    setxattr(&k.path().join("f_small"), "user.color", b"blue");
-    setxattr(&k.path().join("d1"), "user.note", &pattern(11, 300));
+    set_xattr(&k.path().join("f_small"), "user.color", b"blue");
+    set_xattr(&k.path().join("d1"), "user.note", &pattern(11, 300));
     // A small value (kept in the inode's extra space by ext4) and a large
     // one (in an xattr block) on one inode.
-    setxattr(&k.path().join("d1/f_odd"), "user.s", b"x");
-    setxattr(&k.path().join("d1/f_odd"), "user.big", &pattern(12, 400));
+    set_xattr(&k.path().join("d1/f_odd"), "user.s", b"x");
+    set_xattr(&k.path().join("d1/f_odd"), "user.big", &pattern(12, 400));
     verify_tree(k.path(), &spec, "kernel, as written"); // sanity check of the spec itself
     k.unmount();
     fsck_clean(&img.path);
 
     // Build htree indexes on the large directories.
-    let out = Command::new("e2fsck")
-        .arg("-fyD")
-        .arg(&img.path)
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(1)),
-        "e2fsck -fyD: {:?}\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    fsck_index_directories(&img.path);
     fsck_clean(&img.path);
     assert!(
         is_indexed(&img.path, "/many"),
@@ -680,19 +563,25 @@ fn kernel_written_read_by_ext2mfr() {
 
     let m = Mount::new(&img.path, "");
     verify_tree(m.path(), &spec, "ext2mfr reading the kernel's tree");
-    assert_eq!(getxattr(&m.p("f_small"), "user.color").unwrap(), b"blue");
-    assert_eq!(getxattr(&m.p("d1"), "user.note").unwrap(), pattern(11, 300));
-    assert_eq!(listxattr(&m.p("f_small")), ["user.color"]);
-    assert_eq!(getxattr(&m.p("d1/f_odd"), "user.s").unwrap(), b"x");
     assert_eq!(
-        getxattr(&m.p("d1/f_odd"), "user.big").unwrap(),
+        getxattr(&m.p("f_small"), "user.color", 4096).unwrap(),
+        b"blue"
+    );
+    assert_eq!(
+        getxattr(&m.p("d1"), "user.note", 4096).unwrap(),
+        pattern(11, 300)
+    );
+    assert_eq!(xattr_names(&m.p("f_small")), ["user.color"]);
+    assert_eq!(getxattr(&m.p("d1/f_odd"), "user.s", 4096).unwrap(), b"x");
+    assert_eq!(
+        getxattr(&m.p("d1/f_odd"), "user.big", 4096).unwrap(),
         pattern(12, 400)
     );
-    let mut names = listxattr(&m.p("d1/f_odd"));
+    let mut names = xattr_names(&m.p("d1/f_odd"));
     names.sort();
     assert_eq!(names, ["user.big", "user.s"]);
     assert_eq!(
-        getxattr(&m.p("f_empty"), "user.color")
+        getxattr(&m.p("f_empty"), "user.color", 4096)
             .unwrap_err()
             .raw_os_error(),
         Some(libc::ENODATA)
@@ -737,16 +626,7 @@ fn kernel_written_read_by_ext2mfr() {
         !is_indexed(&img.path, "/many"),
         "the index flag must be cleared once ext2mfr changed the directory"
     );
-    let out = Command::new("e2fsck")
-        .arg("-fyD")
-        .arg(&img.path)
-        .output()
-        .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(1)),
-        "e2fsck -fyD: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    fsck_index_directories(&img.path);
     assert!(
         is_indexed(&img.path, "/many2"),
         "e2fsck -fyD did not index /many2"
@@ -760,14 +640,8 @@ fn kernel_written_read_by_ext2mfr() {
     assert_eq!(dir_names(&m.p("d1/sub/many2")).len(), 300);
     m.unmount_and_check();
     assert_eq!(debugfs_cat(&img.path, "/many/added_by_ext2mfr"), b"new");
-    let ls = Command::new("debugfs")
-        .arg("-R")
-        .arg("ls -l /d1/sub/many2/..")
-        .arg(&img.path)
-        .output()
-        .unwrap();
     assert!(
-        String::from_utf8_lossy(&ls.stdout).contains("many2"),
+        debugfs(&img.path, "ls -l /d1/sub/many2/..").contains("many2"),
         "debugfs: '..' of the moved directory"
     );
 
@@ -905,16 +779,9 @@ fn huge_sparse(bs: u32) {
     }
     read_back(m.path(), "ext2mfr");
     m.unmount_and_check();
-    let out = Command::new("dumpe2fs")
-        .arg("-h")
-        .arg(&img.path)
-        .output()
-        .unwrap();
-    let features = String::from_utf8_lossy(&out.stdout);
+    let features = dumpe2fs_h(&img.path);
     assert!(
-        features
-            .lines()
-            .any(|l| l.starts_with("Filesystem features:") && l.contains("large_file")),
+        dump_field(&features, "Filesystem features").contains("large_file"),
         "large_file not set:\n{features}"
     );
     assert_eq!(
@@ -929,7 +796,7 @@ fn huge_sparse(bs: u32) {
 
     // Truncate through the triple, double and single indirect levels.
     let m = Mount::new(&img.path, "");
-    let before = statvfs_blocks(m.path());
+    let before = statvfs(m.path()).f_bfree;
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(m.p("huge"))
@@ -946,7 +813,7 @@ fn huge_sparse(bs: u32) {
         &want,
     );
     assert!(
-        statvfs_blocks(m.path()) > before,
+        statvfs(m.path()).f_bfree > before,
         "truncating freed no blocks"
     );
     m.unmount_and_check();
@@ -955,16 +822,6 @@ fn huge_sparse(bs: u32) {
         &debugfs_cat(&img.path, "/huge"),
         &want,
     );
-}
-
-fn statvfs_blocks(p: &Path) -> u64 {
-    let c = cpath(p);
-    // SAFETY: valid C string and an out-parameter of the right type.
-    unsafe {
-        let mut s: libc::statvfs = std::mem::zeroed();
-        assert_eq!(libc::statvfs(c.as_ptr(), &mut s), 0);
-        s.f_bfree as u64
-    }
 }
 
 #[test]

@@ -7,69 +7,16 @@
 mod common;
 use common::*;
 
-use std::ffi::CString;
 use std::fmt::Debug;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
-fn cpath(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_bytes()).unwrap()
-}
-
-/// A call's result: its value, or the errno it failed with.
+/// A call's result: its value, or the errno it failed with (the form the
+/// two sides' results are compared in).
 type Res = Result<i64, i32>;
 
-fn res(r: i64) -> Res {
-    if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    } else {
-        Ok(r)
-    }
-}
-
-fn mknod(p: &Path, mode: u32, major: u32, minor: u32) -> Res {
-    // SAFETY: a valid C string.
-    res(unsafe { libc::mknod(cpath(p).as_ptr(), mode, libc::makedev(major, minor)) } as i64)
-}
-
-fn renameat2(a: &Path, b: &Path, flags: u32) -> Res {
-    // SAFETY: valid C strings; the syscall takes (dirfd, path, dirfd, path, flags).
-    res(unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            cpath(a).as_ptr(),
-            libc::AT_FDCWD,
-            cpath(b).as_ptr(),
-            flags,
-        )
-    })
-}
-
-fn set_times(p: &Path, atime: (i64, i64), mtime: (i64, i64)) -> Res {
-    let ts = [
-        libc::timespec {
-            tv_sec: atime.0,
-            tv_nsec: atime.1,
-        },
-        libc::timespec {
-            tv_sec: mtime.0,
-            tv_nsec: mtime.1,
-        },
-    ];
-    // SAFETY: a valid C string and two timespecs.
-    res(unsafe { libc::utimensat(libc::AT_FDCWD, cpath(p).as_ptr(), ts.as_ptr(), 0) } as i64)
-}
-
-fn chown(p: &Path, uid: u32, gid: u32) -> Res {
-    // SAFETY: a valid C string.
-    res(unsafe { libc::chown(cpath(p).as_ptr(), uid, gid) } as i64)
-}
-
-fn truncate(p: &Path, size: u64) -> Res {
-    // SAFETY: a valid C string.
-    res(unsafe { libc::truncate(cpath(p).as_ptr(), size as i64) } as i64)
+fn res(r: std::io::Result<()>) -> Res {
+    r.map(|()| 0).map_err(|e| e.raw_os_error().unwrap_or(0))
 }
 
 /// (atime, mtime, ctime) in (seconds, nanoseconds).
@@ -163,7 +110,7 @@ fn special_files_own_no_blocks_and_are_freed_cleanly() {
             ] {
                 let p = m.p(&format!("{tag}{k}"));
                 assert_eq!(
-                    mknod(&p, fmt | 0o644, major, minor),
+                    res(mknod(&p, fmt | 0o644, libc::makedev(major, minor))),
                     Ok(0),
                     "mknod {}",
                     p.display()
@@ -192,7 +139,7 @@ fn special_files_own_no_blocks_and_are_freed_cleanly() {
         // A FIFO unlinked while open goes at its last close (the forget
         // path); one left open at unmount at the unmount.
         let fifo = m.p("fifo");
-        assert_eq!(mknod(&fifo, libc::S_IFIFO | 0o600, 0, 0), Ok(0));
+        assert_eq!(res(mknod(&fifo, libc::S_IFIFO | 0o600, 0)), Ok(0));
         let held = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -216,7 +163,11 @@ fn device_numbers_read_the_same_on_both_sides() {
     let m = Mount::new(&img.path, "");
     for (k, &(ma, mi)) in DEVICES.iter().enumerate() {
         assert_eq!(
-            mknod(&m.p(&format!("ours{k}")), libc::S_IFCHR | 0o600, ma, mi),
+            res(mknod(
+                &m.p(&format!("ours{k}")),
+                libc::S_IFCHR | 0o600,
+                libc::makedev(ma, mi)
+            )),
             Ok(0)
         );
     }
@@ -226,12 +177,11 @@ fn device_numbers_read_the_same_on_both_sides() {
         let md = std::fs::symlink_metadata(k.path().join(format!("ours{n}"))).unwrap();
         assert_eq!(md.rdev(), libc::makedev(ma, mi), "kernel reads ours{n}");
         assert_eq!(
-            mknod(
+            res(mknod(
                 &k.path().join(format!("theirs{n}")),
                 libc::S_IFBLK | 0o600,
-                ma,
-                mi
-            ),
+                libc::makedev(ma, mi)
+            )),
             Ok(0)
         );
     }
@@ -267,7 +217,7 @@ fn set_and_read_times(root: &Path) -> Vec<[(i64, i64); 2]> {
         .map(|(k, &(a, m))| {
             let p = root.join(format!("t{k}"));
             std::fs::write(&p, b"t").unwrap();
-            assert_eq!(set_times(&p, a, m), Ok(0));
+            assert_eq!(res(utimens(&p, a, m)), Ok(0));
             let t = times(&p);
             [t[0], t[1]]
         })
@@ -290,10 +240,7 @@ fn times_with_nanoseconds_and_past_2038_match_the_kernel() {
 fn times_survive_a_remount_and_cross_to_the_kernel_and_back() {
     let img = mkfs_ext2(16 * 1024, 4096, &[]);
     let m = Mount::new(&img.path, "");
-    let start = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let start = now();
     let set = set_and_read_times(m.path());
     let born = btime(&m.p("t0"));
     m.unmount_and_check();
@@ -316,7 +263,11 @@ fn times_survive_a_remount_and_cross_to_the_kernel_and_back() {
     let p = k.path().join("kernel");
     std::fs::write(&p, b"k").unwrap();
     assert_eq!(
-        set_times(&p, (1_000_000_000, 111), (4_200_000_000, 222_333_444)),
+        res(utimens(
+            &p,
+            (1_000_000_000, 111),
+            (4_200_000_000, 222_333_444)
+        )),
         Ok(0)
     );
     let kernel_times = times(&p);
@@ -337,7 +288,7 @@ fn times_survive_a_remount_and_cross_to_the_kernel_and_back() {
         );
     }
     // Changing the times later does not change the creation time.
-    assert_eq!(set_times(&m.p("t0"), (5, 5), (6, 6)), Ok(0));
+    assert_eq!(res(utimens(&m.p("t0"), (5, 5), (6, 6))), Ok(0));
     m.unmount_and_check();
     let k = KernelMount::new(&img.path);
     assert_eq!(
@@ -364,7 +315,7 @@ fn chown_to_nobody_change_clears_set_id_bits_as_the_kernel_does() {
                     let p = root.join(format!("s{k}"));
                     std::fs::write(&p, b"#!/bin/sh\n").unwrap();
                     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-                    assert_eq!(chown(&p, u32::MAX, u32::MAX), Ok(0));
+                    assert_eq!(res(chown(&p, u32::MAX, u32::MAX)), Ok(0));
                     std::fs::metadata(&p).unwrap().mode() & 0o7777
                 })
                 .collect::<Vec<_>>()
@@ -402,8 +353,8 @@ fn largest_file_size_and_writes_across_it_match_the_kernel() {
                 drop(f);
                 let size = std::fs::metadata(&p).unwrap().len();
                 // Give the space back before the image is checked.
-                assert_eq!(truncate(&p, 0), Ok(0));
-                (max, truncate(&p, max + 1), across, at, past, size)
+                assert_eq!(res(truncate(&p, 0)), Ok(0));
+                (max, res(truncate(&p, max + 1)), across, at, past, size)
             }),
         );
     }
@@ -411,7 +362,7 @@ fn largest_file_size_and_writes_across_it_match_the_kernel() {
 
 #[test]
 fn rename_exchange_matches_the_kernel() {
-    const EXCHANGE: u32 = libc::RENAME_EXCHANGE;
+    const EXCHANGE: libc::c_uint = libc::RENAME_EXCHANGE;
     assert_same(
         "RENAME_EXCHANGE",
         on_both(1024, &[], |root| {
@@ -422,19 +373,19 @@ fn rename_exchange_matches_the_kernel() {
             std::fs::write(p("a/g"), b"file g").unwrap();
             let out = vec![
                 // Two files, across directories.
-                renameat2(&p("f"), &p("a/g"), EXCHANGE),
+                res(rename2(&p("f"), &p("a/g"), EXCHANGE)),
                 // A directory and a file: "f" becomes the directory.
-                renameat2(&p("a/sub"), &p("f"), EXCHANGE),
+                res(rename2(&p("a/sub"), &p("f"), EXCHANGE)),
                 // Two directories.
-                renameat2(&p("a"), &p("b"), EXCHANGE),
+                res(rename2(&p("a"), &p("b"), EXCHANGE)),
                 // A directory with a name below itself.
-                renameat2(&p("b"), &p("b/sub"), EXCHANGE),
+                res(rename2(&p("b"), &p("b/sub"), EXCHANGE)),
                 // No target; onto itself; with RENAME_NOREPLACE.
-                renameat2(&p("f"), &p("missing"), EXCHANGE),
-                renameat2(&p("f"), &p("f"), EXCHANGE),
-                renameat2(&p("f"), &p("b"), EXCHANGE | libc::RENAME_NOREPLACE),
+                res(rename2(&p("f"), &p("missing"), EXCHANGE)),
+                res(rename2(&p("f"), &p("f"), EXCHANGE)),
+                res(rename2(&p("f"), &p("b"), EXCHANGE | libc::RENAME_NOREPLACE)),
                 // A directory into another directory's place, deeper.
-                renameat2(&p("f"), &p("b/g"), EXCHANGE),
+                res(rename2(&p("f"), &p("b/g"), EXCHANGE)),
             ];
             // The tree and link counts after the swaps.
             let mut seen = Vec::new();

@@ -143,8 +143,7 @@ fn exhaust(policy: &str) {
     });
     let c = counters(m.path());
     assert_eq!(c["recovery"]["uncommitted_now"].as_u64(), Some(0));
-    m.unmount_and_check();
-    let again = Mount::new(&img.path, "");
+    let again = m.remount("");
     for (d, want) in &expected {
         let rel = d.file_name().unwrap();
         assert_eq!(
