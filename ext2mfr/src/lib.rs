@@ -21,5 +21,6 @@ pub mod error;
 pub mod faults;
 pub mod fs;
 pub mod fuse;
+pub mod logging;
 pub mod options;
 pub mod request;

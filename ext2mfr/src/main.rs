@@ -21,6 +21,7 @@ const USAGE: &str = "usage: ext2mfr IMAGE MOUNTPOINT [-o option[,option...]] [-f
               subtype=NAME, noatime, atime, nodev, nosuid, noexec,
               cache=SIZE (block cache, default 64M), threads=N (default: CPUs, at most 8),
               commit=SECS (background write-back interval, default 5; 0 = off),
+              log=PATH (the log, once mounted; default: stderr with -f, else syslog),
               recovery=on|off (default on), ama=on|off (default on),
               peek=on|off, recycle=on|off (default on), mem=SIZE (AMA page pool),
               policy=retry|fail-fast|retry-alternate (default retry),
@@ -102,7 +103,7 @@ fn install_panic_hook(recovery: bool) {
                 log::debug!("fault caught by recovery: {info}");
             }
         } else {
-            eprintln!("ext2mfr: {info}; recovery is off, the daemon stops");
+            log::error!("{info}; recovery is off, the daemon stops");
             std::process::abort();
         }
     }));
@@ -214,9 +215,7 @@ fn write_back_every(fs: std::sync::Arc<Ext2>, every: Duration) {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,fuser=error"))
-        .format_timestamp_millis()
-        .init();
+    ext2mfr::logging::init();
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -225,6 +224,15 @@ fn main() -> ExitCode {
         }
     };
     let o = &args.options;
+    let log_file = match o.log_file.as_deref().map(ext2mfr::logging::open_file) {
+        Some(Err(e)) => {
+            let path = o.log_file.as_ref().expect("named").display();
+            eprintln!("ext2mfr: log file {path}: {e}");
+            return ExitCode::from(2);
+        }
+        Some(Ok(f)) => Some(f),
+        None => None,
+    };
     let config = FsConfig {
         read_only: o.read_only,
         cache_bytes: o.cache_bytes,
@@ -266,6 +274,9 @@ fn main() -> ExitCode {
         if let Err(code) = go_to_background() {
             return code;
         }
+        ext2mfr::logging::to_background(log_file);
+    } else if let Some(f) = log_file {
+        ext2mfr::logging::to_file(f);
     }
 
     unmount_on_signals(session.unmount_callable(), sigs);
@@ -280,7 +291,7 @@ fn main() -> ExitCode {
     match fs.unmount() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ext2mfr: writing back at unmount failed: {e}");
+            log::error!("writing back at unmount failed: {e}");
             ExitCode::from(1)
         }
     }

@@ -22,6 +22,9 @@ pub struct MountOptions {
     pub threads: usize,
     /// Seconds between background write-backs (`commit=N`, 0 = only on sync/unmount).
     pub commit_secs: u64,
+    /// Where the log goes once the mount is up (`log=PATH`); without it,
+    /// stderr in the foreground and syslog in the background.
+    pub log_file: Option<std::path::PathBuf>,
     /// Every request runs as a recovery domain (`recovery=on|off`).
     pub recovery: bool,
     /// What a rolled-back request, or a failed AMA reservation, does
@@ -50,6 +53,7 @@ impl Default for MountOptions {
             cache_bytes: 64 << 20,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
             commit_secs: 5,
+            log_file: None,
             recovery: true,
             policy: Policy::Retry,
             ama: AmaConfig::default(),
@@ -153,6 +157,13 @@ impl MountOptions {
                     .ok()
                     .filter(|n| (1..=64).contains(n))
                     .ok_or_else(|| format!("mount option threads={v}: need 1 to 64"))?;
+            }
+            "log" => {
+                let v = need(val)?;
+                if v.is_empty() {
+                    return Err("mount option log=: need a file name".into());
+                }
+                self.log_file = Some(std::path::PathBuf::from(v));
             }
             "commit" => {
                 let v = need(val)?;

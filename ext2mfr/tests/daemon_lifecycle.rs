@@ -173,3 +173,77 @@ fn bad_arguments_are_refused() {
     assert_eq!(dumpe2fs_field(&img.path, "Mount count"), "0");
     fsck_clean(&img.path);
 }
+
+/// Start the daemon in the background (no `-f`) with its stdout and stderr
+/// on pipes, do a little on the mount, unmount, and return everything the
+/// daemon wrote to those pipes, from its start to its exit.
+fn background_output(img: &Path, opts: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mnt = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(DAEMON);
+    cmd.arg(img).arg(mnt.path());
+    if !opts.is_empty() {
+        cmd.arg("-o").arg(opts);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first process exits once the mount is up; the daemon it forked
+    // keeps serving (and holds the pipes until it lets go of them).
+    assert!(child.wait().unwrap().success(), "background mount failed");
+    let guard = UnmountGuard::new(mnt.path());
+    std::fs::write(mnt.path().join("f"), b"quiet").unwrap();
+    assert!(Command::new("umount")
+        .arg(mnt.path())
+        .status()
+        .unwrap()
+        .success());
+    drop(guard);
+    wait_gone(img);
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    child.stderr.take().unwrap().read_to_end(&mut out).unwrap();
+    out
+}
+
+/// In the background the daemon writes nothing to the terminal (or script)
+/// that started it, also not the report it logs at unmount: that goes to
+/// syslog, or to the file `log=` names.
+#[test]
+fn background_daemon_is_quiet_and_logs_where_told() {
+    let img = mkfs_ext2mfr(16 << 20, 1024);
+    let out = background_output(&img.path, "");
+    assert!(
+        out.is_empty(),
+        "written to the terminal: {}",
+        String::from_utf8_lossy(&out)
+    );
+
+    let log = img.dir.path().join("daemon.log");
+    let opts = format!("log={}", log.display());
+    let out = background_output(&img.path, &opts);
+    assert!(
+        out.is_empty(),
+        "written to the terminal: {}",
+        String::from_utf8_lossy(&out)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("unmounted cleanly; counters:"),
+        "log file: {text}"
+    );
+    fsck_clean(&img.path);
+
+    // A log file that cannot be opened refuses the mount, saying why.
+    let mnt = tempfile::tempdir().unwrap();
+    let r = Command::new(DAEMON)
+        .arg(&img.path)
+        .arg(mnt.path())
+        .args(["-o", "log=/nonexistent-dir/x.log"])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("log file /nonexistent-dir/x.log"));
+}
