@@ -274,6 +274,10 @@ mod tests {
         assert!(MountOptions::parse(["threads=0"]).is_err());
         assert!(MountOptions::parse(["ro=1"]).is_err());
         assert!(MountOptions::parse(["ama=maybe"]).is_err());
+        assert!(MountOptions::parse(["log="]).is_err());
+        assert!(MountOptions::parse(["log"]).is_err());
+        let l = MountOptions::parse(["log=/var/log/x.log"]).unwrap();
+        assert_eq!(l.log_file.as_deref(), Some(std::path::Path::new("/var/log/x.log")));
         assert!(MountOptions::parse(["mem=1"]).is_err());
         assert!(MountOptions::parse(["recovery=off,ama=off,baseline"]).is_ok());
         let o = MountOptions::parse(["ama=on,peek=off,recycle=off,mem=64M,policy=retry-alternate"])
