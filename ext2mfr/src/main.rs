@@ -109,16 +109,31 @@ fn install_panic_hook(recovery: bool) {
     }));
 }
 
+/// The file-system type shown as `fuse.SUBTYPE` (so findmnt, `df -T` and
+/// mount helpers see ext2mfr). fuser's own mount(2) as root drops its
+/// Subtype option (it goes only to fusermount3), so root passes it to the
+/// kernel as a mount parameter, which the kernel's FUSE takes.
+fn subtype(name: String) -> MountOption {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        MountOption::CUSTOM(format!("subtype={name}"))
+    } else {
+        MountOption::Subtype(name)
+    }
+}
+
 /// fuser's configuration from the mount options: how the mount shows in
 /// /proc/mounts, who may use it, and how many threads serve it.
 fn fuse_config(o: &MountOptions, image: &std::path::Path) -> fuser::Config {
     let mut mount_options = vec![
-        MountOption::FSName(
-            o.fsname
-                .clone()
-                .unwrap_or_else(|| image.display().to_string()),
-        ),
-        MountOption::Subtype(o.subtype.clone().unwrap_or_else(|| "ext2mfr".into())),
+        MountOption::FSName(o.fsname.clone().unwrap_or_else(|| {
+            // The source as an absolute path, however it was named.
+            std::fs::canonicalize(image)
+                .unwrap_or_else(|_| image.to_path_buf())
+                .display()
+                .to_string()
+        })),
+        subtype(o.subtype.clone().unwrap_or_else(|| "ext2mfr".into())),
         MountOption::DefaultPermissions,
         if o.read_only {
             MountOption::RO

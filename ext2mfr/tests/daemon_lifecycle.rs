@@ -247,3 +247,65 @@ fn background_daemon_is_quiet_and_logs_where_told() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("log file /nonexistent-dir/x.log"));
 }
+
+/// (source, type) of the mount at `mnt` in /proc/mounts.
+fn mount_entry(mnt: &Path) -> Option<(String, String)> {
+    let want = mnt.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&want))
+        .map(|f| (f[0].clone(), f[2].clone()))
+}
+
+/// The mount shows as `fuse.ext2mfr`, with the image's absolute path as its
+/// source, however it was started (findmnt, `df -T` and mount helpers go
+/// by these): by the daemon with a relative image path, and by mount(8).
+#[test]
+fn mount_shows_type_and_source() {
+    let img = mkfs_ext2mfr(16 << 20, 1024);
+    let abs = std::fs::canonicalize(&img.path)
+        .unwrap()
+        .display()
+        .to_string();
+
+    let mnt = tempfile::tempdir().unwrap();
+    let st = Command::new(DAEMON)
+        .current_dir(img.dir.path())
+        .arg(img.path.file_name().unwrap())
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let guard = UnmountGuard::new(mnt.path());
+    assert_eq!(
+        mount_entry(mnt.path()),
+        Some((abs.clone(), "fuse.ext2mfr".into()))
+    );
+    assert!(Command::new("umount")
+        .arg(mnt.path())
+        .status()
+        .unwrap()
+        .success());
+    drop(guard);
+    wait_gone(&img.path);
+
+    let st = Command::new("mount")
+        .args(["-t", "fuse"])
+        .arg(format!("{DAEMON}#{}", img.path.display()))
+        .arg(mnt.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount -t fuse failed");
+    let guard = UnmountGuard::new(mnt.path());
+    assert_eq!(mount_entry(mnt.path()), Some((abs, "fuse.ext2mfr".into())));
+    assert!(Command::new("umount")
+        .arg(mnt.path())
+        .status()
+        .unwrap()
+        .success());
+    drop(guard);
+    wait_gone(&img.path);
+    fsck_clean(&img.path);
+}
