@@ -10,6 +10,9 @@
 //! - `ext2mfr.short_estimates` = N > 0: every N-th AMA reservation is one
 //!   page short, as an estimate overtaken by a concurrent request would be
 //!   (tests of the restart path); 0 stops it.
+//! - `ext2mfr.read_only` = 1 | 0: remount read-only (write back, mark the
+//!   image clean, refuse writes) or read-write (`ext2mfr -o remount,...`,
+//!   which mount(8) runs for `mount -o remount,ro`, sets it).
 
 use crate::error::{FsError, Result};
 use crate::format::inode::ROOT_INO;
@@ -19,6 +22,7 @@ pub const STATS_XATTR: &str = "ext2mfr.stats";
 pub const FAULT_AFTER_XATTR: &str = "ext2mfr.fault_after";
 pub const INJECT_XATTR: &str = "ext2mfr.inject";
 pub const SHORT_ESTIMATES_XATTR: &str = "ext2mfr.short_estimates";
+pub const READ_ONLY_XATTR: &str = "ext2mfr.read_only";
 
 fn number(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(value).ok()?.trim().parse().ok()
@@ -50,6 +54,10 @@ impl Ext2 {
                     inj.set_enabled(value == b"1");
                     Ok(())
                 }
+                _ => Err(FsError::Invalid),
+            },
+            n if n == READ_ONLY_XATTR.as_bytes() => match value {
+                b"0" | b"1" => self.set_read_only(value == b"1"),
                 _ => Err(FsError::Invalid),
             },
             n if n == SHORT_ESTIMATES_XATTR.as_bytes() => match number(value) {

@@ -229,6 +229,98 @@ fn write_back_every(fs: std::sync::Arc<Ext2>, every: Duration) {
         .expect("spawn writeback thread");
 }
 
+/// `ext2mfr IMAGE DIR -o remount,ro|rw` (what mount(8) runs for
+/// `mount -o remount,ro DIR`): the daemon serving DIR writes back and
+/// refuses writes (or takes them again), then the kernel's mount changes
+/// too, keeping its other flags.
+fn remount(mnt: &std::path::Path, ro: bool) -> ExitCode {
+    let Ok(path) = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes()) else {
+        return ExitCode::from(2);
+    };
+    // Read-only: the daemon first (it writes back, then refuses writes),
+    // then the kernel. Read-write: the kernel first (a read-only mount
+    // refuses the attribute the daemon is told through), undone if the
+    // daemon cannot write (an image mounted `ro` was opened read-only).
+    let steps: [&dyn Fn() -> std::io::Result<()>; 2] = if ro {
+        [&|| tell_daemon(&path, true), &|| {
+            kernel_remount(&path, true)
+        }]
+    } else {
+        [&|| kernel_remount(&path, false), &|| {
+            tell_daemon(&path, false)
+        }]
+    };
+    for (k, step) in steps.iter().enumerate() {
+        if let Err(e) = step() {
+            eprintln!("ext2mfr: remount of {}: {e}", mnt.display());
+            if !ro && k == 1 {
+                let _ = kernel_remount(&path, true);
+            }
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// The daemon's `ext2mfr.read_only` attribute on the mount's root.
+fn tell_daemon(path: &std::ffi::CStr, ro: bool) -> std::io::Result<()> {
+    let value: &[u8] = if ro { b"1" } else { b"0" };
+    // SAFETY: valid C strings and a value buffer of the given length.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"ext2mfr.read_only".as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// mount(2) with MS_REMOUNT, keeping the mount's other flags.
+fn kernel_remount(path: &std::ffi::CStr, ro: bool) -> std::io::Result<()> {
+    let mut flags = libc::MS_REMOUNT;
+    // SAFETY: statvfs fills the zeroed struct.
+    let mut sv: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut sv) } == 0 {
+        for (st, ms) in [
+            (libc::ST_NOSUID, libc::MS_NOSUID),
+            (libc::ST_NODEV, libc::MS_NODEV),
+            (libc::ST_NOEXEC, libc::MS_NOEXEC),
+            (libc::ST_NOATIME, libc::MS_NOATIME),
+            (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+            (libc::ST_RELATIME, libc::MS_RELATIME),
+        ] {
+            if sv.f_flag & st != 0 {
+                flags |= ms;
+            }
+        }
+    }
+    if ro {
+        flags |= libc::MS_RDONLY;
+    }
+    // SAFETY: a remount of an existing mount point; no source or data.
+    let r = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            path.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 fn main() -> ExitCode {
     ext2mfr::logging::init();
     let args = match parse_args() {
@@ -239,6 +331,9 @@ fn main() -> ExitCode {
         }
     };
     let o = &args.options;
+    if o.remount {
+        return remount(&args.mountpoint, o.read_only);
+    }
     let log_file = match o.log_file.as_deref().map(ext2mfr::logging::open_file) {
         Some(Err(e)) => {
             let path = o.log_file.as_ref().expect("named").display();

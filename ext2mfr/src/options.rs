@@ -25,6 +25,8 @@ pub struct MountOptions {
     /// Where the log goes once the mount is up (`log=PATH`); without it,
     /// stderr in the foreground and syslog in the background.
     pub log_file: Option<std::path::PathBuf>,
+    /// `remount`: change a running mount (`ro`/`rw`) instead of mounting.
+    pub remount: bool,
     /// Every request runs as a recovery domain (`recovery=on|off`).
     pub recovery: bool,
     /// What a rolled-back request, or a failed AMA reservation, does
@@ -54,6 +56,7 @@ impl Default for MountOptions {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
             commit_secs: 5,
             log_file: None,
+            remount: false,
             recovery: true,
             policy: Policy::Retry,
             ama: AmaConfig::default(),
@@ -127,6 +130,11 @@ impl MountOptions {
             | "_netdev"
             | "nofail"
             | "relatime" => flag(val)?,
+            // What the kernel's FUSE shows of a mount it made (and mount(8)
+            // hands back for a remount): set by the mount itself, not by us.
+            "user_id" | "group_id" | "rootmode" | "max_read" | "blksize" => {
+                need(val)?;
+            }
             "fsname" => self.fsname = Some(need(val)?.to_string()),
             "subtype" => self.subtype = Some(need(val)?.to_string()),
             "atime" | "strictatime" => {
@@ -157,6 +165,10 @@ impl MountOptions {
                     .ok()
                     .filter(|n| (1..=64).contains(n))
                     .ok_or_else(|| format!("mount option threads={v}: need 1 to 64"))?;
+            }
+            "remount" => {
+                flag(val)?;
+                self.remount = true
             }
             "log" => {
                 let v = need(val)?;
@@ -277,7 +289,10 @@ mod tests {
         assert!(MountOptions::parse(["log="]).is_err());
         assert!(MountOptions::parse(["log"]).is_err());
         let l = MountOptions::parse(["log=/var/log/x.log"]).unwrap();
-        assert_eq!(l.log_file.as_deref(), Some(std::path::Path::new("/var/log/x.log")));
+        assert_eq!(
+            l.log_file.as_deref(),
+            Some(std::path::Path::new("/var/log/x.log"))
+        );
         assert!(MountOptions::parse(["mem=1"]).is_err());
         assert!(MountOptions::parse(["recovery=off,ama=off,baseline"]).is_ok());
         let o = MountOptions::parse(["ama=on,peek=off,recycle=off,mem=64M,policy=retry-alternate"])

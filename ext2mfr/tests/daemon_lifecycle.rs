@@ -309,3 +309,58 @@ fn mount_shows_type_and_source() {
     wait_gone(&img.path);
     fsck_clean(&img.path);
 }
+
+/// `ext2mfr IMAGE DIR -o remount,ro|rw`, as mount.fuse3 runs it for
+/// `mount -o remount,ro DIR`: read-only writes everything back and marks
+/// the image clean (e2fsck judges it while mounted), then refuses writes
+/// with EROFS; read-write takes them again. An image mounted `ro` was
+/// opened read-only and stays so.
+#[test]
+fn remount_read_only_and_back() {
+    let img = mkfs_ext2mfr(16 << 20, 1024);
+    let m = Mount::new(&img.path, "");
+    let remount = |mnt: &Path, how: &str| {
+        Command::new(DAEMON)
+            .arg(&img.path)
+            .arg(mnt)
+            .args(["-o", &format!("remount,{how}")])
+            .output()
+            .unwrap()
+    };
+    std::fs::write(m.p("before"), vec![1u8; 5000]).unwrap();
+    let r = remount(m.path(), "ro");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(mount_options(m.path()).starts_with("ro,"));
+    let e = std::fs::write(m.p("refused"), b"x").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    // Written back and clean while still mounted.
+    fsck_clean(&img.path);
+    assert_eq!(dumpe2fs_field(&img.path, "Filesystem state"), "clean");
+    assert_eq!(debugfs_cat(&img.path, "/before"), vec![1u8; 5000]);
+
+    let r = remount(m.path(), "rw");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(mount_options(m.path()).starts_with("rw,"));
+    std::fs::write(m.p("after"), b"y").unwrap();
+    assert_eq!(dumpe2fs_field(&img.path, "Filesystem state"), "not clean");
+    m.unmount_and_check();
+
+    let m = Mount::new(&img.path, "ro");
+    let r = remount(m.path(), "rw");
+    assert!(!r.status.success(), "a read-only image became writable");
+    assert!(mount_options(m.path()).starts_with("ro,"));
+    m.unmount();
+    fsck_clean(&img.path);
+}
+
+/// The options /proc/mounts shows for the mount at `mnt`.
+fn mount_options(mnt: &Path) -> String {
+    let want = mnt.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&want))
+        .map(|f| f[3].clone())
+        .unwrap_or_default()
+}

@@ -65,7 +65,7 @@ impl Ext2 {
 
     /// relatime: update atime when it is older than mtime/ctime or a day old.
     fn touch_atime(&self, ino: u32, i: &Inode) {
-        if !self.config.atime || self.config.read_only {
+        if !self.config.atime || self.read_only() {
             return;
         }
         let t = Timestamp::now();

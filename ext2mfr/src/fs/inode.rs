@@ -154,7 +154,7 @@ impl Ext2 {
     /// Check `mask` (R=4, W=2, X=1) against the mode bits for the caller.
     pub fn access(&self, ctx: &Ctx, ino: u32, mask: u32) -> Result<()> {
         let i = self.getattr(ino)?;
-        if mask & 2 != 0 && self.config.read_only {
+        if mask & 2 != 0 && self.read_only() {
             return Err(FsError::ReadOnly);
         }
         if ctx.uid == 0 {

@@ -199,6 +199,9 @@ pub struct Ext2 {
     /// after an unclean unmount stays "not clean", as with the kernel's ext2
     /// (which writes back the state it found at mount).
     valid_at_mount: bool,
+    /// Writes refused now (EROFS): from `ro` at mount, or a remount. The
+    /// image itself was opened for writing unless `config.read_only`.
+    read_only_now: std::sync::atomic::AtomicBool,
 }
 
 pub fn now() -> u32 {
@@ -214,8 +217,10 @@ impl Ext2 {
         !self.resident_bitmaps.is_empty()
     }
 
+    /// Are writes refused now (`ro`, or remounted read-only)?
     pub fn read_only(&self) -> bool {
-        self.config.read_only
+        self.read_only_now
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub(crate) fn arc(&self) -> Arc<Ext2> {
@@ -223,7 +228,7 @@ impl Ext2 {
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.config.read_only {
+        if self.read_only() {
             Err(FsError::ReadOnly)
         } else {
             Ok(())

@@ -34,6 +34,7 @@ pub enum MountError {
 impl Ext2 {
     pub fn mount(path: &Path, config: FsConfig) -> std::result::Result<Arc<Ext2>, MountError> {
         let name = path.display().to_string();
+        let config_read_only = config.read_only;
         let (dev, sb, descs, warnings) = open_image(path, &name, config.read_only)?;
         let geo = Geometry::new(&sb, &descs);
         let bs = geo.block_size;
@@ -99,6 +100,7 @@ impl Ext2 {
             gate: gate::GateStats::default(),
             mount_warnings: warnings,
             valid_at_mount,
+            read_only_now: std::sync::atomic::AtomicBool::new(config_read_only),
         });
         let me = Arc::downgrade(&fs);
         fs.pool
@@ -107,6 +109,35 @@ impl Ext2 {
             fs.mark_in_use().map_err(|e| MountError::Io(name, e))?;
         }
         Ok(fs)
+    }
+
+    /// Remount read-only (`ro`) or read-write: read-only writes everything
+    /// back and marks the image clean, then refuses writes with EROFS, as
+    /// the kernel's `remount,ro`; read-write marks it in use again. An image
+    /// mounted `ro` was opened read-only: it cannot become writable.
+    pub fn set_read_only(&self, ro: bool) -> Result<()> {
+        use std::sync::atomic::Ordering::AcqRel;
+        if ro {
+            if self.read_only_now.swap(true, AcqRel) || self.config.read_only {
+                return Ok(());
+            }
+            self.retry_pending_frees();
+            self.cache.flush_all()?;
+            self.write_super(true)?;
+            self.dev.sync()?;
+            log::info!("remounted read-only");
+        } else {
+            if self.config.read_only {
+                return Err(FsError::ReadOnly);
+            }
+            if self.read_only() {
+                self.mark_in_use()?;
+                self.read_only_now
+                    .store(false, std::sync::atomic::Ordering::Release);
+                log::info!("remounted read-write");
+            }
+        }
+        Ok(())
     }
 
     /// Mark the image in use, as the kernel does: not clean until unmount.
