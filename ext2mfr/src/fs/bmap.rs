@@ -36,6 +36,28 @@ impl Ext2 {
         Ok((p != 0).then_some(p))
     }
 
+    /// The disk block of `lblk` when every indirect block on its path is
+    /// cached, else `None`: a goal for an allocation, which only places the
+    /// new block. It reads no block (AMA's estimate of a write does not
+    /// count the path of the block before it), records no dependence, and
+    /// may be stale: the allocator checks the bitmap anyway.
+    pub(crate) fn map_if_cached(&self, inode: &Inode, lblk: u64) -> Option<u32> {
+        if !inode.has_block_map(self.geo.block_size) {
+            return None;
+        }
+        let in_range = |p: u32| p >= self.geo.first_data_block && p < self.geo.blocks_count;
+        let path = block_path(lblk, self.geo.ptrs())?;
+        let mut p = inode.block(path.slot);
+        for level in 0..path.depth {
+            if !in_range(p) {
+                return None;
+            }
+            let b = self.cache.peek(p as u64)?;
+            p = read_ptr(&b.peek_bytes(), path.idx[level]);
+        }
+        in_range(p).then_some(p)
+    }
+
     /// The disk block of `lblk`, allocating it (and any missing indirect
     /// blocks) near `goal`. Returns the block and whether it is new (its
     /// contents are then undefined and the caller must initialize them).

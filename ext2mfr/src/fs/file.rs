@@ -119,7 +119,7 @@ impl Ext2 {
             .geo
             .group_first_block((ino - 1) / self.geo.inodes_per_group);
         if offset >= bs {
-            if let Some(prev) = self.map(&i, offset / bs - 1)? {
+            if let Some(prev) = self.map_if_cached(&i, offset / bs - 1) {
                 goal = prev + 1;
             }
         }
