@@ -366,6 +366,16 @@ fn run_op(
         };
     }
     let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    // "VERB a (depth N) -> b (depth M)": renames are told by how deep they reach.
+    let pair = |verb: &str, a: &Path, arrow: &str, b: &Path| {
+        format!(
+            "{verb} {} (depth {}) {arrow} {} (depth {})",
+            rel(a),
+            depth(root, a),
+            rel(b),
+            depth(root, b)
+        )
+    };
     match k {
         Kind::Create => {
             let d = random_dir(root, rng, 0.2);
@@ -540,13 +550,7 @@ fn run_op(
             } else {
                 d.join(format!("m{uniq}"))
             };
-            let what = format!(
-                "rename dir {} (depth {}) -> {} (depth {})",
-                rel(&src),
-                depth(root, &src),
-                rel(&dst),
-                depth(root, &dst)
-            );
+            let what = pair("rename dir", &src, "->", &dst);
             t!(what.clone(), fs::rename(&src, &dst));
             Ok(what)
         }
@@ -561,13 +565,7 @@ fn run_op(
             if a == root || b == root {
                 return Ok("exchange: root".into());
             }
-            let what = format!(
-                "renameat2 EXCHANGE {} (depth {}) <-> {} (depth {})",
-                rel(&a),
-                depth(root, &a),
-                rel(&b),
-                depth(root, &b)
-            );
+            let what = pair("renameat2 EXCHANGE", &a, "<->", &b);
             t!(what.clone(), rename2(&a, &b, libc::RENAME_EXCHANGE));
             Ok(what)
         }
@@ -589,26 +587,14 @@ fn run_op(
                     return Ok("cold rename: root".into());
                 }
                 let dst = dst_dir.join(format!("c{uniq}"));
-                let what = format!(
-                    "cold rename dir {} (depth {}) -> {} (depth {})",
-                    rel(&src),
-                    depth(root, &src),
-                    rel(&dst),
-                    depth(root, &dst)
-                );
+                let what = pair("cold rename dir", &src, "->", &dst);
                 t!(what.clone(), fs::rename(&src, &dst));
                 Ok(what)
             } else {
                 let Some(b) = pick(rng) else {
                     return Ok("cold exchange: nothing".into());
                 };
-                let what = format!(
-                    "cold renameat2 EXCHANGE {} (depth {}) <-> {} (depth {})",
-                    rel(&dst_dir),
-                    depth(root, &dst_dir),
-                    rel(&b),
-                    depth(root, &b)
-                );
+                let what = pair("cold renameat2 EXCHANGE", &dst_dir, "<->", &b);
                 t!(what.clone(), rename2(&dst_dir, &b, libc::RENAME_EXCHANGE));
                 Ok(what)
             }

@@ -30,6 +30,14 @@ fn daemons_for(image: &Path) -> Vec<u32> {
     pids
 }
 
+/// umount(8) a mount the daemon serves in the background, then wait for
+/// the daemon to finish writing back and exit.
+fn umount_and_wait(guard: UnmountGuard, mnt: &Path, image: &Path) {
+    assert!(Command::new("umount").arg(mnt).status().unwrap().success());
+    drop(guard);
+    wait_gone(image);
+}
+
 fn wait_gone(image: &Path) {
     let t = Instant::now();
     while !daemons_for(image).is_empty() {
@@ -61,13 +69,7 @@ fn mount_helper_backgrounds_and_umount_writes_back() {
         1,
         "one background daemon serves the mount"
     );
-    assert!(Command::new("umount")
-        .arg(mnt.path())
-        .status()
-        .unwrap()
-        .success());
-    drop(guard);
-    wait_gone(&img.path);
+    umount_and_wait(guard, mnt.path(), &img.path);
     fsck_clean(&img.path);
     assert_eq!(debugfs_cat(&img.path, "/f"), vec![7u8; 100_000]);
     assert_eq!(dumpe2fs_field(&img.path, "Filesystem state"), "clean");
@@ -195,13 +197,7 @@ fn background_output(img: &Path, opts: &str) -> Vec<u8> {
     assert!(child.wait().unwrap().success(), "background mount failed");
     let guard = UnmountGuard::new(mnt.path());
     std::fs::write(mnt.path().join("f"), b"quiet").unwrap();
-    assert!(Command::new("umount")
-        .arg(mnt.path())
-        .status()
-        .unwrap()
-        .success());
-    drop(guard);
-    wait_gone(img);
+    umount_and_wait(guard, mnt.path(), img);
     let mut out = Vec::new();
     child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
     child.stderr.take().unwrap().read_to_end(&mut out).unwrap();
@@ -283,13 +279,7 @@ fn mount_shows_type_and_source() {
         mount_entry(mnt.path()),
         Some((abs.clone(), "fuse.ext2mfr".into()))
     );
-    assert!(Command::new("umount")
-        .arg(mnt.path())
-        .status()
-        .unwrap()
-        .success());
-    drop(guard);
-    wait_gone(&img.path);
+    umount_and_wait(guard, mnt.path(), &img.path);
 
     let st = Command::new("mount")
         .args(["-t", "fuse"])
@@ -300,13 +290,7 @@ fn mount_shows_type_and_source() {
     assert!(st.success(), "mount -t fuse failed");
     let guard = UnmountGuard::new(mnt.path());
     assert_eq!(mount_entry(mnt.path()), Some((abs, "fuse.ext2mfr".into())));
-    assert!(Command::new("umount")
-        .arg(mnt.path())
-        .status()
-        .unwrap()
-        .success());
-    drop(guard);
-    wait_gone(&img.path);
+    umount_and_wait(guard, mnt.path(), &img.path);
     fsck_clean(&img.path);
 }
 

@@ -17,30 +17,10 @@ use workloads::fsdiff::{self, Options};
 const OPS: usize = 3000;
 const SEED: u64 = 13;
 
-/// The newest `ext2mfr` binary among this target directory's profiles
-/// (as evaluate_quick.rs finds it).
+/// The newest `ext2mfr` built in this target directory.
 fn daemon_dir() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_fs-diff"));
-    let target = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf();
-    let mut found: Vec<(std::time::SystemTime, PathBuf)> = ["debug", "release"]
-        .iter()
-        .map(|p| target.join(p))
-        .filter_map(|d| {
-            let m = std::fs::metadata(d.join("ext2mfr")).ok()?.modified().ok()?;
-            Some((m, d))
-        })
-        .collect();
-    found.sort();
-    found.pop().map(|(_, d)| d).unwrap_or_else(|| {
-        panic!(
-            "no ext2mfr binary under {} (cargo build -p ext2mfr)",
-            target.display()
-        )
-    })
+    workloads::eval::mount::newest_daemon_dir(Path::new(env!("CARGO_BIN_EXE_fs-diff")))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn is_root() -> bool {

@@ -203,16 +203,18 @@ impl Inode {
     /// gets them here, as the kernel's driver expands it when it writes it
     /// (ext4_try_to_expand_extra_isize): writing it back keeps them.
     pub fn from_slot(slot: &[u8]) -> Inode {
-        let mut raw = [0u8; INODE_KNOWN_SIZE];
-        let n = slot.len().min(INODE_KNOWN_SIZE);
-        raw[..n].copy_from_slice(&slot[..n]);
-        let mut i: Inode = bytemuck::pod_read_unaligned(&raw);
         let room = slot.len().saturating_sub(INODE_STRUCT_SIZE);
-        let extra = (i.i_extra_isize.get() as usize).min(room);
+        let extra = if room >= 2 {
+            (u16::from_le_bytes([slot[128], slot[129]]) as usize).min(room)
+        } else {
+            0
+        };
         // Only what i_extra_isize covers is ours: later bytes of the slot are
         // the in-inode attributes.
-        raw[INODE_STRUCT_SIZE + extra.min(INODE_KNOWN_SIZE - INODE_STRUCT_SIZE)..].fill(0);
-        i = bytemuck::pod_read_unaligned(&raw);
+        let n = INODE_STRUCT_SIZE + extra.min(INODE_KNOWN_SIZE - INODE_STRUCT_SIZE);
+        let mut raw = [0u8; INODE_KNOWN_SIZE];
+        raw[..n].copy_from_slice(&slot[..n]);
+        let mut i: Inode = bytemuck::pod_read_unaligned(&raw);
         if extra == 0 && room >= WANT_EXTRA_ISIZE as usize {
             let magic = u32::from_le_bytes(slot[128..132].try_into().expect("4 bytes"));
             if magic != IBODY_XATTR_MAGIC {

@@ -64,6 +64,31 @@ impl Tools {
     }
 }
 
+/// The directory of the newest `ext2mfr` among the debug and release
+/// profiles of the target directory that holds `bin` (a binary cargo built
+/// there): tests find the daemon this way whichever profile built it last.
+pub fn newest_daemon_dir(bin: &Path) -> Result<PathBuf, String> {
+    let target = bin
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("no target directory above {}", bin.display()))?;
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = ["debug", "release"]
+        .iter()
+        .map(|p| target.join(p))
+        .filter_map(|d| {
+            let m = std::fs::metadata(d.join("ext2mfr")).ok()?.modified().ok()?;
+            Some((m, d))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, d)| d).ok_or_else(|| {
+        format!(
+            "no ext2mfr binary under {} (cargo build -p ext2mfr)",
+            target.display()
+        )
+    })
+}
+
 /// Why a mount did not come up.
 #[derive(Debug)]
 pub enum MountError {
