@@ -38,15 +38,26 @@ fn umount_and_wait(guard: UnmountGuard, mnt: &Path, image: &Path) {
     wait_gone(image);
 }
 
+/// Wait until no daemon serves `image`: none runs with it as an argument
+/// and its lock is free (a daemon started with a relative path is found by
+/// the lock alone).
 fn wait_gone(image: &Path) {
     let t = Instant::now();
-    while !daemons_for(image).is_empty() {
+    while !daemons_for(image).is_empty() || image_locked(image) {
         assert!(
             t.elapsed() < Duration::from_secs(30),
             "daemon still running after unmount"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether a daemon still holds the image's exclusive lock.
+fn image_locked(image: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(image).unwrap();
+    // SAFETY: flock on a descriptor we own; closing it releases the lock.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
 }
 
 #[test]
