@@ -187,16 +187,21 @@ impl Filesystem for FuseFs {
         let _ = config.set_max_write(1 << 20);
         // No OPEN/RELEASE round trips for files: ext2 keeps no per-open
         // state (the kernel then keeps its page cache across opens).
-        // HANDLE_KILLPRIV_V2: write, truncate and chown clear set-user-ID
-        // and set-group-ID here (see `Ext2::write` and `Ext2::setattr`), so
-        // the kernel need not ask for security.capability before every
-        // write, one round trip per write otherwise. Capabilities stay as
-        // before: xattrs are read-only here, and the kernel's own removal
-        // ignored that EOPNOTSUPP too.
+        // HANDLE_KILLPRIV_V2: write, truncate and chown clear set-user-ID,
+        // set-group-ID and security.capability here (see `Ext2::write` and
+        // `Ext2::setattr`), so the kernel need not ask for
+        // security.capability before every write, one round trip per write
+        // otherwise.
+        // POSIX_ACL: the kernel enforces the ACLs stored here (it turns on
+        // default permissions and reads them through getxattr); DONT_MASK:
+        // it leaves the umask to us, since a directory's default ACL
+        // replaces it (`Ext2::inherit_acl`).
         let _ = config.add_capabilities(
             fuser::InitFlags::FUSE_PARALLEL_DIROPS
                 | fuser::InitFlags::FUSE_NO_OPEN_SUPPORT
-                | fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2,
+                | fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2
+                | fuser::InitFlags::FUSE_POSIX_ACL
+                | fuser::InitFlags::FUSE_DONT_MASK,
         );
         Ok(())
     }
@@ -270,7 +275,8 @@ impl Filesystem for FuseFs {
         let r = Op::Mknod {
             parent: to_ext2(parent),
             name: name.as_bytes(),
-            mode: mode & !umask,
+            mode,
+            umask,
             rdev,
         };
         self.entry(self.serve(req, &r), reply)
@@ -288,7 +294,8 @@ impl Filesystem for FuseFs {
         let r = Op::Mkdir {
             parent: to_ext2(parent),
             name: name.as_bytes(),
-            mode: mode & !umask,
+            mode,
+            umask,
         };
         self.entry(self.serve(req, &r), reply)
     }
@@ -493,7 +500,7 @@ impl Filesystem for FuseFs {
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
-        _flags: i32,
+        flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
@@ -501,6 +508,7 @@ impl Filesystem for FuseFs {
             ino: to_ext2(ino),
             name: name.as_bytes(),
             value,
+            flags: flags as u32,
         };
         Self::empty(self.serve(req, &r), reply)
     }
@@ -547,7 +555,8 @@ impl Filesystem for FuseFs {
         let r = Op::Create {
             parent: to_ext2(parent),
             name: name.as_bytes(),
-            mode: mode & !umask,
+            mode,
+            umask,
         };
         match self.serve(req, &r) {
             Ok(Reply::Entry(a)) => reply.created(

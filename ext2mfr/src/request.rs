@@ -18,7 +18,8 @@ use crate::fs::Ext2;
 /// what fits and asks again from the last cookie).
 pub const READDIR_BATCH: usize = 256;
 
-/// One request, in ext2 inode numbers. Modes are final (the umask applied).
+/// One request, in ext2 inode numbers. A create's `umask` is applied by
+/// the file system (a directory's default ACL takes its place).
 #[derive(Clone, Copy, Debug)]
 pub enum Request<'a> {
     Lookup {
@@ -39,17 +40,20 @@ pub enum Request<'a> {
         parent: u32,
         name: &'a [u8],
         mode: u32,
+        umask: u32,
     },
     Mknod {
         parent: u32,
         name: &'a [u8],
         mode: u32,
+        umask: u32,
         rdev: u32,
     },
     Mkdir {
         parent: u32,
         name: &'a [u8],
         mode: u32,
+        umask: u32,
     },
     Symlink {
         parent: u32,
@@ -107,10 +111,12 @@ pub enum Request<'a> {
     Listxattr {
         ino: u32,
     },
+    /// `flags`: XATTR_CREATE, XATTR_REPLACE.
     Setxattr {
         ino: u32,
         name: &'a [u8],
         value: &'a [u8],
+        flags: u32,
     },
     Removexattr {
         ino: u32,
@@ -241,7 +247,7 @@ impl Request<'_> {
             },
             Request::Readdir { ino, .. } => Need::Readdir { dir: ino },
             Request::Getxattr { ino, .. } | Request::Listxattr { ino } => Need::Xattr(ino),
-            Request::Setxattr { ino, .. } | Request::Removexattr { ino, .. } => Need::Xattr(ino),
+            Request::Setxattr { ino, .. } | Request::Removexattr { ino, .. } => Need::SetXattr(ino),
             Request::Fsync | Request::Statfs => Need::Nothing,
         }
     }
@@ -260,7 +266,9 @@ impl Ext2 {
                     return Ok(Reply::Data(v));
                 }
             }
-            Request::Setxattr { ino, name, value } => {
+            Request::Setxattr {
+                ino, name, value, ..
+            } => {
                 if let Some(r) = self.control_set(ino, name, value) {
                     return r.map(|()| Reply::Done);
                 }
@@ -285,18 +293,25 @@ impl Ext2 {
             Request::Getattr { ino } => Reply::Attr(self.getattr(ino)?),
             Request::Setattr { ino, set } => Reply::Attr(self.setattr(ctx, ino, &set)?),
             Request::Readlink { ino } => Reply::Data(self.readlink(ino)?),
-            Request::Create { parent, name, mode } => {
-                Reply::Entry(self.create(ctx, parent, name, mode)?)
-            }
+            Request::Create {
+                parent,
+                name,
+                mode,
+                umask,
+            } => Reply::Entry(self.create(ctx, parent, name, mode, umask)?),
             Request::Mknod {
                 parent,
                 name,
                 mode,
+                umask,
                 rdev,
-            } => Reply::Entry(self.mknod(ctx, parent, name, mode, rdev)?),
-            Request::Mkdir { parent, name, mode } => {
-                Reply::Entry(self.mkdir(ctx, parent, name, mode)?)
-            }
+            } => Reply::Entry(self.mknod(ctx, parent, name, mode, umask, rdev)?),
+            Request::Mkdir {
+                parent,
+                name,
+                mode,
+                umask,
+            } => Reply::Entry(self.mkdir(ctx, parent, name, mode, umask)?),
             Request::Symlink {
                 parent,
                 name,
@@ -342,13 +357,20 @@ impl Ext2 {
                 self.access(ctx, ino, mask)?;
                 Reply::Done
             }
-            Request::Getxattr { ino, name } => {
-                Reply::Data(self.getxattr(ino, &String::from_utf8_lossy(name))?)
+            Request::Getxattr { ino, name } => Reply::Data(self.getxattr(ino, name)?),
+            Request::Listxattr { ino } => Reply::Data(self.listxattr(ctx, ino)?),
+            Request::Setxattr {
+                ino,
+                name,
+                value,
+                flags,
+            } => {
+                self.setxattr(ctx, ino, name, value, flags)?;
+                Reply::Done
             }
-            Request::Listxattr { ino } => Reply::Data(self.listxattr(ino)?),
-            // Extended attributes are read-only for now.
-            Request::Setxattr { .. } | Request::Removexattr { .. } => {
-                return Err(FsError::NotSupported)
+            Request::Removexattr { ino, name } => {
+                self.removexattr(ctx, ino, name)?;
+                Reply::Done
             }
             Request::Readdir { .. } | Request::Statfs => {
                 unreachable!("served outside the gate by `serve`")

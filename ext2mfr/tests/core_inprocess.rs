@@ -42,6 +42,7 @@ fn create(fs: &Ext2, parent: u32, name: &str) -> u32 {
             parent,
             name: name.as_bytes(),
             mode: 0o644,
+            umask: 0,
         },
     )
     .ino
@@ -156,6 +157,7 @@ fn directory_insert_remove_reuse() {
             parent: ROOT,
             name: b"d",
             mode: 0o755,
+            umask: 0,
         },
     )
     .ino;
@@ -218,6 +220,7 @@ fn gate_restarts_and_retries() {
             ino: ROOT,
             name: name.as_bytes(),
             value: value.as_bytes(),
+            flags: 0,
         };
         assert!(matches!(serve(&fs, r), Ok(Reply::Done)), "{name}={value}");
     };

@@ -2,6 +2,7 @@
 //! `large_file`; 1, 2 and 4 KiB blocks), one module per concept. Everything
 //! here is plain data and checked parsing: no I/O beyond `read_image_header`.
 
+pub mod acl;
 pub mod bitmap;
 pub mod block_ptr;
 pub mod dirent;

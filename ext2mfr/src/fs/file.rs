@@ -153,6 +153,11 @@ impl Ext2 {
             kill_suidgid(&mut i, ctx);
         }
         if written > 0 {
+            // Whoever writes, file capabilities go (the kernel's
+            // file_remove_privs; FUSE_HANDLE_KILLPRIV_V2 leaves it to us).
+            self.drop_capability(ctx, ino, &mut i)?;
+        }
+        if written > 0 {
             if pos > i.size() {
                 self.note_large_file(pos);
                 i.set_size(pos);

@@ -108,6 +108,7 @@ impl Ext2 {
         if let Some(mode) = s.mode {
             let m = (i.mode() & S_IFMT) | (mode as u16 & 0o7777);
             i.i_mode.set(m);
+            self.acl_chmod(ctx, ino, &mut i)?;
         }
         // The kernel leaves killing set-user-ID and set-group-ID to us
         // (FUSE_HANDLE_KILLPRIV_V2): a change of owner kills set-user-ID on
@@ -117,6 +118,7 @@ impl Ext2 {
         let chown = s.uid.is_some() || s.gid.is_some() || s.is_empty();
         if chown && s.mode.is_none() && !i.is_dir() {
             kill_suidgid(&mut i, ctx);
+            self.drop_capability(ctx, ino, &mut i)?;
         }
         if let Some(uid) = s.uid {
             i.set_uid(uid);
@@ -139,6 +141,7 @@ impl Ext2 {
             if !ctx.privileged() {
                 kill_suidgid(&mut i, ctx);
             }
+            self.drop_capability(ctx, ino, &mut i)?;
         }
         if let Some(a) = s.atime {
             i.set_atime(a);

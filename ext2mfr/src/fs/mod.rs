@@ -17,6 +17,7 @@
 //! 5. block cache shard mutexes, then buffer data locks (short, leaf-level).
 //! The super block mutex is a leaf: nothing is taken while holding it.
 
+pub mod acl;
 pub mod alloc;
 pub mod attr;
 pub mod bmap;

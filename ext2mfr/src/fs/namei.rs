@@ -3,6 +3,7 @@
 //! locks it needs (see the lock order in `mod.rs`), works on the inodes it
 //! reads into a small working set, and writes them back at its end.
 
+use super::acl::Inherited;
 use super::attr::{Attr, Ctx};
 use super::dir::{Found, Probe};
 use super::{now, Ext2};
@@ -100,6 +101,7 @@ impl Ext2 {
         name: &[u8],
         kind: FileKind,
         mode: u32,
+        umask: u32,
         fill: impl FnOnce(&Ext2, u32, &mut Inode) -> Result<()>,
     ) -> Result<Attr> {
         self.check_writable()?;
@@ -125,7 +127,19 @@ impl Ext2 {
         // linked below, under the parent's lock, and the kernel has no
         // reference to a free inode number.)
         let t = Timestamp::now();
-        let mut perm = mode as u16 & 0o7777;
+        // The directory's default ACL, if any, masks the mode instead of
+        // the umask (symlinks take neither: their mode is always 0777).
+        let (mut perm, acls) = if kind == FileKind::Symlink {
+            (mode as u16 & 0o7777, Inherited::default())
+        } else {
+            self.inherit_acl(
+                parent,
+                &dir,
+                mode as u16 & 0o7777,
+                umask as u16 & 0o777,
+                is_dir,
+            )?
+        };
         let mut gid = ctx.gid;
         if dir.mode() & S_ISGID != 0 {
             gid = dir.gid();
@@ -150,6 +164,10 @@ impl Ext2 {
         i.set_gid(gid);
         let built = fill(self, ino, &mut i).and_then(|()| {
             self.write_new_inode(ino, &i)?;
+            if !acls.is_empty() {
+                self.store_inherited(ctx, ino, &mut i, &acls)?;
+                self.write_inode(ino, &i)?;
+            }
             let d = ws.get(parent)?;
             // `fill` wrote only the new inode's blocks: `room` still holds.
             self.dir_insert(d, name, ino, file_type_of(kind), ctx.privileged(), room)?;
@@ -165,6 +183,7 @@ impl Ext2 {
             i.i_links_count.set(0);
             if i.mode() & S_IFMT != 0 {
                 let _ = self.truncate_blocks(&mut i, 0);
+                let _ = self.xattr_release(&mut i);
                 i.i_dtime.set(now());
                 let _ = self.write_new_inode(ino, &i);
             }
@@ -175,16 +194,40 @@ impl Ext2 {
         Ok(Attr::from_inode(ino, &i))
     }
 
-    pub fn create(&self, ctx: &Ctx, parent: u32, name: &[u8], mode: u32) -> Result<Attr> {
-        self.create_node(ctx, parent, name, FileKind::Regular, mode, |_, _, _| Ok(()))
+    /// `umask`: applied here, where a default ACL does not take its place.
+    pub fn create(
+        &self,
+        ctx: &Ctx,
+        parent: u32,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+    ) -> Result<Attr> {
+        self.create_node(
+            ctx,
+            parent,
+            name,
+            FileKind::Regular,
+            mode,
+            umask,
+            |_, _, _| Ok(()),
+        )
     }
 
-    pub fn mknod(&self, ctx: &Ctx, parent: u32, name: &[u8], mode: u32, rdev: u32) -> Result<Attr> {
+    pub fn mknod(
+        &self,
+        ctx: &Ctx,
+        parent: u32,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+    ) -> Result<Attr> {
         let kind = FileKind::from_mode(mode as u16).ok_or(FsError::Invalid)?;
         if kind == FileKind::Directory || kind == FileKind::Symlink {
             return Err(FsError::Invalid);
         }
-        self.create_node(ctx, parent, name, kind, mode, |_, _, i| {
+        self.create_node(ctx, parent, name, kind, mode, umask, |_, _, i| {
             if matches!(kind, FileKind::CharDevice | FileKind::BlockDevice) {
                 let dev = rdev as libc::dev_t;
                 i.set_device(libc::major(dev), libc::minor(dev));
@@ -193,7 +236,14 @@ impl Ext2 {
         })
     }
 
-    pub fn mkdir(&self, ctx: &Ctx, parent: u32, name: &[u8], mode: u32) -> Result<Attr> {
+    pub fn mkdir(
+        &self,
+        ctx: &Ctx,
+        parent: u32,
+        name: &[u8],
+        mode: u32,
+        umask: u32,
+    ) -> Result<Attr> {
         let privileged = ctx.privileged();
         self.create_node(
             ctx,
@@ -201,6 +251,7 @@ impl Ext2 {
             name,
             FileKind::Directory,
             mode,
+            umask,
             |fs, ino, i| fs.dir_init(i, ino, parent, privileged),
         )
     }
@@ -213,9 +264,15 @@ impl Ext2 {
             return Err(FsError::NotFound);
         }
         let privileged = ctx.privileged();
-        self.create_node(ctx, parent, name, FileKind::Symlink, 0o777, |fs, ino, i| {
-            fs.write_symlink_target(ino, i, target, privileged)
-        })
+        self.create_node(
+            ctx,
+            parent,
+            name,
+            FileKind::Symlink,
+            0o777,
+            0,
+            |fs, ino, i| fs.write_symlink_target(ino, i, target, privileged),
+        )
     }
 
     pub fn link(&self, ctx: &Ctx, ino: u32, parent: u32, name: &[u8]) -> Result<Attr> {

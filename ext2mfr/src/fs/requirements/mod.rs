@@ -15,7 +15,9 @@
 //! `Range(o,n)` = the data blocks of a byte range and the indirect blocks on
 //! their paths (with peeking: those not cached, and for a write the holes
 //! and missing indirect blocks, which are new); `Bitmaps(k)` = min(groups, k) bitmap blocks;
-//! `Tree(i)` = the indirect blocks of inode `i`; `Grow` = the blocks a
+//! `Tree(i)` = the indirect blocks of inode `i`; `XattrChange` = the
+//! inode's xattr block and a new one (its first, or the copy of a shared
+//! one) + Bitmaps(1), images: the old block and 2 for the new; `Grow` = the blocks a
 //! directory needs to take one more entry (0 when peeking finds room, 1 in
 //! the direct blocks, else 1 + 3 indirect); `W(..)` =
 //! before-images (recovery on only). An allocation is a Reversible domain of
@@ -26,13 +28,14 @@
 //! |---|---|---|
 //! | getattr, access, opendir | Inode | 0 |
 //! | getxattr, listxattr | Inode + xattr block | 0 |
+//! | setxattr, removexattr | Inode + XattrChange | 1 + XattrChange's |
 //! | readlink | Inode + target block | 0 |
 //! | lookup | 2 Inode + Dir(parent) | 0 |
 //! | readdir | Inode + Dir(dir) | 1 (atime) |
 //! | read(o, n) | Inode + Range(o,n) | 1 (atime) |
-//! | write(o, n) | Inode + Range(o,n) + Bitmaps(k), k = holes + their indirect blocks | 1 + n + ind + k |
-//! | setattr (size) | Inode + Tree(i) + tail block + xattr + Bitmaps(i_blocks) | 1 + boundary path (3) + tail + xattr |
-//! | create, mknod, mkdir, symlink | 2 Inode + Dir(parent) + inode bitmap + Grow + data blocks + Bitmaps | 4 + 2 per new block (+3 for an indirect path) |
+//! | write(o, n) | Inode + Range(o,n) + Bitmaps(k), k = holes + their indirect blocks + XattrChange if i has a block | 1 + n + ind + k (+ XattrChange's) |
+//! | setattr (size) | Inode + Tree(i) + tail block + xattr + Bitmaps(i_blocks) + XattrChange if i has a block | 1 + boundary path (3) + tail + xattr (+ XattrChange's) |
+//! | create, mknod, mkdir, symlink | 2 Inode + Dir(parent) + inode bitmap + Grow + data blocks + Bitmaps (+ the parent's xattr block and a new one, if it has attributes) | 4 + 2 per new block (+3 for an indirect path) |
 //! | link | 2 Inode + Dir(parent) + Grow + Bitmaps | 3 + 2 per new block (+3) |
 //! | unlink, rmdir | 2 Inode + Dir(parent) + Dir(child) + truncate(child) + inode bitmap | 3 + truncate's |
 //! | rename | 3 Inode + Dir(old) + Dir(new) + ".." block + unlink's for the target + Grow | 7 + 2 per new block (+3) + truncate's |
@@ -76,6 +79,7 @@ mod builder;
 mod peek;
 
 use super::Ext2;
+use crate::format::inode::Inode;
 use ama::{Aad, Reserve};
 use builder::{Builder, Child};
 
@@ -90,6 +94,8 @@ pub enum Need<'a> {
     Attr(u32),
     /// Reads an inode and its xattr block.
     Xattr(u32),
+    /// Changes an inode's extended attributes (setxattr, removexattr).
+    SetXattr(u32),
     /// Reads a symlink's inode and target block.
     Readlink(u32),
     Lookup {
@@ -166,6 +172,9 @@ const GROWN_PATH: u64 = 3;
 /// A directory that changes parent: its ".." block, and the indirect block
 /// that may map it.
 const DOTDOT_BLOCKS: u64 = 2;
+/// A change of extended attributes writes the inode's xattr block
+/// (rewritten, or its reference count dropped).
+const XATTR_BLOCK_IMAGES: u64 = 1;
 
 /// One method per [`Need`], each a row of the table above.
 impl Builder<'_> {
@@ -176,6 +185,49 @@ impl Builder<'_> {
             Some(0) => {}
             Some(acl) => self.block(acl as u64),
             None => self.unknown(1),
+        }
+    }
+
+    /// Inode + XattrChange; 1 image (the inode).
+    fn set_xattr(&mut self, ino: u32) {
+        self.inode_block(ino);
+        self.written(1);
+        match self.inode(ino) {
+            Some(i) => self.xattr_change(&i),
+            None => {
+                self.unknown(1);
+                self.new_xattr_block();
+            }
+        }
+    }
+
+    /// XattrChange: the inode's xattr block, if it has one, and a new one.
+    fn xattr_change(&mut self, i: &Inode) {
+        if i.i_file_acl.get() != 0 {
+            self.block(i.i_file_acl.get() as u64);
+            self.written(XATTR_BLOCK_IMAGES);
+        }
+        self.new_xattr_block();
+    }
+
+    /// A new xattr block: its frame, its bitmap, its images.
+    fn new_xattr_block(&mut self) {
+        self.unknown(1);
+        self.bitmaps(1);
+        self.written(IMAGES_PER_NEW_BLOCK);
+    }
+
+    /// What a write or setattr may do to the attributes besides (drop
+    /// security.capability, carry a chmod into the ACL): only an inode
+    /// with an xattr block may need a block (a shared one is copied).
+    fn incidental_xattr_change(&mut self, i: Option<&Inode>) {
+        match i {
+            Some(i) if i.i_file_acl.get() == 0 => {}
+            Some(i) => self.xattr_change(i),
+            None => {
+                self.unknown(1);
+                self.new_xattr_block();
+            }
         }
     }
 
@@ -253,16 +305,18 @@ impl Builder<'_> {
         // path, and the bitmap once per allocation (each its own
         // domain). (An allocation's inverse runs unlogged: no image.)
         self.written((1 + count + ind + allocs).saturating_sub(self.sure_new));
+        self.incidental_xattr_change(i.as_ref());
     }
 
     /// Inode, and with a size Tree(i) + tail block + xattr + Bitmaps(i_blocks).
     fn setattr(&mut self, ino: u32, size: Option<u64>) {
         self.inode_block(ino);
         self.written(1);
+        let i = self.inode(ino);
         if let Some(size) = size {
-            let i = self.inode(ino);
             self.truncate(i.as_ref(), size);
         }
+        self.incidental_xattr_change(i.as_ref());
     }
 
     /// 2 Inode + Dir(parent) + inode bitmap + Grow + data blocks + Bitmaps.
@@ -281,6 +335,16 @@ impl Builder<'_> {
         }
         if self.margins {
             self.unknown(1);
+        }
+        // A default ACL the new inode inherits: the parent's xattr block,
+        // and a block for the new inode's ACLs when its inode has no room.
+        if self.fs.estimate_has_xattrs(parent) != Some(false) {
+            match self.inode(parent).map(|d| d.i_file_acl.get()) {
+                Some(0) => {}
+                Some(b) => self.block(b as u64),
+                None => self.unknown(1),
+            }
+            self.new_xattr_block();
         }
         self.inode_bitmap(parent);
         let new = self.dir_growth(dir.as_ref()) + blocks as u64;
@@ -453,6 +517,7 @@ impl Ext2 {
             Need::Nothing => {}
             Need::Attr(ino) => b.inode_block(ino),
             Need::Xattr(ino) => b.xattr(ino),
+            Need::SetXattr(ino) => b.set_xattr(ino),
             Need::Readlink(ino) => b.readlink(ino),
             Need::Lookup { parent, name } => b.lookup(parent, name),
             Need::Readdir { dir } => b.readdir(dir),

@@ -5,6 +5,7 @@
 
 use crate::format::block_ptr::block_path;
 use crate::format::inode::{Inode, INODE_STRUCT_SIZE};
+use crate::format::xattr;
 use crate::fs::Ext2;
 
 impl Ext2 {
@@ -82,5 +83,23 @@ impl Ext2 {
         let pos = blk * self.geo.block_size as u64 + off as u64;
         self.cache.device().read_at(pos, &mut raw).ok()?;
         Some(Inode::from_slot(&raw))
+    }
+
+    /// Whether inode `ino` has extended attributes (an xattr block, or
+    /// entries in its extra space), from the cache or the image; `None`
+    /// when it cannot be read.
+    pub(super) fn estimate_has_xattrs(&self, ino: u32) -> Option<bool> {
+        let (blk, off) = self.inode_pos(ino).ok()?;
+        let size = self.geo.inode_size as usize;
+        let mut slot = vec![0u8; size];
+        match self.cache.peek(blk) {
+            Some(b) => slot.copy_from_slice(&b.peek_bytes()[off..off + size]),
+            None => {
+                let pos = blk * self.geo.block_size as u64 + off as u64;
+                self.cache.device().read_at(pos, &mut slot).ok()?;
+            }
+        }
+        let i = Inode::from_slot(&slot);
+        Some(i.i_file_acl.get() != 0 || !xattr::ibody_raw(&slot).ok()?.is_empty())
     }
 }
