@@ -196,13 +196,19 @@ impl Filesystem for FuseFs {
         // default permissions and reads them through getxattr); DONT_MASK:
         // it leaves the umask to us, since a directory's default ACL
         // replaces it (`Ext2::inherit_acl`).
-        let _ = config.add_capabilities(
-            fuser::InitFlags::FUSE_PARALLEL_DIROPS
-                | fuser::InitFlags::FUSE_NO_OPEN_SUPPORT
-                | fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2
-                | fuser::InitFlags::FUSE_POSIX_ACL
-                | fuser::InitFlags::FUSE_DONT_MASK,
-        );
+        // (One at a time: fuser refuses a whole set for one flag the
+        // kernel does not offer.)
+        for flag in [
+            fuser::InitFlags::FUSE_PARALLEL_DIROPS,
+            fuser::InitFlags::FUSE_NO_OPEN_SUPPORT,
+            fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2,
+            fuser::InitFlags::FUSE_POSIX_ACL,
+            fuser::InitFlags::FUSE_DONT_MASK,
+        ] {
+            if config.add_capabilities(flag).is_err() {
+                log::warn!("the kernel does not offer {flag:?}");
+            }
+        }
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::path::Path;
 
 #[test]
 fn fallocate_and_xattrs_unsupported() {
@@ -144,4 +145,320 @@ fn xattrs_written_by_debugfs() {
     m.unmount_and_check();
     fsck_strict(&img.path);
     assert!(debugfs(&img.path, "ea_list /g").contains("user.in"));
+}
+
+/// One line per call: its name and what it answered (a value by length
+/// and hash-free bytes, an errno by name).
+fn answer<T: std::fmt::Debug>(what: &str, r: io::Result<T>) -> String {
+    match r {
+        Ok(v) => format!("{what}: ok {v:?}"),
+        Err(e) => format!("{what}: errno {}", e.raw_os_error().unwrap_or(-1)),
+    }
+}
+
+/// The calls a user makes on attributes, with every answer, st_blocks
+/// after each step and each file's attributes at the end: the transcript
+/// both drivers must write alike on identical images.
+fn xattr_transcript(root: &Path) -> Vec<String> {
+    let f = root.join("f");
+    let d = root.join("d");
+    let p = root.join("p");
+    fs::write(&f, b"data").unwrap();
+    fs::create_dir(&d).unwrap();
+    mknod(&p, libc::S_IFIFO | 0o644, 0).unwrap();
+    let mut t = Vec::new();
+    let blocks = |p: &Path| fs::symlink_metadata(p).unwrap().blocks();
+    let mut step = |t: &mut Vec<String>, what: &str, r: io::Result<()>| {
+        t.push(answer(what, r));
+        t.push(format!("  blocks f={} d={}", blocks(&f), blocks(&d)));
+    };
+    let v = |n: usize, c: u8| vec![c; n];
+    step(&mut t, "small", setxattr(&f, "user.a", b"1"));
+    step(&mut t, "60 bytes", setxattr(&f, "user.b", &v(60, b'b')));
+    step(&mut t, "500 bytes", setxattr(&f, "user.c", &v(500, b'c')));
+    step(
+        &mut t,
+        "create existing",
+        setxattr_flags(&f, "user.a", b"2", libc::XATTR_CREATE),
+    );
+    step(
+        &mut t,
+        "replace missing",
+        setxattr_flags(&f, "user.zz", b"2", libc::XATTR_REPLACE),
+    );
+    step(
+        &mut t,
+        "replace",
+        setxattr_flags(&f, "user.a", b"22", libc::XATTR_REPLACE),
+    );
+    step(&mut t, "remove missing", removexattr(&f, "user.zz"));
+    step(&mut t, "empty name", setxattr(&f, "user.", b"x"));
+    step(
+        &mut t,
+        "name of 250",
+        setxattr(&f, &format!("user.{}", "n".repeat(250)), b"x"),
+    );
+    step(
+        &mut t,
+        "name of 251",
+        setxattr(&f, &format!("user.{}", "n".repeat(251)), b"x"),
+    );
+    step(&mut t, "no room", setxattr(&f, "user.huge", &v(2000, b'h')));
+    step(
+        &mut t,
+        "over 64 KiB",
+        setxattr(&f, "user.e2big", &v(70_000, b'e')),
+    );
+    step(&mut t, "unknown namespace", setxattr(&f, "foo.bar", b"x"));
+    step(&mut t, "system.other", setxattr(&f, "system.other", b"x"));
+    step(&mut t, "empty value", setxattr(&f, "user.empty", b""));
+    step(
+        &mut t,
+        "grow in block",
+        setxattr(&f, "user.c", &v(700, b'C')),
+    );
+    step(
+        &mut t,
+        "inode to block",
+        setxattr(&f, "user.b", &v(200, b'B')),
+    );
+    step(
+        &mut t,
+        "block to inode",
+        setxattr(&f, "user.c", b"small again"),
+    );
+    step(&mut t, "same value", setxattr(&f, "user.a", b"22"));
+    step(&mut t, "trusted", setxattr(&f, "trusted.t", b"tv"));
+    step(&mut t, "security", setxattr(&f, "security.s", b"sv"));
+    step(&mut t, "user on a fifo", setxattr(&p, "user.x", b"1"));
+    step(&mut t, "trusted on a fifo", setxattr(&p, "trusted.x", b"1"));
+    step(
+        &mut t,
+        "on a directory",
+        setxattr(&d, "user.dir", &v(400, b'd')),
+    );
+    t.push(answer(
+        "small buffer",
+        getxattr(&f, "user.b", 10).map(|v| v.len()),
+    ));
+    t.push(answer(
+        "size query",
+        getxattr(&f, "user.b", 0).map(|v| v.len()),
+    ));
+    t.push(answer(
+        "get missing",
+        getxattr(&f, "user.zz", 64).map(|v| v.len()),
+    ));
+    for p in [&f, &d, &p] {
+        let mut names = xattr_names(p);
+        names.sort();
+        for n in names {
+            let v = getxattr(p, &n, 1 << 16).unwrap();
+            t.push(format!(
+                "{} {n} = {} bytes {:?}",
+                p.display(),
+                v.len(),
+                &v[..v.len().min(12)]
+            ));
+        }
+    }
+    for n in xattr_names(&f) {
+        step(&mut t, &format!("remove {n}"), removexattr(&f, &n));
+    }
+    step(&mut t, "remove from directory", removexattr(&d, "user.dir"));
+    let fsid = statfs(root);
+    t.push(format!(
+        "free blocks {} free inodes {}",
+        fsid.f_bfree, fsid.f_ffree
+    ));
+    t.iter_mut()
+        .for_each(|l| *l = l.replace(&root.display().to_string(), "."));
+    t
+}
+
+/// The same attribute calls on ext2mfr and on the kernel's ext2, on
+/// identical images (256-byte inodes with 1 KiB blocks; 128-byte inodes
+/// with 4 KiB blocks, where everything lives in a block): the same
+/// answers, errnos and block counts, both images clean, and each driver
+/// reads what the other wrote.
+#[test]
+fn xattr_calls_answer_as_the_kernels() {
+    let _serial = setup();
+    for (bs, isize) in [(1024, "256"), (4096, "128")] {
+        let img = mkfs_ext2(16384, bs, &["-I", isize]);
+        let theirs = copy_image(&img, "kernel.img");
+        let m = mount(&img.path, "");
+        let ours = xattr_transcript(m.path());
+        // Leave attributes behind for the other driver to read.
+        setxattr(&m.p("d"), "user.left", b"by ext2mfr").unwrap();
+        m.unmount_and_check();
+        let k = KernelMount::new(&theirs);
+        let kernel = xattr_transcript(k.path());
+        setxattr(&k.path().join("d"), "user.left", b"by the kernel").unwrap();
+        k.unmount();
+        for (n, (a, b)) in ours.iter().zip(&kernel).enumerate() {
+            assert_eq!(a, b, "{bs}-byte blocks, {isize}-byte inodes, line {n}");
+        }
+        assert_eq!(ours.len(), kernel.len());
+        fsck_strict(&img.path);
+        fsck_strict(&theirs);
+        let k = KernelMount::new(&img.path);
+        assert_eq!(
+            getxattr(&k.path().join("d"), "user.left", 64).unwrap(),
+            b"by ext2mfr"
+        );
+        k.unmount();
+        let m = mount(&theirs, "");
+        assert_eq!(
+            getxattr(&m.p("d"), "user.left", 64).unwrap(),
+            b"by the kernel"
+        );
+        m.unmount_and_check();
+    }
+}
+
+/// The xattr block of `path` in an image, and its reference count.
+fn xattr_block(img: &Path, path: &str) -> (u64, u32) {
+    let blk: u64 = stat_field(&debugfs_stat(img, path), "File ACL:")
+        .parse()
+        .unwrap();
+    assert_ne!(blk, 0, "{path} has no xattr block");
+    let bs = le32(&sb_bytes(img), 24);
+    let mut hdr = [0u8; 8];
+    fs::File::open(img)
+        .unwrap()
+        .read_exact_at(&mut hdr, blk * (1024u64 << bs))
+        .unwrap();
+    (blk, le32(&hdr, 4))
+}
+
+/// Two files with equal attributes, set by the kernel, share one block
+/// (refcount 2); changing one here copies the block, the other keeps its
+/// value and the old block with refcount 1; deleting it frees that block.
+#[test]
+fn shared_xattr_block_copied_on_write() {
+    let _serial = setup();
+    let img = mkfs_ext2(16384, 1024, &["-I", "128"]);
+    let big = vec![b'v'; 300];
+    let k = KernelMount::new(&img.path);
+    for f in ["a", "b"] {
+        let p = k.path().join(f);
+        fs::write(&p, b"").unwrap();
+        setxattr(&p, "user.big", &big).unwrap();
+    }
+    k.unmount();
+    let (shared, refs) = xattr_block(&img.path, "/a");
+    assert_eq!(
+        xattr_block(&img.path, "/b").0,
+        shared,
+        "the kernel shares equal blocks"
+    );
+    assert_eq!(refs, 2);
+
+    let m = mount(&img.path, "");
+    setxattr(&m.p("a"), "user.big", b"changed").unwrap();
+    assert_eq!(getxattr(&m.p("a"), "user.big", 64).unwrap(), b"changed");
+    assert_eq!(getxattr(&m.p("b"), "user.big", 1024).unwrap(), big);
+    for f in ["a", "b"] {
+        assert_eq!(
+            fs::metadata(m.p(f)).unwrap().blocks(),
+            2,
+            "{f}: one xattr block each"
+        );
+    }
+    let m = remount(m, &img.path, "");
+    let (a_blk, a_refs) = xattr_block(&img.path, "/a");
+    assert_ne!(a_blk, shared);
+    assert_eq!(a_refs, 1);
+    assert_eq!(xattr_block(&img.path, "/b"), (shared, 1));
+    let before = statfs(m.path()).f_bfree;
+    fs::remove_file(m.p("b")).unwrap();
+    wait_until("the shared block to be free", || {
+        statfs(m.path()).f_bfree == before + 1
+    });
+    m.unmount_and_check();
+    fsck_strict(&img.path);
+    let k = KernelMount::new(&img.path);
+    assert_eq!(
+        getxattr(&k.path().join("a"), "user.big", 64).unwrap(),
+        b"changed"
+    );
+    k.unmount();
+}
+
+/// Attribute and ACL changes under injected allocation failures and
+/// memory-safety faults (policy=retry): every call succeeds, the result is
+/// what the calls asked for, no block is orphaned (e2fsck) and AMA never
+/// under-allocated.
+#[test]
+fn xattrs_survive_injected_faults() {
+    let _serial = setup();
+    for opts in [
+        "policy=retry,inject_alloc=0.3,inject_seed=7",
+        "policy=retry,inject_safety=0.02,inject_seed=11",
+    ] {
+        let img = mkfs_ext2(16384, 1024, &["-I", "256"]);
+        let m = mount(&img.path, opts);
+        let mut want = std::collections::BTreeMap::new();
+        for i in 0..40 {
+            let p = m.p(&format!("f{i}"));
+            fs::write(&p, b"x").unwrap();
+            // Small (in the inode), large (a block), then some removed or
+            // changed again, and an ACL that sets the mode.
+            let small = format!("s{i}").into_bytes();
+            let large = vec![i as u8; 100 + 10 * i];
+            setxattr(&p, "user.small", &small).unwrap();
+            setxattr(&p, "user.large", &large).unwrap();
+            if i % 3 == 0 {
+                removexattr(&p, "user.large").unwrap();
+            }
+            if i % 4 == 0 {
+                setxattr(&p, "user.small", &large).unwrap();
+            }
+            let acl = acl_xattr(&[
+                (1, 6, 0),
+                (2, 4, 65534),
+                (4, 4, 0),
+                (0x10, 4, 0),
+                (0x20, 0, 0),
+            ]);
+            setxattr(&p, "system.posix_acl_access", &acl).unwrap();
+            want.insert(
+                format!("f{i}"),
+                (
+                    if i % 4 == 0 { large.clone() } else { small },
+                    (i % 3 != 0).then_some(large),
+                ),
+            );
+        }
+        let c = counters(m.path());
+        assert_eq!(c["ama"]["under_allocations"], 0, "{opts}: {c}");
+        let f = &c["faults_injected"];
+        let injected = f["alloc_faults"].as_u64().unwrap() + f["safety_faults"].as_u64().unwrap();
+        assert!(injected > 0, "{opts}: nothing was injected: {f}");
+        assert!(
+            c["ama"]["by_op"]["setxattr"]["requests"].as_u64().unwrap() >= 130,
+            "{opts}: setxattr went through the gate"
+        );
+        let m = remount(m, &img.path, "");
+        for (name, (small, large)) in &want {
+            let p = m.p(name);
+            assert_eq!(
+                &getxattr(&p, "user.small", 4096).unwrap(),
+                small,
+                "{opts}: {name}"
+            );
+            match large {
+                Some(v) => assert_eq!(&getxattr(&p, "user.large", 4096).unwrap(), v),
+                None => assert_errno!(getxattr(&p, "user.large", 4096), libc::ENODATA),
+            }
+            assert_eq!(
+                fs::metadata(&p).unwrap().mode() & 0o777,
+                0o640,
+                "{opts}: {name}"
+            );
+        }
+        m.unmount_and_check();
+        fsck_strict(&img.path);
+    }
 }

@@ -50,6 +50,11 @@ pub fn xattr_names(p: &Path) -> Vec<String> {
 }
 
 pub fn setxattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+    setxattr_flags(p, name, value, 0)
+}
+
+/// setxattr with `flags` (XATTR_CREATE, XATTR_REPLACE).
+pub fn setxattr_flags(p: &Path, name: &str, value: &[u8], flags: i32) -> io::Result<()> {
     let n = CString::new(name).unwrap();
     // SAFETY: valid C strings and a value buffer of the given length.
     cvt(unsafe {
@@ -58,9 +63,22 @@ pub fn setxattr(p: &Path, name: &str, value: &[u8]) -> io::Result<()> {
             n.as_ptr(),
             value.as_ptr().cast(),
             value.len(),
-            0,
+            flags,
         )
     })
+}
+
+/// A POSIX ACL in the xattr form setfacl(1) passes to setxattr: version 2,
+/// then (tag, perm, id) per entry. Tags: 1 user::, 2 user:id, 4 group::,
+/// 8 group:id, 0x10 mask, 0x20 other.
+pub fn acl_xattr(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for &(tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
 }
 
 pub fn removexattr(p: &Path, name: &str) -> io::Result<()> {
