@@ -237,6 +237,31 @@ fn xattr_transcript(root: &Path) -> Vec<String> {
         "on a directory",
         setxattr(&d, "user.dir", &v(400, b'd')),
     );
+    // An inode whose attributes equal another's block shares it (the
+    // kernel's mbcache): the free block count tells.
+    let h = root.join("h");
+    fs::write(&h, b"").unwrap();
+    let before = statfs(root).f_bfree;
+    step(
+        &mut t,
+        "same as d's block",
+        setxattr(&h, "user.dir", &v(400, b'd')),
+    );
+    t.push(format!(
+        "  blocks used by it {}",
+        before - statfs(root).f_bfree
+    ));
+    step(
+        &mut t,
+        "h differs again",
+        setxattr(&h, "user.dir", &v(400, b'e')),
+    );
+    step(
+        &mut t,
+        "h equal again",
+        setxattr(&h, "user.dir", &v(400, b'd')),
+    );
+    step(&mut t, "h gone", fs::remove_file(&h));
     t.push(answer(
         "small buffer",
         getxattr(&f, "user.b", 10).map(|v| v.len()),
@@ -300,6 +325,10 @@ fn xattr_calls_answer_as_the_kernels() {
             assert_eq!(a, b, "{bs}-byte blocks, {isize}-byte inodes, line {n}");
         }
         assert_eq!(ours.len(), kernel.len());
+        assert!(
+            ours.iter().any(|l| l == "  blocks used by it 0"),
+            "equal blocks shared: {ours:#?}"
+        );
         fsck_strict(&img.path);
         fsck_strict(&theirs);
         let k = KernelMount::new(&img.path);
@@ -376,14 +405,29 @@ fn shared_xattr_block_copied_on_write() {
     wait_until("the shared block to be free", || {
         statfs(m.path()).f_bfree == before + 1
     });
+    // Equal attributes set here share a block too.
+    for f in ["c", "d"] {
+        fs::write(m.p(f), b"").unwrap();
+        setxattr(&m.p(f), "user.big", &big).unwrap();
+    }
     m.unmount_and_check();
     fsck_strict(&img.path);
+    let (c_blk, c_refs) = xattr_block(&img.path, "/c");
+    assert_eq!(xattr_block(&img.path, "/d"), (c_blk, 2));
+    assert_eq!(c_refs, 2);
     let k = KernelMount::new(&img.path);
     assert_eq!(
         getxattr(&k.path().join("a"), "user.big", 64).unwrap(),
         b"changed"
     );
+    assert_eq!(
+        getxattr(&k.path().join("d"), "user.big", 1024).unwrap(),
+        big
+    );
+    fs::remove_file(k.path().join("c")).unwrap();
     k.unmount();
+    assert_eq!(xattr_block(&img.path, "/d"), (c_blk, 1));
+    fsck_strict(&img.path);
 }
 
 /// Attribute and ACL changes under injected allocation failures and
@@ -393,11 +437,15 @@ fn shared_xattr_block_copied_on_write() {
 #[test]
 fn xattrs_survive_injected_faults() {
     let _serial = setup();
-    for opts in [
-        "policy=retry,inject_alloc=0.3,inject_seed=7",
-        "policy=retry,inject_safety=0.02,inject_seed=11",
+    // With 128-byte inodes everything is in blocks, and the equal ACLs
+    // share theirs.
+    for (opts, isize) in [
+        ("policy=retry,inject_alloc=0.3,inject_seed=7", "256"),
+        ("policy=retry,inject_safety=0.02,inject_seed=11", "256"),
+        ("policy=retry,inject_alloc=0.3,inject_seed=13", "128"),
+        ("policy=retry,inject_safety=0.02,inject_seed=17", "128"),
     ] {
-        let img = mkfs_ext2(16384, 1024, &["-I", "256"]);
+        let img = mkfs_ext2(16384, 1024, &["-I", isize]);
         let m = mount(&img.path, opts);
         let mut want = std::collections::BTreeMap::new();
         for i in 0..40 {
@@ -431,6 +479,19 @@ fn xattrs_survive_injected_faults() {
                 ),
             );
         }
+        // Equal attributes on many files: shared blocks, taken and dropped.
+        let same = vec![7u8; 200];
+        for i in 0..20 {
+            let p = m.p(&format!("same{i}"));
+            fs::write(&p, b"").unwrap();
+            setxattr(&p, "user.same", &same).unwrap();
+            if i % 2 == 1 {
+                setxattr(&p, "user.same", b"apart").unwrap();
+            }
+            if i % 4 == 0 {
+                fs::remove_file(&p).unwrap();
+            }
+        }
         let c = counters(m.path());
         assert_eq!(c["ama"]["under_allocations"], 0, "{opts}: {c}");
         let f = &c["faults_injected"];
@@ -441,6 +502,13 @@ fn xattrs_survive_injected_faults() {
             "{opts}: setxattr went through the gate"
         );
         let m = remount(m, &img.path, "");
+        for i in (0..20).filter(|i| i % 4 != 0) {
+            let want: &[u8] = if i % 2 == 1 { b"apart" } else { &same };
+            assert_eq!(
+                getxattr(&m.p(&format!("same{i}")), "user.same", 4096).unwrap(),
+                want
+            );
+        }
         for (name, (small, large)) in &want {
             let p = m.p(name);
             assert_eq!(

@@ -271,6 +271,31 @@ pub fn set_block_refcount(d: &mut [u8], refs: u32) {
     put_u32(d, 4, refs);
 }
 
+/// The block hash (`h_hash`) of an xattr block (0: none, or not one).
+pub fn block_hash_of(d: &[u8]) -> u32 {
+    if d.len() < HEADER_LEN || u32_at(d, 0) != MAGIC {
+        return 0;
+    }
+    u32_at(d, 12)
+}
+
+/// Whether `candidate` is an xattr block in use by fewer than `max`
+/// inodes holding the same entries as the block `wanted`, so an inode
+/// wanting `wanted` may share it (the kernel's ext4_xattr_cmp).
+pub fn same_block_but_refcount(candidate: &[u8], wanted: &[u8], max: u32) -> bool {
+    match block_refcount(candidate) {
+        Some(refs) if refs >= 1 && refs < max => {}
+        _ => return false,
+    }
+    if block_hash_of(candidate) != block_hash_of(wanted) {
+        return false;
+    }
+    match (block_raw(candidate), block_raw(wanted)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Where the in-inode area of a slot starts (its magic word), if the
 /// inode has one: a large inode whose extra fields leave room.
 pub fn ibody_start(slot: &[u8]) -> Option<usize> {

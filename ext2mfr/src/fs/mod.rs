@@ -33,6 +33,7 @@ pub mod stats;
 pub mod super_block;
 pub mod symlink;
 pub mod xattr;
+pub mod xattr_share;
 
 pub use super_block::MountError;
 
@@ -190,6 +191,8 @@ pub struct Ext2 {
     /// committed (no frame for a bitmap block): done at the next write-back
     /// or at unmount (see `alloc.rs`).
     pending_frees: Mutex<Vec<alloc::PendingFree>>,
+    /// Xattr blocks that inodes with equal attributes may share.
+    xattr_shared: Mutex<xattr_share::SharedBlocks>,
     next_generation: AtomicU32,
     pub config: FsConfig,
     pub gate: gate::GateStats,

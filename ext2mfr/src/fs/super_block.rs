@@ -95,6 +95,7 @@ impl Ext2 {
             rename_lock: Mutex::new(()),
             refs: Mutex::new(Refs::default()),
             pending_frees: Mutex::new(Vec::new()),
+            xattr_shared: Mutex::new(Default::default()),
             next_generation: AtomicU32::new(rand_seed()),
             config,
             gate: gate::GateStats::default(),

@@ -93,7 +93,10 @@ impl Ext2 {
             Some(blk) => {
                 let buf = self.cache.get(blk as u64)?;
                 let d = buf.read();
-                xattr::block_raw(&d).map_err(|m| corrupt(format!("xattr block {blk}: {m}")))?
+                let entries =
+                    xattr::block_raw(&d).map_err(|m| corrupt(format!("xattr block {blk}: {m}")))?;
+                self.xattr_share_note(blk, &d);
+                entries
             }
         };
         Ok(Stored { ibody, block })
@@ -320,13 +323,24 @@ impl Ext2 {
             return self.xattr_release(i);
         }
         let bs = self.geo.block_size as usize;
+        let spb = self.geo.sectors_per_block();
         let data = xattr::encode_block(entries, bs, 1).ok_or(FsError::NoSpace)?;
+        // An equal block another inode has: share it, as the kernel does.
+        if let Some(shared) = self.xattr_share_take(&data, old) {
+            self.xattr_release(i)?;
+            i.i_file_acl.set(shared);
+            i.i_blocks.set(i.i_blocks.get() + spb);
+            return Ok(());
+        }
         if let Some(blk) = old {
             let buf = self.cache.get(blk as u64)?;
             let refs = xattr::block_refcount(&buf.read())
                 .ok_or_else(|| corrupt(format!("xattr block {blk}: bad magic")))?;
             if refs <= 1 {
+                // (Forgotten while it changes; remembered as it is after.)
+                self.xattr_share_forget(blk);
                 buf.write().copy_from_slice(&data);
+                self.xattr_share_note(blk, &data);
                 return Ok(());
             }
         }
@@ -335,14 +349,14 @@ impl Ext2 {
         let goal = self.geo.first_data_block + group * self.geo.blocks_per_group;
         let new = self.alloc_block(goal, ctx.privileged())?;
         self.cache.get_new_with(new as u64, 0, &data)?;
+        self.xattr_share_note(new, &data);
         if old.is_some() {
             // Copy on write: one reference less on the shared block; the
             // inode's block count stays (one block for one block).
             self.xattr_release(i)?;
         }
         i.i_file_acl.set(new);
-        i.i_blocks
-            .set(i.i_blocks.get() + self.geo.sectors_per_block());
+        i.i_blocks.set(i.i_blocks.get() + spb);
         Ok(())
     }
 
@@ -362,16 +376,18 @@ impl Ext2 {
         i.i_blocks.set(i.i_blocks.get().saturating_sub(spb));
         let buf = self.cache.get(blk as u64)?;
         let last = {
-            let Some(refs) = xattr::block_refcount(&buf.read()) else {
+            let mut d = buf.write();
+            let Some(refs) = xattr::block_refcount(&d) else {
                 log::error!("xattr block {blk}: bad magic; not freed");
                 return Ok(());
             };
-            if refs > 1 {
-                xattr::set_block_refcount(&mut buf.write(), refs - 1);
-            }
+            // The last reference writes 0, so that nobody shares the
+            // block between now and its free at commit.
+            xattr::set_block_refcount(&mut d, refs.saturating_sub(1));
             refs <= 1
         };
         if last {
+            self.xattr_share_forget(blk);
             self.release_blocks(&[blk]);
         }
         Ok(())
