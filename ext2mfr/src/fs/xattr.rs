@@ -334,12 +334,16 @@ impl Ext2 {
         }
         if let Some(blk) = old {
             let buf = self.cache.get(blk as u64)?;
-            let refs = xattr::block_refcount(&buf.read())
+            // Count and rewrite under one lock: a concurrent request may
+            // be taking a reference to share it (`xattr_share_take`).
+            let mut d = buf.write();
+            let refs = xattr::block_refcount(&d)
                 .ok_or_else(|| corrupt(format!("xattr block {blk}: bad magic")))?;
             if refs <= 1 {
                 // (Forgotten while it changes; remembered as it is after.)
                 self.xattr_share_forget(blk);
-                buf.write().copy_from_slice(&data);
+                d.copy_from_slice(&data);
+                drop(d);
                 self.xattr_share_note(blk, &data);
                 return Ok(());
             }
