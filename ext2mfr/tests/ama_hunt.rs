@@ -5,7 +5,8 @@
 //! `O_TRUNC`), chmod/chown/utimes, rename files and directories across a
 //! directory tree many levels deep (also over existing targets, also
 //! `RENAME_EXCHANGE`), link/unlink, mkdir/rmdir, make fast and slow
-//! symlinks, and unlink open files, on an image made by the real
+//! symlinks, unlink open files, set and remove extended attributes (in the
+//! inode, in shared and own blocks) and ACLs (default ones inherited), on an image made by the real
 //! `mkfs.ext2`, mounted with the smallest cache the daemon accepts and
 //! remounted between phases, at 1 KiB and 4 KiB blocks (with resident and
 //! with non-resident bitmaps).
@@ -284,6 +285,8 @@ enum Kind {
     Symlink,
     Read,
     Stat,
+    Xattr,
+    Acl,
 }
 
 const KINDS: &[(Kind, u32)] = &[
@@ -312,6 +315,8 @@ const KINDS: &[(Kind, u32)] = &[
     (Kind::Symlink, 4),
     (Kind::Read, 5),
     (Kind::Stat, 3),
+    (Kind::Xattr, 6),
+    (Kind::Acl, 3),
 ];
 
 fn pick_kind(rng: &mut StdRng) -> Kind {
@@ -729,6 +734,52 @@ fn run_op(
                 let _ = fs::symlink_metadata(&e);
             }
             Ok(format!("stat all in {}", rel(&d)))
+        }
+        Kind::Xattr => {
+            let p = if rng.gen_bool(0.7) {
+                random_file(root, rng).unwrap_or_else(|| root.join("t0"))
+            } else {
+                random_dir(root, rng, 0.3)
+            };
+            // Small ones fit in a large inode; large ones take a block, and
+            // few distinct values make equal blocks that are shared.
+            let name = format!("user.k{}", rng.gen_range(0..4));
+            let len = match rng.gen_range(0..3) {
+                0 => rng.gen_range(0..40),
+                1 => rng.gen_range(100..bs as usize / 2),
+                _ => 300,
+            };
+            let value = vec![b'a' + rng.gen_range(0..3u8); len];
+            if rng.gen_bool(0.25) {
+                let what = format!("removexattr {} {name}", rel(&p));
+                match removexattr(&p, &name) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+                    r => t!(what.clone(), r),
+                }
+                return Ok(what);
+            }
+            let what = format!("setxattr {} {name} ({len} bytes)", rel(&p));
+            t!(what.clone(), setxattr(&p, &name, &value));
+            Ok(what)
+        }
+        Kind::Acl => {
+            let d = rng.gen_bool(0.4);
+            let p = if d {
+                random_dir(root, rng, 0.3)
+            } else {
+                random_file(root, rng).unwrap_or_else(|| root.join("t0"))
+            };
+            let id = rng.gen_range(1000..1004);
+            let acl = acl_xattr(&[(1, 7, 0), (2, 5, id), (4, 5, 0), (0x10, 7, 0), (0x20, 5, 0)]);
+            // A default ACL makes what is created in the directory inherit.
+            let name = if d && rng.gen_bool(0.5) {
+                "system.posix_acl_default"
+            } else {
+                "system.posix_acl_access"
+            };
+            let what = format!("setfacl {} {name} u:{id}", rel(&p));
+            t!(what.clone(), setxattr(&p, name, &acl));
+            Ok(what)
         }
     }
 }
