@@ -7,6 +7,7 @@ pub mod bitmap;
 pub mod block_ptr;
 pub mod dirent;
 pub mod group_desc;
+pub mod htree;
 pub mod inode;
 pub mod le;
 pub mod superblock;

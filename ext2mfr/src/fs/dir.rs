@@ -1,7 +1,8 @@
-//! Directories as ext2 writes them: linear blocks of entries chained by
-//! rec_len. A directory with an htree index reads fine as linear (the index
-//! hides in entries the linear format sees as empty space); the index flag is
-//! cleared when we change the directory, as the kernel's ext2 does.
+//! Directories as ext2 writes them: blocks of entries chained by rec_len,
+//! scanned in order, or found through an htree index where the directory
+//! has one (`htree.rs`). An index we cannot follow reads fine as linear
+//! (it hides in entries the linear format sees as empty space); its flag is
+//! then cleared at the directory's first change, as the kernel does.
 
 use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
@@ -29,8 +30,20 @@ pub struct Slot {
     name_len: usize,
 }
 
+impl Found {
+    pub(super) fn at(blk: u32, e: &DirEntry, prev: Option<usize>) -> Found {
+        Found {
+            blk,
+            offset: e.offset,
+            prev,
+            ino: e.inode,
+            file_type: e.file_type,
+        }
+    }
+}
+
 impl Slot {
-    fn at(blk: u32, e: &DirEntry) -> Slot {
+    pub(super) fn at(blk: u32, e: &DirEntry) -> Slot {
         Slot {
             blk,
             offset: e.offset,
@@ -63,18 +76,27 @@ impl Ext2 {
             .ok_or_else(|| corrupt(format!("directory has a hole at block {lblk}")))
     }
 
-    fn parse<'a>(&self, data: &'a [u8], blk: u32) -> Result<Vec<DirEntry<'a>>> {
+    pub(super) fn parse_dir_block<'a>(
+        &self,
+        data: &'a [u8],
+        blk: u32,
+    ) -> Result<Vec<DirEntry<'a>>> {
         dirent::parse_block(data, self.geo.inodes_count)
             .map_err(|e| corrupt(format!("directory block {blk}: {e}")))
     }
 
-    /// [`Ext2::parse`] without collecting (see [`dirent::visit_block`]).
-    fn visit<'a>(&self, data: &'a [u8], blk: u32, f: impl FnMut(DirEntry<'a>)) -> Result<()> {
+    /// [`Ext2::parse_dir_block`] without collecting (see [`dirent::visit_block`]).
+    pub(super) fn visit_dir_block<'a>(
+        &self,
+        data: &'a [u8],
+        blk: u32,
+        f: impl FnMut(DirEntry<'a>),
+    ) -> Result<()> {
         dirent::visit_block(data, self.geo.inodes_count, f)
             .map_err(|e| corrupt(format!("directory block {blk}: {e}")))
     }
 
-    fn dir_nblocks(&self, dir: &Inode) -> u64 {
+    pub(super) fn dir_nblocks(&self, dir: &Inode) -> u64 {
         dir.size() / self.geo.block_size as u64
     }
 
@@ -118,23 +140,26 @@ impl Ext2 {
         name: &[u8],
         need: Option<usize>,
     ) -> Result<(Option<Found>, Option<Slot>)> {
+        // "." and ".." are in the first block, indexed or not (the kernel
+        // looks only there too).
+        let dots = name == b"." || name == b"..";
+        let blocks = if dots { 1 } else { self.dir_nblocks(dir) };
+        if !dots {
+            if let Some(dx) = self.dx(dir)? {
+                return self.dx_find(dir, &dx, name, need);
+            }
+        }
         let mut room = None;
-        for lblk in 0..self.dir_nblocks(dir) {
+        for lblk in 0..blocks {
             let blk = self.dir_block(dir, lblk)?;
             let found = self.cache.read_with(blk as u64, |d| {
                 let (mut prev, mut found) = (None, None);
-                self.visit(d, blk, |e| {
+                self.visit_dir_block(d, blk, |e| {
                     if found.is_some() {
                         return;
                     }
                     if e.is(name) {
-                        found = Some(Found {
-                            blk,
-                            offset: e.offset,
-                            prev,
-                            ino: e.inode,
-                            file_type: e.file_type,
-                        });
+                        found = Some(Found::at(blk, &e, prev));
                     } else if room.is_none() && need.is_some_and(|n| e.slack() >= n) {
                         room = Some(Slot::at(blk, &e));
                     }
@@ -150,8 +175,10 @@ impl Ext2 {
     }
 
     /// Add `name -> ino` at `room` (found by [`Ext2::dir_probe`] under the
-    /// directory's lock, so still valid), or in a new block when there is
-    /// none. The caller writes `dir` back (size and flags may change).
+    /// directory's lock, so still valid), or, when there is none, by
+    /// splitting its leaf (indexed), indexing a full single-block directory
+    /// (on images with `dir_index`, as the kernel does), or in a new block.
+    /// The caller writes `dir` back (size and flags may change).
     pub(crate) fn dir_insert(
         &self,
         dir: &mut Inode,
@@ -161,39 +188,69 @@ impl Ext2 {
         privileged: bool,
         room: Option<Slot>,
     ) -> Result<()> {
-        let ft = self.ft(ft);
-        dir.i_flags.set(dir.i_flags.get() & !INDEX_FL);
+        let dx = self.dx_or_unflag(dir)?;
         if let Some(s) = room {
-            let b = self.cache.get(s.blk as u64)?;
-            let mut d = b.write();
-            if s.ino == 0 {
-                dirent::write_entry(&mut d, s.offset, ino, s.rec_len, ft, name);
-            } else {
-                let used = rec_len_for(s.name_len);
-                dirent::set_rec_len(&mut d, s.offset, used);
-                dirent::write_entry(&mut d, s.offset + used, ino, s.rec_len - used, ft, name);
-            }
+            return self.write_in_slot(&s, name, ino, self.ft(ft));
+        }
+        if let Some(dx) = dx {
+            return self.dx_add(dir, &dx, name, ino, ft, privileged);
+        }
+        if self.geo.dir_index
+            && self.dir_nblocks(dir) == 1
+            && self.dx_make_indexed(dir, name, ino, ft, privileged)?
+        {
             return Ok(());
         }
-        let nblocks = self.dir_nblocks(dir);
         // No room: append a block.
+        let (_, blk) = self.dir_append_block(dir, privileged)?;
+        let bs = self.geo.block_size as usize;
+        let b = self.cache.get(blk as u64)?;
+        dirent::write_entry(&mut b.write(), 0, ino, bs, self.ft(ft), name);
+        Ok(())
+    }
+
+    /// The directory's index, or (none we can follow) its index flag
+    /// cleared: the change about to be made would leave a stale index.
+    fn dx_or_unflag(&self, dir: &mut Inode) -> Result<Option<super::htree::Dx>> {
+        let dx = self.dx(dir)?;
+        if dx.is_none() {
+            dir.i_flags.set(dir.i_flags.get() & !INDEX_FL);
+        }
+        Ok(dx)
+    }
+
+    /// Write an entry into a slot found with room for it.
+    pub(super) fn write_in_slot(&self, s: &Slot, name: &[u8], ino: u32, ft: u8) -> Result<()> {
+        let b = self.cache.get(s.blk as u64)?;
+        let mut d = b.write();
+        if s.ino == 0 {
+            dirent::write_entry(&mut d, s.offset, ino, s.rec_len, ft, name);
+        } else {
+            let used = rec_len_for(s.name_len);
+            dirent::set_rec_len(&mut d, s.offset, used);
+            dirent::write_entry(&mut d, s.offset + used, ino, s.rec_len - used, ft, name);
+        }
+        Ok(())
+    }
+
+    /// A new zeroed block at the end of the directory: (logical, physical).
+    pub(super) fn dir_append_block(&self, dir: &mut Inode, privileged: bool) -> Result<(u32, u32)> {
+        let nblocks = self.dir_nblocks(dir);
         let goal = if nblocks > 0 {
             self.dir_block(dir, nblocks - 1)? + 1
         } else {
             0
         };
         let (blk, new) = self.map_alloc(dir, nblocks, goal, privileged)?;
-        let b = self.cache.get_cleared(blk as u64, new)?;
-        let bs = self.geo.block_size as usize;
-        dirent::write_entry(&mut b.write(), 0, ino, bs, ft, name);
-        dir.set_size((nblocks + 1) * bs as u64);
-        Ok(())
+        self.cache.get_cleared(blk as u64, new)?;
+        dir.set_size((nblocks + 1) * self.geo.block_size as u64);
+        Ok((nblocks as u32, blk))
     }
 
     /// Remove a found entry: merge it into the previous entry of its block,
     /// or mark it unused when it is the first.
     pub(crate) fn dir_remove(&self, dir: &mut Inode, f: &Found) -> Result<()> {
-        dir.i_flags.set(dir.i_flags.get() & !INDEX_FL);
+        self.dx_or_unflag(dir)?;
         let b = self.cache.get(f.blk as u64)?;
         let mut d = b.write();
         let rec_len = u16::from_le_bytes([d[f.offset + 4], d[f.offset + 5]]) as usize;
@@ -209,7 +266,7 @@ impl Ext2 {
 
     /// Point a found entry at another inode (rename over an existing name).
     pub(crate) fn dir_set(&self, dir: &mut Inode, f: &Found, ino: u32, ft: u8) -> Result<()> {
-        dir.i_flags.set(dir.i_flags.get() & !INDEX_FL);
+        self.dx_or_unflag(dir)?;
         let b = self.cache.get(f.blk as u64)?;
         dirent::set_inode(&mut b.write(), f.offset, ino, self.ft(ft));
         Ok(())
@@ -221,7 +278,7 @@ impl Ext2 {
             let blk = self.dir_block(dir, lblk)?;
             let empty = self.cache.read_with(blk as u64, |d| {
                 Ok(self
-                    .parse(d, blk)?
+                    .parse_dir_block(d, blk)?
                     .iter()
                     .all(|e| e.inode == 0 || e.name == b"." || e.name == b".."))
             })?;
@@ -232,15 +289,19 @@ impl Ext2 {
         Ok(true)
     }
 
-    /// Entries from byte position `pos` on, at most `max` of them.
+    /// Entries from position `pos` on, at most `max` of them: a byte
+    /// position in a linear directory, a hash cookie in an indexed one.
     pub(crate) fn dir_list(&self, dir: &Inode, pos: u64, max: usize) -> Result<Vec<Listed>> {
+        if let Some(dx) = self.dx(dir)? {
+            return self.dx_list(dir, &dx, pos, max);
+        }
         let bs = self.geo.block_size as u64;
         let mut out = Vec::new();
         let mut lblk = pos / bs;
         while lblk < self.dir_nblocks(dir) && out.len() < max {
             let blk = self.dir_block(dir, lblk)?;
             self.cache.read_with(blk as u64, |d| {
-                for e in self.parse(d, blk)? {
+                for e in self.parse_dir_block(d, blk)? {
                     let here = lblk * bs + e.offset as u64;
                     if here < pos || e.inode == 0 {
                         continue;

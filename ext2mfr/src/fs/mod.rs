@@ -24,6 +24,7 @@ pub mod bmap;
 pub mod dir;
 pub mod file;
 pub mod gate;
+pub mod htree;
 pub mod inode;
 pub mod locks;
 pub mod namei;
@@ -118,6 +119,12 @@ pub struct Geometry {
     pub r_blocks: u32,
     /// Directory entries carry a file type (INCOMPAT filetype).
     pub filetype: bool,
+    /// Directories may have htree indexes (COMPAT dir_index), hashed with
+    /// this seed, default version and `s_flags` (character signedness).
+    pub dir_index: bool,
+    pub hash_seed: [u32; 4],
+    pub def_hash_version: u8,
+    pub hash_flags: u32,
     pub block_bitmap: Vec<u32>,
     pub inode_bitmap: Vec<u32>,
     pub inode_table: Vec<u32>,
@@ -126,6 +133,7 @@ pub struct Geometry {
 impl Geometry {
     /// The geometry a super block and its group descriptors describe.
     pub fn new(sb: &Superblock, descs: &[GroupDesc]) -> Geometry {
+        let (hash_seed, def_hash_version, hash_flags) = htree::hash_settings(sb);
         Geometry {
             block_size: sb.block_size(),
             blocks_count: sb.s_blocks_count.get(),
@@ -138,6 +146,12 @@ impl Geometry {
             groups: sb.group_count(),
             r_blocks: sb.s_r_blocks_count.get(),
             filetype: sb.has_incompat(crate::format::superblock::feature::INCOMPAT_FILETYPE),
+            dir_index: sb.s_feature_compat.get()
+                & crate::format::superblock::feature::COMPAT_DIR_INDEX
+                != 0,
+            hash_seed,
+            def_hash_version,
+            hash_flags,
             block_bitmap: descs.iter().map(|d| d.bg_block_bitmap.get()).collect(),
             inode_bitmap: descs.iter().map(|d| d.bg_inode_bitmap.get()).collect(),
             inode_table: descs.iter().map(|d| d.bg_inode_table.get()).collect(),

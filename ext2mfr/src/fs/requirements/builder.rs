@@ -241,6 +241,12 @@ impl Builder<'_> {
     /// needs the blocks pinned or reserved but nothing found in them.
     pub(super) fn dir_scan(&mut self, dir: u32, name: Option<&[u8]>, alternate: bool) -> DirPeek {
         let i = self.inode(dir);
+        if !alternate && i.as_ref().is_some_and(|i| self.fs.maybe_indexed(i)) {
+            // Through the index: the root, a node, the leaf and the leaf
+            // that may continue its last hash; read through the cache.
+            self.unknown(DX_LOOKUP_BLOCKS);
+            return DirPeek::default();
+        }
         let slack = if self.margins {
             self.fs.config.threads.saturating_sub(1) as u64
         } else {
@@ -424,13 +430,28 @@ impl Builder<'_> {
         self.dir_scan(dir, Some(name), alternate).room
     }
 
-    /// Blocks a directory may need to grow by one block (`None`: it has
-    /// room enough, as `dir_scan` found).
+    /// Blocks a directory may need to grow by (`None`: it has room
+    /// enough, as `dir_scan` found): one block for a linear directory;
+    /// for an indexed one a new leaf, a split index node and a new index
+    /// level; two for a single block about to be indexed; plus the
+    /// indirect blocks of the directory's own block map past the direct
+    /// ones.
     pub(super) fn dir_growth(&self, dir: Option<&Inode>) -> u64 {
-        match dir {
-            None => 0,
-            Some(d) if self.blocks_of(d.size()) + (self.fs.config.threads as u64) < 12 => 1,
-            Some(_) => 1 + 3,
+        let Some(d) = dir else {
+            return 0;
+        };
+        let n = self.blocks_of(d.size());
+        let new = if self.fs.maybe_indexed(d) {
+            DX_SPLIT_BLOCKS
+        } else if self.fs.geo.dir_index && n <= 1 {
+            2
+        } else {
+            1
+        };
+        if n + new + (self.fs.config.threads as u64) < 12 {
+            new
+        } else {
+            new + 3
         }
     }
 
@@ -443,6 +464,13 @@ impl Builder<'_> {
         a
     }
 }
+
+/// Blocks a lookup through an index reads: the root, a node, the leaf,
+/// and the next leaf when the hash continues there.
+const DX_LOOKUP_BLOCKS: u64 = 4;
+/// Blocks an insert into an indexed directory may add: a leaf, an index
+/// node split off, and a node for a new level.
+pub(super) const DX_SPLIT_BLOCKS: u64 = 3;
 
 /// Deepest directory tree an estimate walks up through; deeper, the rest
 /// is counted as unknown blocks.

@@ -172,6 +172,9 @@ const GROWN_PATH: u64 = 3;
 /// A directory that changes parent: its ".." block, and the indirect block
 /// that may map it.
 const DOTDOT_BLOCKS: u64 = 2;
+/// A split in an indexed directory writes the root, an index node and the
+/// old leaf besides its new blocks.
+const DX_SPLIT_IMAGES: u64 = 3;
 /// A change of extended attributes writes the inode's xattr block
 /// (rewritten, or its reference count dropped).
 const XATTR_BLOCK_IMAGES: u64 = 1;
@@ -264,9 +267,13 @@ impl Builder<'_> {
         }
     }
 
-    /// Inode + Dir(dir); 1 image (atime).
+    /// Inode + Dir(dir); 1 image (atime). An indexed directory's batch
+    /// walks leaves in hash order: through the scratch page, and the path.
     fn readdir(&mut self, dir: u32) {
         self.inode_block(dir);
+        if self.inode(dir).is_some_and(|i| self.fs.maybe_indexed(&i)) {
+            self.scratch = true;
+        }
         self.dir_scan(dir, None, self.alternate);
         self.written(1);
     }
@@ -352,9 +359,9 @@ impl Builder<'_> {
         self.bitmaps(new);
         // Directory block, parent, new inode, the inode bitmap; per
         // new block its zeroing and its bitmap; a grown indirect
-        // path.
+        // path (or an index split: root, node and old leaf written).
         let grown = if new > 1 + blocks as u64 {
-            GROWN_PATH
+            GROWN_PATH + DX_SPLIT_IMAGES
         } else {
             0
         };
@@ -370,7 +377,11 @@ impl Builder<'_> {
         let new = self.dir_growth(dir.as_ref());
         self.unknown(new);
         self.bitmaps(new);
-        let grown = if new > 1 { GROWN_PATH } else { 0 };
+        let grown = if new > 1 {
+            GROWN_PATH + DX_SPLIT_IMAGES
+        } else {
+            0
+        };
         self.written(LINK_IMAGES + IMAGES_PER_NEW_BLOCK * new + grown);
     }
 
@@ -467,7 +478,11 @@ impl Builder<'_> {
         let new = self.dir_growth(dir.as_ref());
         self.unknown(new);
         self.bitmaps(new);
-        let grown = if new > 1 { GROWN_PATH } else { 0 };
+        let grown = if new > 1 {
+            GROWN_PATH + DX_SPLIT_IMAGES
+        } else {
+            0
+        };
         self.written(RENAME_IMAGES + IMAGES_PER_NEW_BLOCK * new + grown);
     }
 

@@ -20,13 +20,11 @@ impl Ext2 {
         let bs = self.geo.block_size as usize;
         let n = dir.size() / bs as u64;
         let mut buf = vec![0u8; bs];
+        if self.maybe_indexed(&dir) {
+            return self.peek_child_indexed(&dir, name, &mut buf);
+        }
         for lblk in 0..n {
-            let path = block_path(lblk, self.geo.ptrs())?;
-            let mut p = dir.block(path.slot) as u64;
-            for level in 0..path.depth {
-                self.estimate_block(p, &mut buf)?;
-                p = crate::format::block_ptr::read_ptr(&buf, path.idx[level]) as u64;
-            }
+            let p = self.estimate_dir_block(&dir, lblk, &mut buf)?;
             // A cached block is looked at in place (no copy).
             let cached = (p != 0 && p < self.geo.blocks_count as u64)
                 .then(|| self.cache.peek(p))
@@ -43,6 +41,55 @@ impl Ext2 {
             }
         }
         None
+    }
+
+    /// The physical block of a directory's logical block `lblk` (`buf`
+    /// holds the indirect blocks on the way).
+    fn estimate_dir_block(&self, dir: &Inode, lblk: u64, buf: &mut [u8]) -> Option<u64> {
+        let path = block_path(lblk, self.geo.ptrs())?;
+        let mut p = dir.block(path.slot) as u64;
+        for level in 0..path.depth {
+            self.estimate_block(p, buf)?;
+            p = crate::format::block_ptr::read_ptr(buf, path.idx[level]) as u64;
+        }
+        Some(p)
+    }
+
+    /// [`Ext2::peek_child`] through a directory's index: the root, a node,
+    /// the leaf, and the next leaf when the hash continues there.
+    fn peek_child_indexed(&self, dir: &Inode, name: &[u8], buf: &mut [u8]) -> Option<u32> {
+        use crate::format::htree;
+        let root = self.estimate_dir_block(dir, 0, buf)?;
+        self.estimate_block(root, buf)?;
+        let info = htree::root_info(buf).ok()?;
+        let hash = htree::Hasher::new(info.hash_version, self.geo.hash_seed, self.geo.hash_flags)
+            .hash(name)
+            .major;
+        let mut root_block = true;
+        let mut next_start = None;
+        let mut lblk = 0;
+        for _ in 0..=info.indirect_levels {
+            let (_, count) = htree::checked_entries(buf, root_block).ok()?;
+            let at = htree::entries_at(root_block);
+            let k = htree::find(buf, at, count, hash);
+            lblk = htree::entry(buf, at, k).1;
+            next_start = (k + 1 < count).then(|| htree::entry(buf, at, k + 1));
+            let p = self.estimate_dir_block(dir, lblk as u64, buf)?;
+            self.estimate_block(p, buf)?;
+            root_block = false;
+        }
+        let _ = lblk;
+        if let Some(found) = self.find_in(buf, name)? {
+            return Some(found);
+        }
+        match next_start {
+            Some((start, next)) if start & !1 == hash => {
+                let p = self.estimate_dir_block(dir, next as u64, buf)?;
+                self.estimate_block(p, buf)?;
+                self.find_in(buf, name)?
+            }
+            _ => None,
+        }
     }
 
     /// The inode `name` names in directory block `data`; `None` (outer)
