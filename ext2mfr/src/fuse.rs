@@ -39,12 +39,15 @@ impl FuseFs {
 }
 
 /// FUSE calls the root 1; ext2 calls it 2 (ext2's inode 1, the bad-blocks
-/// inode, is never exposed).
+/// inode, is never exposed). FUSE's 2 is then no inode: the kernel never
+/// gets it from us, and a file handle naming it (made up) must not reach
+/// the root under a second number, so it becomes 0, which no request
+/// finds. A number beyond 32 bits is no ext2 inode either.
 fn to_ext2(ino: INodeNo) -> u32 {
-    if ino.0 == 1 {
-        ROOT_INO
-    } else {
-        ino.0 as u32
+    match ino.0 {
+        1 => ROOT_INO,
+        n if n == ROOT_INO as u64 || n > u32::MAX as u64 => 0,
+        n => n as u32,
     }
 }
 
@@ -198,6 +201,12 @@ impl Filesystem for FuseFs {
                 | fuser::InitFlags::FUSE_NO_OPEN_SUPPORT
                 | fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         );
+        // File handles (name_to_handle_at, NFS exports) that outlive the
+        // kernel's inode cache: the kernel decodes one by a LOOKUP of "."
+        // in the handle's inode (and ".." for a directory's parent), and
+        // checks the generation of the answer (see `Ext2::lookup`).
+        // Asked for alone: fuser adds a set of flags all or none.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_EXPORT_SUPPORT);
         Ok(())
     }
 

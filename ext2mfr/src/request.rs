@@ -176,6 +176,8 @@ impl Request<'_> {
     /// What the request will touch, for AMA's estimate.
     pub fn need(&self) -> Need<'_> {
         match *self {
+            // "." (a file handle decoded) reads the inode only.
+            Request::Lookup { parent, name: b"." } => Need::Attr(parent),
             Request::Lookup { parent, name } => Need::Lookup { parent, name },
             Request::Getattr { ino } | Request::Opendir { ino } | Request::Access { ino, .. } => {
                 Need::Attr(ino)

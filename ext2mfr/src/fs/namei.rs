@@ -73,11 +73,39 @@ impl Ext2 {
         }
     }
 
+    /// `name` in directory `parent`. The kernel asks for "." and ".." only
+    /// when it decodes a file handle (`open_by_handle_at`, an NFS export)
+    /// of an inode it no longer caches: "." of any inode is that inode,
+    /// ".." of a directory its parent. An inode number that names no inode
+    /// in use (free, deleted and not open, reserved, out of range) is
+    /// ENOENT, which the kernel turns into ESTALE; a reused number answers
+    /// the new inode, whose generation the kernel finds different (ESTALE).
     pub fn lookup(&self, parent: u32, name: &[u8]) -> Result<Attr> {
         if name.len() > MAX_NAME_LEN {
             return Err(FsError::NameTooLong);
         }
+        // A handle carries any number: not an inode of ours is not a
+        // corrupt image (an EIO and a logged error), just no such inode.
+        if parent == 0 || parent > self.geo.inodes_count {
+            return Err(FsError::NotFound);
+        }
         let _g = self.locks.read(parent);
+        if name == b"." {
+            // Reserved inodes (bad blocks, resize, journal...) are no
+            // files, as the kernel's ext4_nfs_get_inode refuses them.
+            if parent < self.geo.first_ino && parent != ROOT_INO {
+                return Err(FsError::NotFound);
+            }
+            // Not even an unlinked inode the kernel still holds open: the
+            // kernel asks for "." only of inodes it does not hold (an
+            // unlinked one it just let go of, its FORGET maybe still on
+            // the way here, is gone for it, as for ext4's handles).
+            let i = self.live_inode(parent)?;
+            if i.links() == 0 {
+                return Err(FsError::NotFound);
+            }
+            return Ok(Attr::from_inode(parent, &i));
+        }
         let dir = self.dir_inode(parent)?;
         let f = self.dir_find(&dir, name)?.ok_or(FsError::NotFound)?;
         let i = self.read_inode(f.ino)?;
