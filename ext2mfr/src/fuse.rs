@@ -10,9 +10,9 @@ use crate::fs::Ext2;
 use crate::request::{Reply, Request as Op};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -251,6 +251,9 @@ impl Filesystem for FuseFs {
             gid,
             size,
             atime: atime.map(timestamp),
+            times_given: [atime, mtime]
+                .iter()
+                .any(|t| matches!(t, Some(TimeOrNow::SpecificTime(_)))),
             mtime: mtime.map(timestamp),
             ctime: ctime.map(|t| timestamp(TimeOrNow::SpecificTime(t))),
         };
@@ -403,7 +406,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         data: &[u8],
         write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
@@ -412,6 +415,8 @@ impl Filesystem for FuseFs {
             offset,
             data,
             kill_suidgid: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
+            // (The descriptor's open flags: FUSE sends them with each write.)
+            append: flags.0 & libc::O_APPEND != 0,
         };
         match self.serve(req, &r) {
             Ok(Reply::Written(n)) => reply.written(n as u32),
@@ -566,6 +571,66 @@ impl Filesystem for FuseFs {
                 FileHandle(0),
                 FopenFlags::FOPEN_KEEP_CACHE,
             ),
+            other => reply.error(failure(other)),
+        }
+    }
+
+    /// The kernel's FUSE asks only FS_IOC_GETFLAGS and FS_IOC_SETFLAGS
+    /// (lsattr, chattr) of a file system, for regular files and
+    /// directories, with a 4-byte int, or FS_IOC_FSGETXATTR and
+    /// FS_IOC_FSSETXATTR with a `struct fsxattr` (fuse_fileattr_get/set);
+    /// the 32-bit numbers are those of a 32-bit caller. Anything else is
+    /// ENOTTY.
+    fn ioctl(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        in_data: &[u8],
+        out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        const FS_IOC_GETFLAGS: u32 = 0x8008_6601;
+        const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
+        const FS_IOC32_GETFLAGS: u32 = 0x8004_6601;
+        const FS_IOC32_SETFLAGS: u32 = 0x4004_6602;
+        const FS_IOC_FSGETXATTR: u32 = 0x801c_581f;
+        const FS_IOC_FSSETXATTR: u32 = 0x401c_5820;
+        /// `struct fsxattr`: xflags, extsize, nextents, projid, cowextsize
+        /// (u32 each), 8 bytes of padding.
+        const FSXATTR_SIZE: usize = 28;
+        let word = |b: &[u8], at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().expect("4"));
+        let ino = to_ext2(ino);
+        let r = match cmd {
+            FS_IOC_FSGETXATTR => Op::GetXflags { ino },
+            FS_IOC_FSSETXATTR if in_data.len() >= FSXATTR_SIZE => Op::SetXflags {
+                ino,
+                xflags: word(in_data, 0),
+                projid: word(in_data, 12),
+            },
+            FS_IOC_GETFLAGS | FS_IOC32_GETFLAGS => Op::GetFlags { ino },
+            FS_IOC_SETFLAGS | FS_IOC32_SETFLAGS => match in_data.get(..4) {
+                Some(b) => Op::SetFlags {
+                    ino,
+                    flags: u32::from_ne_bytes(b.try_into().expect("4 bytes")),
+                },
+                None => return reply.error(Errno::EINVAL),
+            },
+            _ => return reply.error(Errno::from_i32(libc::ENOTTY)),
+        };
+        match self.serve(req, &r) {
+            Ok(Reply::Flags(f)) if cmd == FS_IOC_FSGETXATTR => {
+                let mut b = [0u8; FSXATTR_SIZE];
+                b[..4].copy_from_slice(&f.to_ne_bytes());
+                reply.ioctl(0, &b[..b.len().min(out_size as usize)])
+            }
+            Ok(Reply::Flags(f)) => {
+                let b = f.to_ne_bytes();
+                reply.ioctl(0, &b[..b.len().min(out_size as usize)])
+            }
+            Ok(Reply::Done) => reply.ioctl(0, &[]),
             other => reply.error(failure(other)),
         }
     }

@@ -5,7 +5,7 @@
 
 use super::attr::{Attr, Ctx};
 use super::dir::{Found, Probe};
-use super::{now, Ext2};
+use super::{flags, now, Ext2};
 use crate::error::{corrupt, FsError, Result};
 use crate::format::dirent::{file_type_of, MAX_NAME_LEN};
 use crate::format::inode::{FileKind, Inode, Timestamp, MAX_LINKS, ROOT_INO, S_IFMT, S_ISGID};
@@ -144,6 +144,7 @@ impl Ext2 {
         let Probe::Absent(room) = self.dir_probe(&dir, name)? else {
             return Err(FsError::Exists);
         };
+        flags::check_dir_add(&dir)?;
         let is_dir = kind == FileKind::Directory;
         if is_dir && dir.links() >= MAX_LINKS {
             return Err(FsError::TooManyLinks);
@@ -164,6 +165,7 @@ impl Ext2 {
         let mut i = Inode {
             i_mode: Le16::new(kind.mode_bits() | perm),
             i_links_count: Le16::new(if is_dir { 2 } else { 1 }),
+            i_flags: Le32::new(flags::inherited(&dir, kind.mode_bits())),
             i_generation: Le32::new(
                 self.next_generation
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -265,12 +267,16 @@ impl Ext2 {
         if src.links() == 0 {
             return Err(FsError::NotFound);
         }
-        if src.links() >= MAX_LINKS {
-            return Err(FsError::TooManyLinks);
-        }
         let Probe::Absent(room) = self.dir_probe(&dir, name)? else {
             return Err(FsError::Exists);
         };
+        // (vfs_link: the directory's permission, then the file's flags,
+        // then its link count.)
+        flags::check_dir_add(&dir)?;
+        flags::refuse_if_pinned(&src)?;
+        if src.links() >= MAX_LINKS {
+            return Err(FsError::TooManyLinks);
+        }
         let t = Timestamp::now();
         let ft = src.kind().map(file_type_of).unwrap_or(0);
         let privileged = ctx.privileged();
@@ -314,6 +320,10 @@ impl Ext2 {
         })?;
         let mut ws = WorkingSet::new(self);
         let child = *ws.get(found.ino)?;
+        // may_delete: the directory's flags and the victim's come before
+        // its type and emptiness.
+        flags::check_dir_remove(ws.get(parent)?)?;
+        flags::refuse_if_pinned(&child)?;
         if want_dir {
             if !child.is_dir() {
                 return Err(FsError::NotDir);
@@ -414,6 +424,17 @@ impl Ext2 {
     ) -> Result<()> {
         let mut ws = WorkingSet::new(self);
         let src = *ws.get(src_ino)?;
+        // The flags first (may_delete, may_create): the old name goes,
+        // a new one comes or replaces a target, which goes.
+        flags::check_dir_remove(ws.get(old_dir)?)?;
+        flags::refuse_if_pinned(&src)?;
+        match dst {
+            None => flags::check_dir_add(ws.get(new_dir)?)?,
+            Some(d) => {
+                flags::check_dir_remove(ws.get(new_dir)?)?;
+                flags::refuse_if_pinned(ws.get(d.ino)?)?;
+            }
+        }
         self.check_move(&mut ws, &src, src_ino, old_dir, new_dir, dst)?;
         let t = Timestamp::now();
         let ft = src.kind().map(file_type_of).unwrap_or(0);
@@ -547,6 +568,11 @@ impl Ext2 {
         let mut ws = WorkingSet::new(self);
         let a = *ws.get(a_f.ino)?;
         let b = *ws.get(b_f.ino)?;
+        // Each name goes from its directory and the other comes in.
+        for (dir, i) in [(old_dir, &a), (new_dir, &b)] {
+            flags::check_dir_remove(ws.get(dir)?)?;
+            flags::refuse_if_pinned(i)?;
+        }
         let moves = old_dir != new_dir;
         // A directory may not end up inside itself.
         if moves && a.is_dir() && self.is_within(new_dir, a_f.ino)? {

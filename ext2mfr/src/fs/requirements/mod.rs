@@ -24,13 +24,14 @@
 //!
 //! | request | frames | before-images |
 //! |---|---|---|
-//! | getattr, access, opendir | Inode | 0 |
+//! | getattr, access, opendir, getflags (lsattr), lookup of "." (a file handle) | Inode | 0 |
 //! | getxattr, listxattr | Inode + xattr block | 0 |
 //! | readlink | Inode + target block | 0 |
 //! | lookup | 2 Inode + Dir(parent) | 0 |
 //! | readdir | Inode + Dir(dir) | 1 (atime) |
 //! | read(o, n) | Inode + Range(o,n) | 1 (atime) |
 //! | write(o, n) | Inode + Range(o,n) + Bitmaps(k), k = holes + their indirect blocks | 1 + n + ind + k |
+//! | setflags (chattr), setattr without a size | Inode | 1 |
 //! | setattr (size) | Inode + Tree(i) + tail block + xattr + Bitmaps(i_blocks) | 1 + boundary path (3) + tail + xattr |
 //! | create, mknod, mkdir, symlink | 2 Inode + Dir(parent) + inode bitmap + Grow + data blocks + Bitmaps | 4 + 2 per new block (+3 for an indirect path) |
 //! | link | 2 Inode + Dir(parent) + Grow + Bitmaps | 3 + 2 per new block (+3) |
