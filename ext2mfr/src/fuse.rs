@@ -10,9 +10,9 @@ use crate::fs::Ext2;
 use crate::request::{Reply, Request as Op};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, TimeOrNow, WriteFlags,
+    INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -39,12 +39,15 @@ impl FuseFs {
 }
 
 /// FUSE calls the root 1; ext2 calls it 2 (ext2's inode 1, the bad-blocks
-/// inode, is never exposed).
+/// inode, is never exposed). FUSE's 2 is then no inode: the kernel never
+/// gets it from us, and a file handle naming it (made up) must not reach
+/// the root under a second number, so it becomes 0, which no request
+/// finds. A number beyond 32 bits is no ext2 inode either.
 fn to_ext2(ino: INodeNo) -> u32 {
-    if ino.0 == 1 {
-        ROOT_INO
-    } else {
-        ino.0 as u32
+    match ino.0 {
+        1 => ROOT_INO,
+        n if n == ROOT_INO as u64 || n > u32::MAX as u64 => 0,
+        n => n as u32,
     }
 }
 
@@ -196,6 +199,11 @@ impl Filesystem for FuseFs {
         // default permissions and reads them through getxattr); DONT_MASK:
         // it leaves the umask to us, since a directory's default ACL
         // replaces it (`Ext2::inherit_acl`).
+        // EXPORT_SUPPORT: file handles (name_to_handle_at, NFS exports)
+        // that outlive the kernel's inode cache: the kernel decodes one by
+        // a LOOKUP of "." in the handle's inode (and ".." for a
+        // directory's parent), and checks the generation of the answer
+        // (see `Ext2::lookup`).
         // (One at a time: fuser refuses a whole set for one flag the
         // kernel does not offer.)
         for flag in [
@@ -204,6 +212,7 @@ impl Filesystem for FuseFs {
             fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2,
             fuser::InitFlags::FUSE_POSIX_ACL,
             fuser::InitFlags::FUSE_DONT_MASK,
+            fuser::InitFlags::FUSE_EXPORT_SUPPORT,
         ] {
             if config.add_capabilities(flag).is_err() {
                 log::warn!("the kernel does not offer {flag:?}");
@@ -253,6 +262,9 @@ impl Filesystem for FuseFs {
             gid,
             size,
             atime: atime.map(timestamp),
+            times_given: [atime, mtime]
+                .iter()
+                .any(|t| matches!(t, Some(TimeOrNow::SpecificTime(_)))),
             mtime: mtime.map(timestamp),
             ctime: ctime.map(|t| timestamp(TimeOrNow::SpecificTime(t))),
         };
@@ -407,7 +419,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         data: &[u8],
         write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
@@ -416,6 +428,8 @@ impl Filesystem for FuseFs {
             offset,
             data,
             kill_suidgid: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
+            // (The descriptor's open flags: FUSE sends them with each write.)
+            append: flags.0 & libc::O_APPEND != 0,
         };
         match self.serve(req, &r) {
             Ok(Reply::Written(n)) => reply.written(n as u32),
@@ -572,6 +586,66 @@ impl Filesystem for FuseFs {
                 FileHandle(0),
                 FopenFlags::FOPEN_KEEP_CACHE,
             ),
+            other => reply.error(failure(other)),
+        }
+    }
+
+    /// The kernel's FUSE asks only FS_IOC_GETFLAGS and FS_IOC_SETFLAGS
+    /// (lsattr, chattr) of a file system, for regular files and
+    /// directories, with a 4-byte int, or FS_IOC_FSGETXATTR and
+    /// FS_IOC_FSSETXATTR with a `struct fsxattr` (fuse_fileattr_get/set);
+    /// the 32-bit numbers are those of a 32-bit caller. Anything else is
+    /// ENOTTY.
+    fn ioctl(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        in_data: &[u8],
+        out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        const FS_IOC_GETFLAGS: u32 = 0x8008_6601;
+        const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
+        const FS_IOC32_GETFLAGS: u32 = 0x8004_6601;
+        const FS_IOC32_SETFLAGS: u32 = 0x4004_6602;
+        const FS_IOC_FSGETXATTR: u32 = 0x801c_581f;
+        const FS_IOC_FSSETXATTR: u32 = 0x401c_5820;
+        /// `struct fsxattr`: xflags, extsize, nextents, projid, cowextsize
+        /// (u32 each), 8 bytes of padding.
+        const FSXATTR_SIZE: usize = 28;
+        let word = |b: &[u8], at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().expect("4"));
+        let ino = to_ext2(ino);
+        let r = match cmd {
+            FS_IOC_FSGETXATTR => Op::GetXflags { ino },
+            FS_IOC_FSSETXATTR if in_data.len() >= FSXATTR_SIZE => Op::SetXflags {
+                ino,
+                xflags: word(in_data, 0),
+                projid: word(in_data, 12),
+            },
+            FS_IOC_GETFLAGS | FS_IOC32_GETFLAGS => Op::GetFlags { ino },
+            FS_IOC_SETFLAGS | FS_IOC32_SETFLAGS => match in_data.get(..4) {
+                Some(b) => Op::SetFlags {
+                    ino,
+                    flags: u32::from_ne_bytes(b.try_into().expect("4 bytes")),
+                },
+                None => return reply.error(Errno::EINVAL),
+            },
+            _ => return reply.error(Errno::from_i32(libc::ENOTTY)),
+        };
+        match self.serve(req, &r) {
+            Ok(Reply::Flags(f)) if cmd == FS_IOC_FSGETXATTR => {
+                let mut b = [0u8; FSXATTR_SIZE];
+                b[..4].copy_from_slice(&f.to_ne_bytes());
+                reply.ioctl(0, &b[..b.len().min(out_size as usize)])
+            }
+            Ok(Reply::Flags(f)) => {
+                let b = f.to_ne_bytes();
+                reply.ioctl(0, &b[..b.len().min(out_size as usize)])
+            }
+            Ok(Reply::Done) => reply.ioctl(0, &[]),
             other => reply.error(failure(other)),
         }
     }

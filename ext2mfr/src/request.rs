@@ -85,12 +85,14 @@ pub enum Request<'a> {
         offset: u64,
         size: u32,
     },
-    /// `kill_suidgid`: the writer lacks CAP_FSETID (FUSE_WRITE_KILL_SUIDGID).
+    /// `kill_suidgid`: the writer lacks CAP_FSETID (FUSE_WRITE_KILL_SUIDGID);
+    /// `append`: through a descriptor opened with O_APPEND.
     Write {
         ino: u32,
         offset: u64,
         data: &'a [u8],
         kill_suidgid: bool,
+        append: bool,
     },
     Fsync,
     Opendir {
@@ -123,6 +125,26 @@ pub enum Request<'a> {
         name: &'a [u8],
     },
     Statfs,
+    /// The inode's flags as FS_IOC_GETFLAGS shows them (lsattr).
+    GetFlags {
+        ino: u32,
+    },
+    /// FS_IOC_SETFLAGS (chattr).
+    SetFlags {
+        ino: u32,
+        flags: u32,
+    },
+    /// FS_IOC_FSGETXATTR: the flags as `fsx_xflags` (the other fields
+    /// are 0 on ext2: no extent size hints, no project).
+    GetXflags {
+        ino: u32,
+    },
+    /// FS_IOC_FSSETXATTR (chattr of e2fsprogs 1.47 uses it too).
+    SetXflags {
+        ino: u32,
+        xflags: u32,
+        projid: u32,
+    },
 }
 
 /// A directory entry as a readdir answers it: with its kind, looked up in
@@ -146,7 +168,13 @@ pub enum Reply {
     Written(usize),
     Entries(Vec<DirEntry>),
     Statfs(Statfs),
+    /// An inode's flags (FS_IOC_GETFLAGS).
+    Flags(u32),
     Done,
+    /// Inside the request layer only: the request's change stays (it
+    /// commits), yet the call fails with this error. `serve` answers the
+    /// error.
+    Refused(FsError),
 }
 
 impl Request<'_> {
@@ -176,12 +204,18 @@ impl Request<'_> {
             Request::Setxattr { .. } => "setxattr",
             Request::Removexattr { .. } => "removexattr",
             Request::Statfs => "statfs",
+            Request::GetFlags { .. } => "getflags",
+            Request::SetFlags { .. } => "setflags",
+            Request::GetXflags { .. } => "getflags",
+            Request::SetXflags { .. } => "setflags",
         }
     }
 
     /// What the request will touch, for AMA's estimate.
     pub fn need(&self) -> Need<'_> {
         match *self {
+            // "." (a file handle decoded) reads the inode only.
+            Request::Lookup { parent, name: b"." } => Need::Attr(parent),
             Request::Lookup { parent, name } => Need::Lookup { parent, name },
             Request::Getattr { ino } | Request::Opendir { ino } | Request::Access { ino, .. } => {
                 Need::Attr(ino)
@@ -249,6 +283,39 @@ impl Request<'_> {
             Request::Getxattr { ino, .. } | Request::Listxattr { ino } => Need::Xattr(ino),
             Request::Setxattr { ino, .. } | Request::Removexattr { ino, .. } => Need::SetXattr(ino),
             Request::Fsync | Request::Statfs => Need::Nothing,
+            Request::GetFlags { ino } | Request::GetXflags { ino } => Need::Attr(ino),
+            // The inode, written: what a setattr without a size costs.
+            Request::SetFlags { ino, .. } | Request::SetXflags { ino, .. } => {
+                Need::SetAttr { ino, size: None }
+            }
+        }
+    }
+
+    /// The inodes whose sync flag (dirsync for a directory) makes this
+    /// request write back before it answers: the inode a request changes,
+    /// or the directories whose entries it changes (ext4's IS_SYNC and
+    /// IS_DIRSYNC). Read-only requests have none.
+    fn sync_scope(&self) -> [Option<u32>; 2] {
+        match *self {
+            Request::Setattr { ino, .. }
+            | Request::Write { ino, .. }
+            | Request::SetFlags { ino, .. }
+            | Request::SetXflags { ino, .. }
+            | Request::Setxattr { ino, .. }
+            | Request::Removexattr { ino, .. } => [Some(ino), None],
+            Request::Create { parent, .. }
+            | Request::Mknod { parent, .. }
+            | Request::Mkdir { parent, .. }
+            | Request::Symlink { parent, .. }
+            | Request::Link { parent, .. }
+            | Request::Unlink { parent, .. }
+            | Request::Rmdir { parent, .. } => [Some(parent), None],
+            Request::Rename {
+                old_parent,
+                new_parent,
+                ..
+            } => [Some(old_parent), Some(new_parent)],
+            _ => [None, None],
         }
     }
 }
@@ -278,12 +345,28 @@ impl Ext2 {
             Request::Readdir { ino, offset } => return self.readdir_with_kinds(ctx, ino, offset),
             _ => {}
         }
-        let reply = self.request(req.name(), req.need(), || self.run(ctx, req))?;
+        let (reply, sync) = self.request(req.name(), req.need(), || {
+            let reply = self.run(ctx, req)?;
+            // Looked at inside the request: its inodes are cached (pinned).
+            let sync = req
+                .sync_scope()
+                .iter()
+                .flatten()
+                .any(|&i| self.sync_wanted(i));
+            Ok((reply, sync))
+        })?;
         if let Reply::Entry(a) = &reply {
             // After the commit: a rolled-back request leaves no reference.
             self.add_ref(a.ino);
         }
-        Ok(reply)
+        if sync {
+            // Committed: the write-back takes it to the image (as fsync).
+            self.request("fsync", Need::Nothing, || self.fsync())?;
+        }
+        match reply {
+            Reply::Refused(e) => Err(e),
+            r => Ok(r),
+        }
     }
 
     /// The operation itself, inside the gate.
@@ -342,7 +425,8 @@ impl Ext2 {
                 offset,
                 data,
                 kill_suidgid,
-            } => Reply::Written(self.write(ctx, ino, offset, data, kill_suidgid)?),
+                append,
+            } => Reply::Written(self.write(ctx, ino, offset, data, kill_suidgid, append)?),
             Request::Fsync => {
                 self.fsync()?;
                 Reply::Done
@@ -365,13 +449,33 @@ impl Ext2 {
                 value,
                 flags,
             } => {
+                // An immutable or append-only inode refuses first, as the
+                // VFS does.
+                self.check_xattr_change(ino)?;
                 self.setxattr(ctx, ino, name, value, flags)?;
                 Reply::Done
             }
             Request::Removexattr { ino, name } => {
+                self.check_xattr_change(ino)?;
                 self.removexattr(ctx, ino, name)?;
                 Reply::Done
             }
+            Request::GetFlags { ino } => Reply::Flags(self.get_flags(ino)?),
+            Request::SetFlags { ino, flags } => match self.set_flags(ctx, ino, flags)? {
+                None => Reply::Done,
+                Some(e) => Reply::Refused(e),
+            },
+            Request::GetXflags { ino } => {
+                Reply::Flags(crate::fs::flags::to_xflags(self.get_flags(ino)?))
+            }
+            Request::SetXflags {
+                ino,
+                xflags,
+                projid,
+            } => match self.set_fsxattr(ctx, ino, xflags, projid)? {
+                None => Reply::Done,
+                Some(e) => Reply::Refused(e),
+            },
             Request::Readdir { .. } | Request::Statfs => {
                 unreachable!("served outside the gate by `serve`")
             }

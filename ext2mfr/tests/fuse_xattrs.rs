@@ -168,7 +168,7 @@ fn xattr_transcript(root: &Path) -> Vec<String> {
     mknod(&p, libc::S_IFIFO | 0o644, 0).unwrap();
     let mut t = Vec::new();
     let blocks = |p: &Path| fs::symlink_metadata(p).unwrap().blocks();
-    let mut step = |t: &mut Vec<String>, what: &str, r: io::Result<()>| {
+    let step = |t: &mut Vec<String>, what: &str, r: io::Result<()>| {
         t.push(answer(what, r));
         t.push(format!("  blocks f={} d={}", blocks(&f), blocks(&d)));
     };

@@ -34,10 +34,85 @@ pub const S_ISUID: u16 = 0o4000;
 pub const S_ISGID: u16 = 0o2000;
 pub const S_IXGRP: u16 = 0o0010;
 
-/// `i_flags` bits we act on.
-pub const INDEX_FL: u32 = 0x0000_1000;
+/// `i_flags` bits (the values of the kernel's fs/ext4/ext4.h, which
+/// `lsattr`/`chattr` show and set through FS_IOC_GETFLAGS/SETFLAGS).
+pub const SECRM_FL: u32 = 0x0000_0001;
+pub const UNRM_FL: u32 = 0x0000_0002;
+pub const COMPR_FL: u32 = 0x0000_0004;
+pub const SYNC_FL: u32 = 0x0000_0008;
 pub const IMMUTABLE_FL: u32 = 0x0000_0010;
 pub const APPEND_FL: u32 = 0x0000_0020;
+pub const NODUMP_FL: u32 = 0x0000_0040;
+pub const NOATIME_FL: u32 = 0x0000_0080;
+pub const DIRTY_FL: u32 = 0x0000_0100;
+pub const COMPRBLK_FL: u32 = 0x0000_0200;
+pub const NOCOMPR_FL: u32 = 0x0000_0400;
+pub const ENCRYPT_FL: u32 = 0x0000_0800;
+pub const INDEX_FL: u32 = 0x0000_1000;
+pub const JOURNAL_DATA_FL: u32 = 0x0000_4000;
+pub const NOTAIL_FL: u32 = 0x0000_8000;
+pub const DIRSYNC_FL: u32 = 0x0001_0000;
+pub const TOPDIR_FL: u32 = 0x0002_0000;
+pub const EXTENTS_FL: u32 = 0x0008_0000;
+pub const VERITY_FL: u32 = 0x0010_0000;
+/// Formerly EOFBLOCKS: no meaning, but still settable.
+pub const EOFBLOCKS_FL: u32 = 0x0040_0000;
+pub const DAX_FL: u32 = 0x0200_0000;
+pub const INLINE_DATA_FL: u32 = 0x1000_0000;
+pub const PROJINHERIT_FL: u32 = 0x2000_0000;
+pub const CASEFOLD_FL: u32 = 0x4000_0000;
+/// What FS_IOC_SETFLAGS may change (ext4's EXT4_FL_USER_MODIFIABLE).
+pub const FL_USER_MODIFIABLE: u32 = SECRM_FL
+    | UNRM_FL
+    | COMPR_FL
+    | SYNC_FL
+    | IMMUTABLE_FL
+    | APPEND_FL
+    | NODUMP_FL
+    | NOATIME_FL
+    | JOURNAL_DATA_FL
+    | NOTAIL_FL
+    | DIRSYNC_FL
+    | TOPDIR_FL
+    | EXTENTS_FL
+    | EOFBLOCKS_FL
+    | DAX_FL
+    | PROJINHERIT_FL
+    | CASEFOLD_FL;
+/// What FS_IOC_GETFLAGS shows (EXT4_FL_USER_VISIBLE).
+pub const FL_USER_VISIBLE: u32 = FL_USER_MODIFIABLE
+    | DIRTY_FL
+    | COMPRBLK_FL
+    | NOCOMPR_FL
+    | ENCRYPT_FL
+    | INDEX_FL
+    | VERITY_FL
+    | INLINE_DATA_FL;
+/// What a new inode takes from its directory (EXT4_FL_INHERITED).
+pub const FL_INHERITED: u32 = SECRM_FL
+    | UNRM_FL
+    | COMPR_FL
+    | SYNC_FL
+    | NODUMP_FL
+    | NOATIME_FL
+    | NOCOMPR_FL
+    | JOURNAL_DATA_FL
+    | NOTAIL_FL
+    | DIRSYNC_FL
+    | PROJINHERIT_FL
+    | CASEFOLD_FL
+    | DAX_FL;
+
+/// The flags that fit an inode of mode `mode` (ext4_mask_flags):
+/// directories take all, regular files all but the directory ones, other
+/// files only nodump and noatime.
+pub fn mask_flags(mode: u16, flags: u32) -> u32 {
+    match mode & S_IFMT {
+        S_IFDIR => flags,
+        S_IFREG => flags & !(DIRSYNC_FL | TOPDIR_FL | CASEFOLD_FL | PROJINHERIT_FL),
+        _ => flags & (NODUMP_FL | NOATIME_FL),
+    }
+}
 
 /// Longest symlink target stored inside `i_block` ("fast" symlink).
 pub const FAST_SYMLINK_MAX: usize = N_BLOCKS * 4 - 1;

@@ -76,6 +76,9 @@ pub struct SetAttr {
     pub atime: Option<Timestamp>,
     pub mtime: Option<Timestamp>,
     pub ctime: Option<Timestamp>,
+    /// An atime or mtime given explicitly, not "now" (ATTR_TIMES_SET:
+    /// refused on append-only files, where a touch is not).
+    pub times_given: bool,
 }
 
 impl SetAttr {

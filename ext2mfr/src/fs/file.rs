@@ -65,7 +65,7 @@ impl Ext2 {
 
     /// relatime: update atime when it is older than mtime/ctime or a day old.
     fn touch_atime(&self, ino: u32, i: &Inode) {
-        if !self.config.atime || self.read_only() {
+        if !self.config.atime || self.read_only() || super::flags::no_atime(i) {
             return;
         }
         let t = Timestamp::now();
@@ -91,6 +91,8 @@ impl Ext2 {
     /// Write `data` at `offset`. `kill_privileges`: the kernel's
     /// FUSE_WRITE_KILL_SUIDGID (the writer lacks CAP_FSETID), so the write
     /// also clears set-user-ID and set-group-ID, as write(2) does.
+    /// `append`: the descriptor was opened with O_APPEND (all an
+    /// append-only file takes).
     pub fn write(
         &self,
         ctx: &Ctx,
@@ -98,6 +100,7 @@ impl Ext2 {
         offset: u64,
         data: &[u8],
         kill_privileges: bool,
+        append: bool,
     ) -> Result<usize> {
         self.check_writable()?;
         let _g = self.locks.write_all(&[ino]);
@@ -105,6 +108,7 @@ impl Ext2 {
         if i.is_dir() {
             return Err(FsError::IsDir);
         }
+        super::flags::check_write(&i, append)?;
         // As the kernel's generic_write_check_limits: EFBIG at or past the
         // largest file size, else a short write up to it.
         let max = max_file_size(self.geo.block_size);

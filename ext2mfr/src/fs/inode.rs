@@ -104,6 +104,7 @@ impl Ext2 {
         self.check_writable()?;
         let _g = self.locks.write_all(&[ino]);
         let mut i = self.live_inode(ino)?;
+        super::flags::check_setattr(&i, s)?;
         let t = Timestamp::now();
         if let Some(mode) = s.mode {
             let m = (i.mode() & S_IFMT) | (mode as u16 & 0o7777);

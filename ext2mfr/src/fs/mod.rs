@@ -2,7 +2,8 @@
 //! `super_block` (mount, sync, unmount, statfs), `inode` (inode tables and
 //! attributes), `bmap` (block map), `alloc` (bitmaps), `dir` (directory
 //! entries), `namei` (names: create, link, unlink, rename), `file` (read,
-//! write, size), `symlink`, `xattr`, `refs` (the kernel's references and
+//! write, size), `flags` (lsattr/chattr flags and what they forbid),
+//! `symlink`, `xattr`, `refs` (the kernel's references and
 //! unlinked inodes), `stats`; `gate` runs each request under AMA and
 //! recovery, `requirements` prices it for AMA.
 //!
@@ -23,6 +24,7 @@ pub mod attr;
 pub mod bmap;
 pub mod dir;
 pub mod file;
+pub mod flags;
 pub mod gate;
 pub mod htree;
 pub mod inode;

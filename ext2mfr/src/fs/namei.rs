@@ -6,7 +6,7 @@
 use super::acl::Inherited;
 use super::attr::{Attr, Ctx};
 use super::dir::{Found, Probe};
-use super::{now, Ext2};
+use super::{flags, now, Ext2};
 use crate::error::{corrupt, FsError, Result};
 use crate::format::dirent::{file_type_of, MAX_NAME_LEN};
 use crate::format::inode::{FileKind, Inode, Timestamp, MAX_LINKS, ROOT_INO, S_IFMT, S_ISGID};
@@ -74,11 +74,39 @@ impl Ext2 {
         }
     }
 
+    /// `name` in directory `parent`. The kernel asks for "." and ".." only
+    /// when it decodes a file handle (`open_by_handle_at`, an NFS export)
+    /// of an inode it no longer caches: "." of any inode is that inode,
+    /// ".." of a directory its parent. An inode number that names no inode
+    /// in use (free, deleted and not open, reserved, out of range) is
+    /// ENOENT, which the kernel turns into ESTALE; a reused number answers
+    /// the new inode, whose generation the kernel finds different (ESTALE).
     pub fn lookup(&self, parent: u32, name: &[u8]) -> Result<Attr> {
         if name.len() > MAX_NAME_LEN {
             return Err(FsError::NameTooLong);
         }
+        // A handle carries any number: not an inode of ours is not a
+        // corrupt image (an EIO and a logged error), just no such inode.
+        if parent == 0 || parent > self.geo.inodes_count {
+            return Err(FsError::NotFound);
+        }
         let _g = self.locks.read(parent);
+        if name == b"." {
+            // Reserved inodes (bad blocks, resize, journal...) are no
+            // files, as the kernel's ext4_nfs_get_inode refuses them.
+            if parent < self.geo.first_ino && parent != ROOT_INO {
+                return Err(FsError::NotFound);
+            }
+            // Not even an unlinked inode the kernel still holds open: the
+            // kernel asks for "." only of inodes it does not hold (an
+            // unlinked one it just let go of, its FORGET maybe still on
+            // the way here, is gone for it, as for ext4's handles).
+            let i = self.live_inode(parent)?;
+            if i.links() == 0 {
+                return Err(FsError::NotFound);
+            }
+            return Ok(Attr::from_inode(parent, &i));
+        }
         let dir = self.dir_inode(parent)?;
         let f = self.dir_find(&dir, name)?.ok_or(FsError::NotFound)?;
         let i = self.read_inode(f.ino)?;
@@ -118,6 +146,7 @@ impl Ext2 {
         let Probe::Absent(room) = self.dir_probe(&dir, name)? else {
             return Err(FsError::Exists);
         };
+        flags::check_dir_add(&dir)?;
         let is_dir = kind == FileKind::Directory;
         if is_dir && dir.links() >= MAX_LINKS {
             return Err(FsError::TooManyLinks);
@@ -150,6 +179,7 @@ impl Ext2 {
         let mut i = Inode {
             i_mode: Le16::new(kind.mode_bits() | perm),
             i_links_count: Le16::new(if is_dir { 2 } else { 1 }),
+            i_flags: Le32::new(flags::inherited(&dir, kind.mode_bits())),
             i_generation: Le32::new(
                 self.next_generation
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -294,12 +324,16 @@ impl Ext2 {
         if src.links() == 0 {
             return Err(FsError::NotFound);
         }
-        if src.links() >= MAX_LINKS {
-            return Err(FsError::TooManyLinks);
-        }
         let Probe::Absent(room) = self.dir_probe(&dir, name)? else {
             return Err(FsError::Exists);
         };
+        // (vfs_link: the directory's permission, then the file's flags,
+        // then its link count.)
+        flags::check_dir_add(&dir)?;
+        flags::refuse_if_pinned(&src)?;
+        if src.links() >= MAX_LINKS {
+            return Err(FsError::TooManyLinks);
+        }
         let t = Timestamp::now();
         let ft = src.kind().map(file_type_of).unwrap_or(0);
         let privileged = ctx.privileged();
@@ -343,6 +377,10 @@ impl Ext2 {
         })?;
         let mut ws = WorkingSet::new(self);
         let child = *ws.get(found.ino)?;
+        // may_delete: the directory's flags and the victim's come before
+        // its type and emptiness.
+        flags::check_dir_remove(ws.get(parent)?)?;
+        flags::refuse_if_pinned(&child)?;
         if want_dir {
             if !child.is_dir() {
                 return Err(FsError::NotDir);
@@ -443,6 +481,17 @@ impl Ext2 {
     ) -> Result<()> {
         let mut ws = WorkingSet::new(self);
         let src = *ws.get(src_ino)?;
+        // The flags first (may_delete, may_create): the old name goes,
+        // a new one comes or replaces a target, which goes.
+        flags::check_dir_remove(ws.get(old_dir)?)?;
+        flags::refuse_if_pinned(&src)?;
+        match dst {
+            None => flags::check_dir_add(ws.get(new_dir)?)?,
+            Some(d) => {
+                flags::check_dir_remove(ws.get(new_dir)?)?;
+                flags::refuse_if_pinned(ws.get(d.ino)?)?;
+            }
+        }
         self.check_move(&mut ws, &src, src_ino, old_dir, new_dir, dst)?;
         let t = Timestamp::now();
         let ft = src.kind().map(file_type_of).unwrap_or(0);
@@ -576,6 +625,11 @@ impl Ext2 {
         let mut ws = WorkingSet::new(self);
         let a = *ws.get(a_f.ino)?;
         let b = *ws.get(b_f.ino)?;
+        // Each name goes from its directory and the other comes in.
+        for (dir, i) in [(old_dir, &a), (new_dir, &b)] {
+            flags::check_dir_remove(ws.get(dir)?)?;
+            flags::refuse_if_pinned(i)?;
+        }
         let moves = old_dir != new_dir;
         // A directory may not end up inside itself.
         if moves && a.is_dir() && self.is_within(new_dir, a_f.ino)? {

@@ -26,7 +26,7 @@
 //!
 //! | request | frames | before-images |
 //! |---|---|---|
-//! | getattr, access, opendir | Inode | 0 |
+//! | getattr, access, opendir, getflags (lsattr), lookup of "." (a file handle) | Inode | 0 |
 //! | getxattr, listxattr | Inode + xattr block | 0 |
 //! | setxattr, removexattr | Inode + XattrChange | 1 + XattrChange's |
 //! | readlink | Inode + target block | 0 |
@@ -34,6 +34,7 @@
 //! | readdir | Inode + Dir(dir) | 1 (atime) |
 //! | read(o, n) | Inode + Range(o,n) | 1 (atime) |
 //! | write(o, n) | Inode + Range(o,n) + Bitmaps(k), k = holes + their indirect blocks + XattrChange if i has a block | 1 + n + ind + k (+ XattrChange's) |
+//! | setflags (chattr), setattr without a size | Inode (+ XattrChange if i has a block, for a chmod's ACL) | 1 |
 //! | setattr (size) | Inode + Tree(i) + tail block + xattr + Bitmaps(i_blocks) + XattrChange if i has a block | 1 + boundary path (3) + tail + xattr (+ XattrChange's) |
 //! | create, mknod, mkdir, symlink | 2 Inode + Dir(parent) + inode bitmap + Grow + data blocks + Bitmaps (+ the parent's xattr block and a new one, if it has attributes) | 4 + 2 per new block (+3 for an indirect path) |
 //! | link | 2 Inode + Dir(parent) + Grow + Bitmaps | 3 + 2 per new block (+3) |
