@@ -2,7 +2,8 @@
 //! `super_block` (mount, sync, unmount, statfs), `inode` (inode tables and
 //! attributes), `bmap` (block map), `alloc` (bitmaps), `dir` (directory
 //! entries), `namei` (names: create, link, unlink, rename), `file` (read,
-//! write, size), `symlink`, `xattr`, `refs` (the kernel's references and
+//! write, size), `punch` (fallocate: hole punching), `symlink`, `xattr`,
+//! `refs` (the kernel's references and
 //! unlinked inodes), `stats`; `gate` runs each request under AMA and
 //! recovery, `requirements` prices it for AMA.
 //!
@@ -26,6 +27,7 @@ pub mod gate;
 pub mod inode;
 pub mod locks;
 pub mod namei;
+pub mod punch;
 pub mod refs;
 pub mod requirements;
 pub mod stats;
