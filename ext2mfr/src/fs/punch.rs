@@ -101,7 +101,10 @@ impl Ext2 {
         if end > size {
             end = size.next_multiple_of(page_size());
         }
-        Some((offset, end.min(max_end)))
+        let end = end.min(max_end);
+        // (Empty for a length of 0, which the call refuses, but which
+        // AMA's estimate, made before that check, prices too.)
+        (end > offset).then_some((offset, end))
     }
 
     /// Zero the parts of the range's first and last blocks that lie in it
