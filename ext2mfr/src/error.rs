@@ -38,6 +38,12 @@ pub enum FsError {
     Range,
     #[error("operation not supported")]
     NotSupported,
+    /// fallocate on a FIFO (the VFS answers so before a file system is asked).
+    #[error("illegal seek")]
+    IllegalSeek,
+    /// fallocate on a device node, socket or symlink (likewise).
+    #[error("no such device")]
+    NoDevice,
     /// A corrupt on-disk structure found at run time: EIO for this request.
     #[error("corrupt file system: {0}")]
     Corrupt(String),
@@ -71,6 +77,8 @@ impl FsError {
             FsError::NoData => ENODATA,
             FsError::Range => ERANGE,
             FsError::NotSupported => EOPNOTSUPP,
+            FsError::IllegalSeek => ESPIPE,
+            FsError::NoDevice => ENODEV,
             FsError::Corrupt(_) | FsError::Fault(_) => EIO,
             FsError::Io(e) => e.raw_os_error().unwrap_or(EIO),
         }

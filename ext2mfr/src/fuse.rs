@@ -652,16 +652,21 @@ impl Filesystem for FuseFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         _fh: FileHandle,
-        _offset: u64,
-        _length: u64,
-        _mode: i32,
+        offset: u64,
+        length: u64,
+        mode: i32,
         reply: ReplyEmpty,
     ) {
-        // ext2 has no preallocation (the kernel's driver answers the same).
-        reply.error(Errno::from_i32(libc::EOPNOTSUPP))
+        let r = Op::Fallocate {
+            ino: to_ext2(ino),
+            offset,
+            length,
+            mode,
+        };
+        Self::empty(self.serve(req, &r), reply)
     }
 }
 

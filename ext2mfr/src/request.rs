@@ -11,6 +11,7 @@ use crate::error::{FsError, Result};
 use crate::format::dirent;
 use crate::format::inode::{FileKind, FAST_SYMLINK_MAX};
 use crate::fs::attr::{Attr, Ctx, SetAttr, Statfs};
+use crate::fs::punch::PUNCH_HOLE_KEEP_SIZE;
 use crate::fs::requirements::Need;
 use crate::fs::Ext2;
 
@@ -93,6 +94,13 @@ pub enum Request<'a> {
         data: &'a [u8],
         kill_suidgid: bool,
         append: bool,
+    },
+    /// fallocate(2); `mode` as the call's (`FALLOC_FL_*`).
+    Fallocate {
+        ino: u32,
+        offset: u64,
+        length: u64,
+        mode: i32,
     },
     Fsync,
     Opendir {
@@ -195,6 +203,7 @@ impl Request<'_> {
             Request::Rename { .. } => "rename",
             Request::Read { .. } => "read",
             Request::Write { .. } => "write",
+            Request::Fallocate { .. } => "fallocate",
             Request::Fsync => "fsync",
             Request::Opendir { .. } => "opendir",
             Request::Readdir { .. } => "readdir",
@@ -279,6 +288,18 @@ impl Request<'_> {
                 offset,
                 size: data.len() as u64,
             },
+            Request::Fallocate {
+                ino,
+                offset,
+                length,
+                mode: PUNCH_HOLE_KEEP_SIZE,
+            } => Need::Punch {
+                ino,
+                offset,
+                length,
+            },
+            // Refused after a look at the inode (its kind decides the errno).
+            Request::Fallocate { ino, .. } => Need::Attr(ino),
             Request::Readdir { ino, .. } => Need::Readdir { dir: ino },
             Request::Getxattr { ino, .. } | Request::Listxattr { ino } => Need::Xattr(ino),
             Request::Setxattr { ino, .. } | Request::Removexattr { ino, .. } => Need::SetXattr(ino),
@@ -427,6 +448,15 @@ impl Ext2 {
                 kill_suidgid,
                 append,
             } => Reply::Written(self.write(ctx, ino, offset, data, kill_suidgid, append)?),
+            Request::Fallocate {
+                ino,
+                offset,
+                length,
+                mode,
+            } => {
+                self.fallocate(ino, offset, length, mode)?;
+                Reply::Done
+            }
             Request::Fsync => {
                 self.fsync()?;
                 Reply::Done

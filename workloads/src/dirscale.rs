@@ -88,17 +88,27 @@ pub fn run(root: &Path, cfg: &Config) -> std::io::Result<Vec<Phase>> {
         }
         Ok(())
     })?;
-    let mut phases = vec![phase("create", start.elapsed().as_secs_f64(), per * threads)];
+    let mut phases = vec![phase(
+        "create",
+        start.elapsed().as_secs_f64(),
+        per * threads,
+    )];
 
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let mut all: Vec<(usize, usize)> = (0..threads).flat_map(|t| (0..per).map(move |i| (t, i))).collect();
+    let mut all: Vec<(usize, usize)> = (0..threads)
+        .flat_map(|t| (0..per).map(move |i| (t, i)))
+        .collect();
     all.shuffle(&mut rng);
     drop_caches();
     let start = Instant::now();
     for &(t, i) in all.iter().cycle().take(cfg.lookups.min(all.len())) {
         fs::symlink_metadata(dir_of(root, cfg, t).join(name(t, i)))?;
     }
-    phases.push(phase("lookup", start.elapsed().as_secs_f64(), cfg.lookups.min(all.len())));
+    phases.push(phase(
+        "lookup",
+        start.elapsed().as_secs_f64(),
+        cfg.lookups.min(all.len()),
+    ));
 
     drop_caches();
     let start = Instant::now();

@@ -1,5 +1,6 @@
 //! Block mapping: logical file blocks to disk blocks through the direct and
-//! indirect pointers, allocating on write and freeing on truncate.
+//! indirect pointers, allocating on write and freeing ranges (truncate,
+//! hole punching).
 
 use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
@@ -159,10 +160,30 @@ impl Ext2 {
     /// Nothing for an inode whose `i_block` holds no block pointers (a
     /// device number, a fast symlink's target): see `Inode::has_block_map`.
     pub(crate) fn truncate_blocks(&self, inode: &mut Inode, keep: u64) -> Result<()> {
-        if !inode.has_block_map(self.geo.block_size) {
+        self.free_range(inode, keep, u64::MAX, Emptied::Free)
+    }
+
+    /// Free the blocks mapping logical blocks `start..end`: the data blocks,
+    /// every indirect block whose whole span lies in the range, and (with
+    /// [`Emptied::Free`]) those left without pointers. Holes stay holes.
+    /// `i_blocks` drops by what was freed; the bitmaps change when the
+    /// request commits (`release_blocks`).
+    pub(crate) fn free_range(
+        &self,
+        inode: &mut Inode,
+        start: u64,
+        end: u64,
+        emptied: Emptied,
+    ) -> Result<()> {
+        if !inode.has_block_map(self.geo.block_size) || start >= end {
             return Ok(());
         }
         let ptrs = self.geo.ptrs();
+        let range = Range {
+            start,
+            end,
+            emptied,
+        };
         let mut freed: Vec<u32> = Vec::new();
         for slot in 0..N_BLOCKS {
             let p = self.check_ptr(inode.block(slot))?;
@@ -170,19 +191,16 @@ impl Ext2 {
                 continue;
             }
             let (first, span) = slot_span(slot, ptrs);
+            if !range.meets(first, span) {
+                continue;
+            }
             if slot < N_DIRECT {
-                if first >= keep {
-                    freed.push(p);
-                    inode.i_block[slot].set(0);
-                }
+                freed.push(p);
+                inode.i_block[slot].set(0);
                 continue;
             }
             let depth = slot - IND_BLOCK + 1;
-            let per_entry = span / ptrs;
-            if first + span <= keep {
-                continue;
-            }
-            if self.truncate_tree(p, depth, first, per_entry, keep, &mut freed)? {
+            if self.free_tree(p, depth, first, span / ptrs, &range, &mut freed)? {
                 freed.push(p);
                 inode.i_block[slot].set(0);
             }
@@ -198,21 +216,21 @@ impl Ext2 {
     }
 
     /// Walk one indirect block of `depth` levels covering logical blocks from
-    /// `base`, each entry covering `per_entry` blocks. Frees what lies at or
-    /// past `keep`; returns true when the block is left with no pointers.
-    fn truncate_tree(
+    /// `base`, each entry covering `per_entry` blocks. Frees what lies in
+    /// `range`; returns true when the block itself goes too (see [`Range`]).
+    fn free_tree(
         &self,
         blk: u32,
         depth: usize,
         base: u64,
         per_entry: u64,
-        keep: u64,
+        range: &Range,
         freed: &mut Vec<u32>,
     ) -> Result<bool> {
         let ptrs = self.geo.ptrs() as usize;
         // Read through the scratch page when AMA recycles pages: the block
-        // is only written below when it keeps some pointers (the boundary
-        // path), and then through the cache.
+        // is only written below when it stays (a boundary path), and then
+        // through the cache.
         let entries: Vec<u32> = self.cache.read_with(blk as u64, |d| {
             Ok((0..ptrs).map(|i| read_ptr(d, i)).collect())
         })?;
@@ -224,29 +242,62 @@ impl Ext2 {
             }
             let p = self.check_ptr(p)?;
             let start = base + i as u64 * per_entry;
-            if start + per_entry <= keep {
+            if !range.meets(start, per_entry) {
                 remaining += 1;
                 continue;
             }
-            let now_empty = if depth == 1 {
+            let gone = if depth == 1 {
                 true
             } else {
-                self.truncate_tree(p, depth - 1, start, per_entry / ptrs as u64, keep, freed)?
+                self.free_tree(p, depth - 1, start, per_entry / ptrs as u64, range, freed)?
             };
-            if now_empty {
+            if gone {
                 freed.push(p);
                 cleared.push(i);
             } else {
                 remaining += 1;
             }
         }
-        if !cleared.is_empty() && remaining > 0 {
+        let gone = remaining == 0
+            && (range.emptied == Emptied::Free || range.covers(base, per_entry * ptrs as u64));
+        if !cleared.is_empty() && !gone {
             let buf = self.cache.get(blk as u64)?;
             let mut d = buf.write();
             for i in cleared {
                 write_ptr(&mut d, i, 0);
             }
         }
-        Ok(remaining == 0)
+        Ok(gone)
+    }
+}
+
+/// What becomes of an indirect block that a freed range only partly
+/// covers and that is left without pointers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Emptied {
+    /// Freed with the rest (truncate: nothing past the end stays mapped).
+    Free,
+    /// Kept, all zeros: the kernel's hole punching on block-mapped files
+    /// (`ext4_ind_remove_space`) frees only the indirect blocks whose whole
+    /// span lies in the hole, and a later write fills the kept one again.
+    Keep,
+}
+
+/// Logical blocks `start..end` being freed.
+struct Range {
+    start: u64,
+    end: u64,
+    emptied: Emptied,
+}
+
+impl Range {
+    /// Do blocks `first..first + span` meet the range?
+    fn meets(&self, first: u64, span: u64) -> bool {
+        first < self.end && first.saturating_add(span) > self.start
+    }
+
+    /// Do blocks `first..first + span` all lie in the range?
+    fn covers(&self, first: u64, span: u64) -> bool {
+        first >= self.start && first.saturating_add(span) <= self.end
     }
 }

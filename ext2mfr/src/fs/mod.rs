@@ -2,8 +2,9 @@
 //! `super_block` (mount, sync, unmount, statfs), `inode` (inode tables and
 //! attributes), `bmap` (block map), `alloc` (bitmaps), `dir` (directory
 //! entries), `namei` (names: create, link, unlink, rename), `file` (read,
-//! write, size), `flags` (lsattr/chattr flags and what they forbid),
-//! `symlink`, `xattr`, `refs` (the kernel's references and
+//! write, size), `punch` (fallocate: hole punching), `flags` (lsattr/chattr
+//! flags and what they forbid), `symlink`, `xattr`, `refs` (the kernel's
+//! references and
 //! unlinked inodes), `stats`; `gate` runs each request under AMA and
 //! recovery, `requirements` prices it for AMA.
 //!
@@ -30,6 +31,7 @@ pub mod htree;
 pub mod inode;
 pub mod locks;
 pub mod namei;
+pub mod punch;
 pub mod refs;
 pub mod requirements;
 pub mod stats;

@@ -45,7 +45,10 @@ fn main() -> ExitCode {
         }
         Ok(phases) => {
             for p in phases {
-                println!("{:<8} {:>9.3} s {:>10.0} ops/s", p.name, p.secs, p.ops_per_sec);
+                println!(
+                    "{:<8} {:>9.3} s {:>10.0} ops/s",
+                    p.name, p.secs, p.ops_per_sec
+                );
             }
             ExitCode::SUCCESS
         }

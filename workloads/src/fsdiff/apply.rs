@@ -396,9 +396,14 @@ pub fn apply(op: &Op, root: &Path, fds: &mut Fds) -> Outcome {
             Op::Truncate { path, size } => {
                 done(libc::truncate(cpath(&p(path)).as_ptr(), *size as i64) as i64)
             }
-            Op::Fallocate { path, off, len } => {
+            Op::Fallocate {
+                path,
+                mode,
+                off,
+                len,
+            } => {
                 let fd = open(&p(path), libc::O_WRONLY, 0)?;
-                let r = check(libc::fallocate(fd, 0, *off as i64, *len as i64) as i64)
+                let r = check(libc::fallocate(fd, *mode, *off as i64, *len as i64) as i64)
                     .map(|_| Value::Done);
                 with_fd(fd, r)
             }

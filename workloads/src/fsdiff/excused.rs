@@ -86,9 +86,10 @@ pub const EXCUSES: &[Excuse] = &[
     Excuse {
         id: "mtime-after-failed-fallocate",
         reason: "the kernel's ext4 (6.18) updates mtime and ctime in fallocate before it \
-                 finds that a block-mapped (ext2) file cannot be preallocated and answers \
-                 EOPNOTSUPP (checked: fallocate(1) on a loop mount); fs/ext2 has no \
-                 fallocate at all and changes nothing, as ext2mfr. Excused only for an inode \
+                 finds that a block-mapped (ext2) file cannot be preallocated or zeroed and \
+                 answers EOPNOTSUPP (checked: fallocate(1) on a loop mount); fs/ext2 has no \
+                 fallocate at all and changes nothing, as ext2mfr (a failed request rolls \
+                 back whole; hole punching, which succeeds, moves both). Excused only for an inode \
                  on which such a fallocate failed, and only while the kernel's mtime is \
                  not an explicitly set one",
         applies: |d| {

@@ -59,6 +59,19 @@ pub fn max_file_size(block_size: u32) -> u64 {
     (res << bits).min(i64::MAX as u64)
 }
 
+/// A fallocate's mode, mostly a hole punch (PUNCH_HOLE|KEEP_SIZE, what
+/// ext2 serves), sometimes preallocation or ZERO_RANGE (EOPNOTSUPP on
+/// both drivers). Taken from the range's own numbers rather than a new
+/// random draw, so that every seed generates the same operations as before
+/// the mode was varied (reproducers quoted by seed stay valid).
+fn fallocate_mode(off: u64, len: u64) -> i32 {
+    match off.wrapping_add(len) % 8 {
+        0..=5 => libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+        6 => 0,
+        _ => libc::FALLOC_FL_ZERO_RANGE,
+    }
+}
+
 /// The kernel keeps timestamps of 256-byte inodes within
 /// [S32_MIN, 2446-05-10] (seconds with 2 epoch bits) and zeroes the
 /// nanoseconds of a clamped value: the value a stat shows after utimensat.
@@ -290,11 +303,17 @@ impl Generator {
                 path: self.pick_or_new('-', 90),
                 size: self.size(),
             },
-            "fallocate" => Op::Fallocate {
-                path: self.pick_or_new('-', 90),
-                off: self.offset(),
-                len: u64::from(self.length()).max(1),
-            },
+            "fallocate" => {
+                let path = self.pick_or_new('-', 90);
+                let off = self.offset();
+                let len = u64::from(self.length()).max(1);
+                Op::Fallocate {
+                    path,
+                    mode: fallocate_mode(off, len),
+                    off,
+                    len,
+                }
+            }
             "chmod" => Op::Chmod {
                 path: self.pick_or_new('*', 90),
                 mode: self.mode_bits(),

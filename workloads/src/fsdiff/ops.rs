@@ -115,9 +115,10 @@ pub enum Op {
         path: String,
         size: u64,
     },
-    /// open(O_WRONLY), fallocate(fd, 0, off, len), close.
+    /// open(O_WRONLY), fallocate(fd, mode, off, len), close.
     Fallocate {
         path: String,
+        mode: i32,
         off: u64,
         len: u64,
     },
@@ -400,9 +401,12 @@ impl fmt::Display for Op {
                 write!(f, "renameat2({}, {}, {fl})", show(from), show(to))
             }
             Op::Truncate { path, size } => write!(f, "truncate({}, {size})", show(path)),
-            Op::Fallocate { path, off, len } => {
-                write!(f, "fallocate({}, 0, {off}, {len})", show(path))
-            }
+            Op::Fallocate {
+                path,
+                mode,
+                off,
+                len,
+            } => write!(f, "fallocate({}, {mode:#x}, {off}, {len})", show(path)),
             Op::Chmod { path, mode } => write!(f, "chmod({}, {mode:o})", show(path)),
             Op::Chown {
                 path,

@@ -15,9 +15,11 @@
 //! `Range(o,n)` = the data blocks of a byte range and the indirect blocks on
 //! their paths (with peeking: those not cached, and for a write the holes
 //! and missing indirect blocks, which are new); `Bitmaps(k)` = min(groups, k) bitmap blocks;
-//! `Tree(i)` = the indirect blocks of inode `i`; `XattrChange` = the
-//! inode's xattr block and a new one (its first, or the copy of a shared
-//! one) + Bitmaps(1), images: the old block and 2 for the new; `Grow` = the blocks a
+//! `Tree(i)` = the indirect blocks of inode `i`; `Tree(o,n)` = those
+//! mapping a byte range (recycling: the scratch page and the two boundary
+//! paths, the only ones written); `XattrChange` = the inode's xattr block
+//! and a new one (its first, or the copy of a shared one) + Bitmaps(1),
+//! images: the old block and 2 for the new; `Grow` = the blocks a
 //! directory needs to take one more entry (0 when peeking finds room, 1 in
 //! the direct blocks, else 1 + 3 indirect); `W(..)` =
 //! before-images (recovery on only). An allocation is a Reversible domain of
@@ -33,10 +35,11 @@
 //! | lookup | 2 Inode + Dir(parent) | 0 |
 //! | readdir | Inode + Dir(dir) | 1 (atime) |
 //! | read(o, n) | Inode + Range(o,n) | 1 (atime) |
-//! | write(o, n) | Inode + Range(o,n) + Bitmaps(k), k = holes + their indirect blocks + XattrChange if i has a block | 1 + n + ind + k (+ XattrChange's) |
-//! | setflags (chattr), setattr without a size | Inode (+ XattrChange if i has a block, for a chmod's ACL) | 1 |
-//! | setattr (size) | Inode + Tree(i) + tail block + xattr + Bitmaps(i_blocks) + XattrChange if i has a block | 1 + boundary path (3) + tail + xattr (+ XattrChange's) |
-//! | create, mknod, mkdir, symlink | 2 Inode + Dir(parent) + inode bitmap + Grow + data blocks + Bitmaps (+ the parent's xattr block and a new one, if it has attributes) | 4 + 2 per new block (+3 for an indirect path) |
+//! `Tree(i)` = the indirect blocks of inode `i`; `Tree(o,n)` = those
+//! mapping a byte range (recycling: the scratch page and the two boundary
+//! paths, the only ones written); `XattrChange` = the inode's xattr block
+//! and a new one (its first, or the copy of a shared one) + Bitmaps(1),
+//! images: the old block and 2 for the new; `Grow` = the blocks a
 //! | link | 2 Inode + Dir(parent) + Grow + Bitmaps | 3 + 2 per new block (+3) |
 //! | unlink, rmdir | 2 Inode + Dir(parent) + Dir(child) + truncate(child) + inode bitmap | 3 + truncate's |
 //! | rename | 3 Inode + Dir(old) + Dir(new) + ".." block + unlink's for the target + Grow | 7 + 2 per new block (+3) + truncate's |
@@ -120,6 +123,12 @@ pub enum Need<'a> {
         ino: u32,
         size: Option<u64>,
     },
+    /// Punches a hole in bytes `offset..offset + length` (fallocate).
+    Punch {
+        ino: u32,
+        offset: u64,
+        length: u64,
+    },
     /// `blocks`: data blocks the new inode gets (a directory's first
     /// block, a slow symlink's target); `dir`: a directory.
     Create {
@@ -179,6 +188,12 @@ const DX_SPLIT_IMAGES: u64 = 3;
 /// A change of extended attributes writes the inode's xattr block
 /// (rewritten, or its reference count dropped).
 const XATTR_BLOCK_IMAGES: u64 = 1;
+/// A punched range's partial blocks, zeroed in place: its first and last.
+const PUNCH_EDGES: u64 = 2;
+/// Indirect levels on one block's path (single, double, triple): a
+/// punch's boundary paths, the indirect blocks it only partly covers,
+/// are the ones it writes; so many per edge of the range.
+const PATH_LEVELS: u64 = 3;
 
 /// One method per [`Need`], each a row of the table above.
 impl Builder<'_> {
@@ -325,6 +340,64 @@ impl Builder<'_> {
             self.truncate(i.as_ref(), size);
         }
         self.incidental_xattr_change(i.as_ref());
+    }
+
+    /// Inode + Tree(o,n) + 2 edge blocks and their paths + Bitmaps(freed);
+    /// 1 + 2 boundary paths + 2 edges images. Priced on the range the
+    /// punch itself will clip to (`Ext2::punch_range`).
+    fn punch(&mut self, ino: u32, offset: u64, length: u64) {
+        self.inode_block(ino);
+        self.written(1);
+        let Some(i) = self.inode(ino) else {
+            // Unknown: the largest tree, both edges with their paths.
+            if self.recycle {
+                self.scratch = true;
+                self.unknown(PUNCH_EDGES * (1 + PATH_LEVELS));
+            } else {
+                let tree = self.ind_blocks(u32::MAX as u64);
+                self.unknown(tree + PUNCH_EDGES * (1 + PATH_LEVELS));
+            }
+            self.bitmaps(u32::MAX as u64);
+            self.written(PUNCH_EDGES * (1 + PATH_LEVELS));
+            return;
+        };
+        let Some((start, end)) = self.fs.punch_range(&i, offset, length) else {
+            return; // nothing but the times
+        };
+        let bs = self.fs.geo.block_size as u64;
+        // The partial blocks at either edge: read (with their paths) and
+        // zeroed where allocated. (Counted even when the range covers them
+        // whole; an over-estimate by two blocks at most.)
+        let (head, tail) = (start / bs, (end - 1) / bs);
+        self.range(Some(&i), head, 1, false);
+        if tail != head {
+            self.range(Some(&i), tail, 1, false);
+        }
+        self.written(PUNCH_EDGES);
+        if !i.has_block_map(self.fs.geo.block_size) {
+            return;
+        }
+        let (first, last) = (start.div_ceil(bs), end / bs);
+        if last <= first {
+            return;
+        }
+        // The indirect blocks meeting blocks first..last: those meeting
+        // 0..last but for those wholly before `first`, which are all that
+        // meet 0..first but for at most one per level that straddles it.
+        let spb = self.fs.geo.sectors_per_block() as u64;
+        let nblocks = i.i_blocks.get() as u64 / spb;
+        let tree = (self.ind_blocks(last) - self.ind_blocks(first) + PATH_LEVELS).min(nblocks);
+        let boundary = tree.min(PUNCH_EDGES * PATH_LEVELS);
+        if self.recycle {
+            // The walk reads through the scratch page; only the indirect
+            // blocks that stay and lose pointers come through the cache.
+            self.scratch = true;
+            self.unknown(boundary);
+        } else {
+            self.unknown(tree);
+        }
+        self.written(boundary);
+        self.bitmaps((last - first + tree).min(nblocks));
     }
 
     /// 2 Inode + Dir(parent) + inode bitmap + Grow + data blocks + Bitmaps.
@@ -540,6 +613,11 @@ impl Ext2 {
             Need::Read { ino, offset, size } => b.read(ino, offset, size),
             Need::Write { ino, offset, size } => b.write(ino, offset, size),
             Need::SetAttr { ino, size } => b.setattr(ino, size),
+            Need::Punch {
+                ino,
+                offset,
+                length,
+            } => b.punch(ino, offset, length),
             Need::Create {
                 parent,
                 name,
