@@ -41,6 +41,10 @@ pub struct GateStats {
     pub requests: AtomicU64,
     /// Requests rolled back because of a fault (their own or a dependence's).
     pub faulted: AtomicU64,
+    /// Of those, the ones rolled back only because a request they depended
+    /// on was: a fault elsewhere, or a rollback that is no fault at all (an
+    /// error result after changes, a restart on a stale estimate).
+    pub cascaded: AtomicU64,
     /// Re-executions under the retry policy.
     pub retries: AtomicU64,
     /// Requests answered with an error after a fault.
@@ -127,6 +131,9 @@ impl Ext2 {
                         Fault::Cascade => "a request it depended on was rolled back".into(),
                     };
                     log::info!("{op}: rolled back ({why})");
+                    if matches!(fault, Fault::Cascade) {
+                        self.gate.cascaded.fetch_add(1, Ordering::Relaxed);
+                    }
                     if matches!(fault, Fault::Explicit(libc::ENOMEM)) {
                         FsError::NoMem
                     } else {

@@ -36,6 +36,7 @@ impl Ext2 {
             "requests": {
                 "total": l(&g.requests),
                 "faulted": l(&g.faulted),
+                "cascaded": l(&g.cascaded),
                 "retries": l(&g.retries),
                 "failed_after_fault": l(&g.failed),
             },
