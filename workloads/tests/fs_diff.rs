@@ -40,6 +40,7 @@ fn kernel_and_ext2mfr_agree() {
         ops: OPS,
         seed: SEED,
         block_sizes: vec![1024, 2048, 4096],
+        inode_size: 256,
         configs: vec![
             fsdiff::config("default").unwrap(),
             fsdiff::config("baseline").unwrap(),

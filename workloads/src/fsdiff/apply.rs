@@ -4,6 +4,7 @@
 //! answers is the drivers'.
 
 use super::ops::{data, Op, Time, SLOTS};
+use super::xattr::{self, Target};
 use std::ffi::CString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -479,6 +480,43 @@ pub fn apply(op: &Op, root: &Path, fds: &mut Fds) -> Outcome {
                 done(libc::ftruncate(fds.get(*slot)?, *size as i64) as i64)
             }
             Op::FdClose { slot } => fds.close(*slot).map(|_| Value::Done),
+            Op::SetXattr {
+                path,
+                nofollow,
+                name,
+                value,
+                flags,
+            } => xattr::set(
+                Target::Path(&p(path), *nofollow),
+                name,
+                &value.bytes(),
+                *flags,
+            ),
+            Op::GetXattr {
+                path,
+                nofollow,
+                name,
+                size,
+            } => xattr::get(Target::Path(&p(path), *nofollow), name, *size),
+            Op::ListXattr {
+                path,
+                nofollow,
+                size,
+            } => xattr::list(Target::Path(&p(path), *nofollow), *size),
+            Op::RemoveXattr {
+                path,
+                nofollow,
+                name,
+            } => xattr::remove(Target::Path(&p(path), *nofollow), name),
+            Op::FdSetXattr {
+                slot,
+                name,
+                value,
+                flags,
+            } => xattr::set(Target::Fd(fds.get(*slot)?), name, &value.bytes(), *flags),
+            Op::FdGetXattr { slot, name, size } => {
+                xattr::get(Target::Fd(fds.get(*slot)?), name, *size)
+            }
             // The runner walks the trees itself.
             Op::CheckTrees => Ok(Value::Done),
         }

@@ -1,8 +1,9 @@
 //! Whole-tree snapshots of a mount and their comparison: every path's
 //! lstat, which paths share an inode (hard-link structure, since inode
 //! numbers themselves legitimately differ), regular files' contents,
-//! symlink targets. A directory's listing is covered by comparing the set
-//! of paths (a name present on one side only is a "missing" difference).
+//! symlink targets, extended attributes (ACLs among them: names and
+//! values). A directory's listing is covered by comparing the set of paths
+//! (a name present on one side only is a "missing" difference).
 //!
 //! Contents: files up to [`FULL_READ`] are read whole. Larger files are
 //! sparse files the sequence wrote far out (offsets of GiB, up to the
@@ -14,6 +15,7 @@
 
 use super::apply::{fnv, read_link, StatInfo};
 use super::diff::{self, Ctx, Diff};
+use super::xattr::{self, Xattrs};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -30,6 +32,8 @@ pub struct Entry {
     /// Hash of the contents (regular files), or the errno reading failed with.
     pub content: Option<Result<u64, i32>>,
     pub target: Option<Result<String, i32>>,
+    /// Every extended attribute, names sorted (llistxattr, lgetxattr).
+    pub xattrs: Xattrs,
 }
 
 /// Path relative to the mount root ("." for the root itself) → entry.
@@ -99,6 +103,7 @@ pub fn snapshot(root: &Path, offsets: &[u64]) -> Snapshot {
             link,
             content: None,
             target: None,
+            xattrs: xattr::read_all(&p),
             stat,
         };
         match e.stat.ftype {
@@ -176,6 +181,9 @@ pub fn compare(
                 format!("{:?}", oe.content),
             );
         }
+        for (name, k, o) in xattr_diffs(&ke.xattrs, &oe.xattrs) {
+            field(name, k, o);
+        }
         let mut d = diff::stats(ctx, path, &ke.stat, &oe.stat);
         tag_indexed_dirs(&mut d, roots.0, path);
         out.extend(d);
@@ -183,6 +191,48 @@ pub fn compare(
     for (path, oe) in o {
         if !k.contains_key(path) {
             out.push(missing(path, "absent", "present", oe.stat.ftype));
+        }
+    }
+    out
+}
+
+/// The differences between two nodes' attributes: ("xattr names", …) when
+/// the sets of names differ, then ("xattr value", …) for each name both
+/// have with different values.
+fn xattr_diffs(k: &Xattrs, o: &Xattrs) -> Vec<(&'static str, String, String)> {
+    let (k, o) = match (k, o) {
+        (Ok(k), Ok(o)) => (k, o),
+        (k, o) => {
+            let err = |x: &Xattrs| match x {
+                Ok(_) => "Ok".to_string(),
+                Err(e) => super::apply::errno_name(*e),
+            };
+            return if err(k) == err(o) {
+                Vec::new()
+            } else {
+                vec![("xattr names", err(k), err(o))]
+            };
+        }
+    };
+    let mut out = Vec::new();
+    let names =
+        |x: &[(String, Result<Vec<u8>, i32>)]| x.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    if names(k) != names(o) {
+        out.push((
+            "xattr names",
+            format!("{:?}", names(k)),
+            format!("{:?}", names(o)),
+        ));
+    }
+    for (n, kv) in k {
+        if let Some((_, ov)) = o.iter().find(|(m, _)| m == n) {
+            if kv != ov {
+                out.push((
+                    "xattr value",
+                    format!("{n} = {}", xattr::describe(n, kv)),
+                    format!("{n} = {}", xattr::describe(n, ov)),
+                ));
+            }
         }
     }
     out
