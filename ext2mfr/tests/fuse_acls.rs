@@ -29,14 +29,17 @@ fn describe(root: &Path, t: &mut Vec<String>) {
     for p in paths {
         let md = fs::symlink_metadata(&p).unwrap();
         let acl = |n| getxattr(&p, n, 4096).map_err(|e| e.raw_os_error());
+        // The names in listxattr's order: a new directory's inherited
+        // ACLs are stored default first (ext4_init_acl), which listing shows.
         t.push(format!(
-            "{} mode {:o} uid {} blocks {} access {:?} default {:?}",
+            "{} mode {:o} uid {} blocks {} access {:?} default {:?} names {:?}",
             p.strip_prefix(root).unwrap().display(),
             md.mode(),
             md.uid(),
             md.blocks(),
             acl(ACCESS),
-            acl(DEFAULT)
+            acl(DEFAULT),
+            xattr_names(&p)
         ));
     }
 }
