@@ -234,13 +234,23 @@ impl Fds {
 
     /// The inode number of the FIFO open in `slot`, if a FIFO is open there.
     pub fn fifo_ino(&self, slot: u8) -> Option<u64> {
+        let st = self.fstat(slot)?;
+        (st.st_mode & libc::S_IFMT == libc::S_IFIFO).then_some(st.st_ino)
+    }
+
+    /// The inode number of what is open in `slot`.
+    pub fn ino(&self, slot: u8) -> Option<u64> {
+        self.fstat(slot).map(|st| st.st_ino)
+    }
+
+    fn fstat(&self, slot: u8) -> Option<libc::stat> {
         let fd = self.get(slot).ok()?;
         // SAFETY: fstat fills the zeroed struct for an fd we opened.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         if unsafe { libc::fstat(fd, &mut st) } != 0 {
             return None;
         }
-        (st.st_mode & libc::S_IFMT == libc::S_IFIFO).then_some(st.st_ino)
+        Some(st)
     }
 
     /// Close every slot (at the end of a run, so unlinked files go).

@@ -12,7 +12,8 @@
 //! [`diff`] (field-by-field comparison), [`excused`] (the one list of
 //! legitimate differences), [`tree`] (snapshots), [`xattr`] (extended
 //! attribute calls, for the ops and the snapshots), [`mounts`] (images and
-//! the mount guards), [`runner`] (one run), [`shrink`].
+//! the mount guards), [`runner`] (one run), [`sharing`] (xattr blocks
+//! shared on an image, to explain a free-block difference), [`shrink`].
 
 pub mod apply;
 pub mod diff;
@@ -21,6 +22,7 @@ pub mod gen;
 pub mod mounts;
 pub mod ops;
 pub mod runner;
+pub mod sharing;
 pub mod shrink;
 pub mod tree;
 pub mod xattr;

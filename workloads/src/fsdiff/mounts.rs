@@ -182,6 +182,11 @@ impl Pair {
         }
     }
 
+    /// (kernel, ext2mfr) image files.
+    pub fn images(&self) -> (&Path, &Path) {
+        (&self.kimg, &self.oimg)
+    }
+
     /// e2fsck -fn on both images (unmounted): (kernel, ext2mfr).
     pub fn fsck(&self) -> Result<(Fsck, Fsck), String> {
         Ok((image::check(&self.kimg)?, image::check(&self.oimg)?))

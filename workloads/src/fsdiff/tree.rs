@@ -181,8 +181,17 @@ pub fn compare(
                 format!("{:?}", oe.content),
             );
         }
+        let kept_cap = ctx.efbig_written.contains(&ke.stat.ino)
+            && only_capability_more(&ke.xattrs, &oe.xattrs);
         for (name, k, o) in xattr_diffs(&ke.xattrs, &oe.xattrs) {
             field(name, k, o);
+        }
+        if kept_cap {
+            for d in out.iter_mut().filter(|d| d.path == *path) {
+                if d.field == "xattr names" {
+                    d.tags.push(diff::TAG_CAPABILITY_KEPT_AFTER_EFBIG);
+                }
+            }
         }
         let mut d = diff::stats(ctx, path, &ke.stat, &oe.stat);
         tag_indexed_dirs(&mut d, roots.0, path);
@@ -236,6 +245,36 @@ fn xattr_diffs(k: &Xattrs, o: &Xattrs) -> Vec<(&'static str, String, String)> {
         }
     }
     out
+}
+
+/// Whether the kernel's names are ext2mfr's plus security.capability.
+fn only_capability_more(k: &Xattrs, o: &Xattrs) -> bool {
+    let (Ok(k), Ok(o)) = (k, o) else {
+        return false;
+    };
+    let kn: Vec<&String> = k
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| *n != "security.capability")
+        .collect();
+    let on: Vec<&String> = o.iter().map(|(n, _)| n).collect();
+    kn.len() < k.len() && kn == on
+}
+
+/// For a call's answers on `rel`: the kernel's file still has
+/// security.capability and ext2mfr's has not, after a write to it failed
+/// with EFBIG (see excused.rs).
+pub fn capability_kept_after_efbig(
+    roots: (&Path, &Path),
+    rel: &str,
+    efbig_written: &std::collections::HashSet<u64>,
+) -> bool {
+    let (kp, op) = (roots.0.join(rel), roots.1.join(rel));
+    let Ok(st) = StatInfo::lstat(&kp) else {
+        return false;
+    };
+    efbig_written.contains(&st.ino)
+        && only_capability_more(&xattr::read_all(&kp), &xattr::read_all(&op))
 }
 
 /// Whether the kernel's directory at `rel` has EXT2_INDEX_FL (the ext4
