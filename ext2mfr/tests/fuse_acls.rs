@@ -29,14 +29,17 @@ fn describe(root: &Path, t: &mut Vec<String>) {
     for p in paths {
         let md = fs::symlink_metadata(&p).unwrap();
         let acl = |n| getxattr(&p, n, 4096).map_err(|e| e.raw_os_error());
+        // The names in listxattr's order: a new directory's inherited
+        // ACLs are stored default first (ext4_init_acl), which listing shows.
         t.push(format!(
-            "{} mode {:o} uid {} blocks {} access {:?} default {:?}",
+            "{} mode {:o} uid {} blocks {} access {:?} default {:?} names {:?}",
             p.strip_prefix(root).unwrap().display(),
             md.mode(),
             md.uid(),
             md.blocks(),
             acl(ACCESS),
-            acl(DEFAULT)
+            acl(DEFAULT),
+            xattr_names(&p)
         ));
     }
 }
@@ -110,6 +113,22 @@ fn acl_transcript(root: &Path) -> Vec<String> {
         "no mask: {:?}",
         errno_of_unit(setxattr(&r("g"), ACCESS, &bad))
     ));
+    // Named ids out of order and repeated: the kernel's posix_acl_valid
+    // takes them (it has not compared ids since kuids), and stores them as
+    // given; describe() below shows what each side read back.
+    let unsorted = acl_xattr(&[
+        (1, 6, 0),
+        (2, 4, NOBODY),
+        (2, 4, 1000),
+        (2, 6, 1000),
+        (4, 4, 0),
+        (0x10, 6, 0),
+        (0x20, 0, 0),
+    ]);
+    t.push(format!(
+        "unsorted ids: {:?}",
+        errno_of_unit(setxattr(&r("g"), ACCESS, &unsorted))
+    ));
 
     // d: nobody may create in it, and what is created inherits.
     let rwx = acl_xattr(&[
@@ -178,6 +197,7 @@ fn acls_answer_and_enforce_as_the_kernels() {
             "after chmod 640 nobody reads f true",
             "g names []",
             "default on a file: Some(13)",
+            "unsorted ids: None",
             "nobody creates in d true",
             "nobody creates in e false",
         ] {

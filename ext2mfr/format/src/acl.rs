@@ -111,12 +111,13 @@ impl Acl {
     }
 
     /// Whether the kernel would take it (posix_acl_valid): the entries in
-    /// their order (owner, named users by id, group, named groups by id,
-    /// mask, other), each of the three base entries once, a mask when
-    /// there are named entries, permissions within rwx.
+    /// their order (owner, named users, group, named groups, mask, other),
+    /// each of the three base entries once, a mask when there are named
+    /// entries, permissions within rwx. The ids of named entries are not
+    /// checked for order or duplicates: kernels since 3.x (kuid/kgid) no
+    /// longer do, and store such an ACL as given (checked on 6.18).
     pub fn is_valid(&self) -> bool {
         let mut state = USER_OBJ;
-        let mut last_id: Option<u32> = None;
         let mut named = false;
         let mut mask = false;
         for e in &self.0 {
@@ -125,17 +126,8 @@ impl Acl {
             }
             match (state, e.tag) {
                 (USER_OBJ, USER_OBJ) => state = USER,
-                (USER, USER) | (GROUP, GROUP) => {
-                    if last_id.is_some_and(|l| e.id <= l) {
-                        return false;
-                    }
-                    last_id = Some(e.id);
-                    named = true;
-                }
-                (USER, GROUP_OBJ) => {
-                    state = GROUP;
-                    last_id = None;
-                }
+                (USER, USER) | (GROUP, GROUP) => named = true,
+                (USER, GROUP_OBJ) => state = GROUP,
                 (GROUP, MASK) => {
                     state = OTHER;
                     mask = true;
@@ -283,20 +275,25 @@ mod tests {
         ]);
         assert!(ok.is_valid());
         assert!(acl(&[(USER_OBJ, 6, U), (GROUP_OBJ, 4, U), (OTHER, 0, U)]).is_valid());
-        // Named entry without a mask; ids out of order; a base entry missing.
-        assert!(!acl(&[
-            (USER_OBJ, 6, U),
-            (USER, 4, 1),
-            (GROUP_OBJ, 4, U),
-            (OTHER, 0, U)
-        ])
-        .is_valid());
-        assert!(!acl(&[
+        // Ids out of order and repeated: the kernel (6.18) takes and stores
+        // them as given (fs-diff found ext2mfr refusing them with EINVAL).
+        assert!(acl(&[
             (USER_OBJ, 6, U),
             (USER, 4, 2),
             (USER, 4, 1),
+            (USER, 6, 1),
             (GROUP_OBJ, 4, U),
+            (GROUP, 4, 7),
+            (GROUP, 4, 7),
             (MASK, 4, U),
+            (OTHER, 0, U)
+        ])
+        .is_valid());
+        // Named entry without a mask; a base entry missing.
+        assert!(!acl(&[
+            (USER_OBJ, 6, U),
+            (USER, 4, 1),
+            (GROUP_OBJ, 4, U),
             (OTHER, 0, U)
         ])
         .is_valid());

@@ -130,7 +130,9 @@ impl Ext2 {
         i: &mut Inode,
         acls: &Inherited,
     ) -> Result<()> {
-        for (index, v) in [(ACCESS, &acls.access), (DEFAULT, &acls.default)] {
+        // The default ACL first, as ext4_init_acl stores them: the order
+        // is listxattr's, and which of the two still fits in the inode.
+        for (index, v) in [(DEFAULT, &acls.default), (ACCESS, &acls.access)] {
             if let Some(v) = v {
                 self.xattr_set(ctx, ino, i, index, b"", Some(v), 0)?;
             }

@@ -24,6 +24,10 @@ struct Args {
     /// 1024, 2048, 4096 or all.
     #[arg(long, default_value = "all")]
     block_size: String,
+    /// Inode size of the images: 256 (room for extended attributes inside
+    /// the inode) or 128 (every attribute in an xattr block).
+    #[arg(long, default_value_t = 256)]
+    inode_size: u32,
     /// default, baseline or all.
     #[arg(long, default_value = "all")]
     config: String,
@@ -42,7 +46,7 @@ struct Args {
     shrink_secs: u64,
     /// Op kinds to leave out, comma-separated (write, mknod, mkdir, rmdir,
     /// unlink, link, symlink, rename, truncate, fallocate, chmod, chown,
-    /// utimens, stat, read, readlink, readdir, statfs, fd), e.g. to look
+    /// utimens, stat, read, readlink, readdir, statfs, fd, xattr, acl), e.g. to look
     /// past a known bug.
     #[arg(long, default_value = "")]
     without: String,
@@ -73,6 +77,10 @@ fn main() -> ExitCode {
             }
         },
     };
+    if a.inode_size != 128 && a.inode_size != 256 {
+        eprintln!("fs-diff: --inode-size must be 128 or 256");
+        return ExitCode::from(2);
+    }
     let names: Vec<&str> = match a.config.as_str() {
         "all" => vec!["default", "baseline"],
         s => vec![s],
@@ -125,6 +133,7 @@ fn main() -> ExitCode {
         ops: a.ops,
         seed: a.seed,
         block_sizes,
+        inode_size: a.inode_size,
         configs,
         check_every: a.check_every,
         max_mismatches: a.max_mismatches,

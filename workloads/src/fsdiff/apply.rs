@@ -4,6 +4,7 @@
 //! answers is the drivers'.
 
 use super::ops::{data, Op, Time, SLOTS};
+use super::xattr::{self, Target};
 use std::ffi::CString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
@@ -233,13 +234,23 @@ impl Fds {
 
     /// The inode number of the FIFO open in `slot`, if a FIFO is open there.
     pub fn fifo_ino(&self, slot: u8) -> Option<u64> {
+        let st = self.fstat(slot)?;
+        (st.st_mode & libc::S_IFMT == libc::S_IFIFO).then_some(st.st_ino)
+    }
+
+    /// The inode number of what is open in `slot`.
+    pub fn ino(&self, slot: u8) -> Option<u64> {
+        self.fstat(slot).map(|st| st.st_ino)
+    }
+
+    fn fstat(&self, slot: u8) -> Option<libc::stat> {
         let fd = self.get(slot).ok()?;
         // SAFETY: fstat fills the zeroed struct for an fd we opened.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         if unsafe { libc::fstat(fd, &mut st) } != 0 {
             return None;
         }
-        (st.st_mode & libc::S_IFMT == libc::S_IFIFO).then_some(st.st_ino)
+        Some(st)
     }
 
     /// Close every slot (at the end of a run, so unlinked files go).
@@ -484,6 +495,43 @@ pub fn apply(op: &Op, root: &Path, fds: &mut Fds) -> Outcome {
                 done(libc::ftruncate(fds.get(*slot)?, *size as i64) as i64)
             }
             Op::FdClose { slot } => fds.close(*slot).map(|_| Value::Done),
+            Op::SetXattr {
+                path,
+                nofollow,
+                name,
+                value,
+                flags,
+            } => xattr::set(
+                Target::Path(&p(path), *nofollow),
+                name,
+                &value.bytes(),
+                *flags,
+            ),
+            Op::GetXattr {
+                path,
+                nofollow,
+                name,
+                size,
+            } => xattr::get(Target::Path(&p(path), *nofollow), name, *size),
+            Op::ListXattr {
+                path,
+                nofollow,
+                size,
+            } => xattr::list(Target::Path(&p(path), *nofollow), *size),
+            Op::RemoveXattr {
+                path,
+                nofollow,
+                name,
+            } => xattr::remove(Target::Path(&p(path), *nofollow), name),
+            Op::FdSetXattr {
+                slot,
+                name,
+                value,
+                flags,
+            } => xattr::set(Target::Fd(fds.get(*slot)?), name, &value.bytes(), *flags),
+            Op::FdGetXattr { slot, name, size } => {
+                xattr::get(Target::Fd(fds.get(*slot)?), name, *size)
+            }
             // The runner walks the trees itself.
             Op::CheckTrees => Ok(Value::Done),
         }

@@ -53,6 +53,9 @@ pub const TAG_KERNEL_MTIME_EXPLICIT: &str = "kernel-mtime-explicit";
 /// A FIFO written through an open descriptor (pipe I/O, which the kernel's
 /// pipe code serves without the file system).
 pub const TAG_FIFO_WRITTEN: &str = "fifo-written";
+/// The kernel's file still has security.capability, ext2mfr's has not,
+/// and a write to the file failed with EFBIG (see excused.rs).
+pub const TAG_CAPABILITY_KEPT_AFTER_EFBIG: &str = "capability-kept-after-efbig";
 /// The free-block difference equals the directory blocks by which the
 /// kernel's indexed directories are larger.
 pub const TAG_FREE_EXPLAINED_BY_INDEXED_DIRS: &str = "free-explained-by-indexed-dirs";
@@ -135,6 +138,8 @@ pub struct Ctx<'a> {
     pub fallocated: &'a HashSet<u64>,
     /// Kernel-side FIFOs written through an open descriptor.
     pub fifo_written: &'a HashSet<u64>,
+    /// Kernel-side files a write to failed with EFBIG (see excused.rs).
+    pub efbig_written: &'a HashSet<u64>,
 }
 
 impl Ctx<'_> {

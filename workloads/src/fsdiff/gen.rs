@@ -2,12 +2,15 @@
 //! (re-read from the kernel's mount after every op that changed the set of
 //! names, so it is exact for the reference side) so most ops hit existing
 //! names of a fitting type, and some deliberately miss: absent names,
-//! paths through a file, names of 255 and 256 bytes, wrong types.
+//! paths through a file, names of 255 and 256 bytes, wrong types. The
+//! extended-attribute and ACL ops are made in gen/xattr.rs.
 
 use super::ops::{NodeKind, Op, RenameFlags, Time, SLOTS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
+
+mod xattr;
 
 /// Op kinds the generator can make (for `--without`).
 pub const KINDS: &[&str] = &[
@@ -30,6 +33,8 @@ pub const KINDS: &[&str] = &[
     "readdir",
     "statfs",
     "fd",
+    "xattr",
+    "acl",
 ];
 
 /// The largest file size of a block-mapped ext2 file, as the kernel
@@ -166,7 +171,7 @@ impl Generator {
         // Weights; deletions weigh more once the tree is big, so it stays
         // at a few hundred entries.
         let big = self.entries.len() > 150;
-        let table: [(&str, u32); 19] = [
+        let table: [(&str, u32); 21] = [
             ("write", 16),
             ("mknod", 5),
             ("mkdir", 6),
@@ -186,6 +191,8 @@ impl Generator {
             ("readdir", 2),
             ("statfs", 1),
             ("fd", 14),
+            ("xattr", 10),
+            ("acl", 5),
         ];
         let total: u32 = table
             .iter()
@@ -375,6 +382,8 @@ impl Generator {
                 path: self.pick_or_new('d', 90),
             },
             "statfs" => Op::Statfs,
+            "xattr" => self.xattr_op(),
+            "acl" => self.acl_op(),
             _ => self.fd_op(),
         }
     }

@@ -10,8 +10,10 @@
 //! One file per concern: [`ops`] (the ops as data), [`gen`] (the seeded
 //! generator and its model of the tree), [`apply`] (system calls),
 //! [`diff`] (field-by-field comparison), [`excused`] (the one list of
-//! legitimate differences), [`tree`] (snapshots), [`mounts`] (images and
-//! the mount guards), [`runner`] (one run), [`shrink`].
+//! legitimate differences), [`tree`] (snapshots), [`xattr`] (extended
+//! attribute calls, for the ops and the snapshots), [`mounts`] (images and
+//! the mount guards), [`runner`] (one run), [`sharing`] (xattr blocks
+//! shared on an image, to explain a free-block difference), [`shrink`].
 
 pub mod apply;
 pub mod diff;
@@ -20,8 +22,10 @@ pub mod gen;
 pub mod mounts;
 pub mod ops;
 pub mod runner;
+pub mod sharing;
 pub mod shrink;
 pub mod tree;
+pub mod xattr;
 
 use crate::eval::mount::Tools;
 use mounts::{DaemonConfig, Pristine};
@@ -35,6 +39,9 @@ pub struct Options {
     pub ops: usize,
     pub seed: u64,
     pub block_sizes: Vec<u32>,
+    /// Inode size of the images (mke2fs -I): 256 leaves room for extended
+    /// attributes inside the inode, 128 puts every one in an xattr block.
+    pub inode_size: u32,
     pub configs: Vec<DaemonConfig>,
     pub check_every: usize,
     /// Stop a run after this many distinct mismatches (0: never).
@@ -87,7 +94,7 @@ impl RunSummary {
 pub fn campaign(o: &Options, out: &mut dyn Write) -> Result<Vec<RunSummary>, String> {
     let mut all = Vec::new();
     for &bs in &o.block_sizes {
-        let pristine = Pristine::make(&o.workdir, bs)?;
+        let pristine = Pristine::make(&o.workdir, bs, o.inode_size)?;
         for cfg in &o.configs {
             let setup = Setup {
                 parent: &o.workdir,
@@ -98,8 +105,8 @@ pub fn campaign(o: &Options, out: &mut dyn Write) -> Result<Vec<RunSummary>, Str
             let t = Instant::now();
             let _ = writeln!(
                 out,
-                "== block size {bs}, ext2mfr {} (-o '{}'), seed {}, {} ops ==",
-                cfg.label, cfg.opts, o.seed, o.ops
+                "== block size {bs}, inode size {}, ext2mfr {} (-o '{}'), seed {}, {} ops ==",
+                o.inode_size, cfg.label, cfg.opts, o.seed, o.ops
             );
             let mut g = gen::Generator::new(o.seed, bs, &o.without);
             let limits = Limits {

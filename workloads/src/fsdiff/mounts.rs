@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 /// and check in a blink.
 pub const IMAGE_MIB: u64 = 128;
 
-/// One pristine image per block size, made once by the real mke2fs and
+/// One pristine image per geometry, made once by the real mke2fs and
 /// copied for every run (two copies of one file are identical images,
 /// down to the UUID and the directory hash seed).
 pub struct Pristine {
@@ -29,12 +29,13 @@ pub struct Pristine {
 }
 
 impl Pristine {
-    pub fn make(parent: &Path, block_size: u32) -> Result<Pristine, String> {
+    pub fn make(parent: &Path, block_size: u32, inode_size: u32) -> Result<Pristine, String> {
         let dir = WorkDir::new(parent, "fs-diff-img")?;
-        let img = dir.file(&format!("pristine-{block_size}.img"));
+        let img = dir.file(&format!("pristine-{block_size}-{inode_size}.img"));
         run_ok(
             Command::new("mkfs.ext2")
                 .args(["-q", "-F", "-b", &block_size.to_string()])
+                .args(["-I", &inode_size.to_string()])
                 .arg(&img)
                 .arg(format!("{IMAGE_MIB}M")),
             Duration::from_secs(120),
@@ -179,6 +180,11 @@ impl Pair {
         } else {
             Err(errs.join("; "))
         }
+    }
+
+    /// (kernel, ext2mfr) image files.
+    pub fn images(&self) -> (&Path, &Path) {
+        (&self.kimg, &self.oimg)
     }
 
     /// e2fsck -fn on both images (unmounted): (kernel, ext2mfr).

@@ -66,6 +66,140 @@ impl RenameFlags {
 /// Descriptor slots (each side keeps its own table of open files).
 pub const SLOTS: u8 = 4;
 
+/// The names of the two POSIX ACLs.
+pub const ACL_ACCESS: &str = "system.posix_acl_access";
+pub const ACL_DEFAULT: &str = "system.posix_acl_default";
+
+/// One ACL entry in the xattr form: (tag, perm, id). Tags as
+/// <linux/posix_acl.h>: 1 user::, 2 user:id, 4 group::, 8 group:id,
+/// 0x10 mask, 0x20 other.
+pub type AclEntry = (u16, u16, u32);
+
+pub const ACL_USER_OBJ: u16 = 0x01;
+pub const ACL_USER: u16 = 0x02;
+pub const ACL_GROUP_OBJ: u16 = 0x04;
+pub const ACL_GROUP: u16 = 0x08;
+pub const ACL_MASK: u16 = 0x10;
+pub const ACL_OTHER: u16 = 0x20;
+
+/// An extended attribute's value, as data (so a sequence replays exactly).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XValue {
+    /// `len` bytes of [`data`]`(seed, len)`.
+    Data { seed: u32, len: u32 },
+    /// A POSIX ACL in the xattr form setfacl(1) passes (version 2, then the
+    /// entries as given: the generator makes invalid ones too).
+    Acl(Vec<AclEntry>),
+    /// Literal bytes (a security.capability structure, a malformed ACL).
+    Raw(Vec<u8>),
+}
+
+impl XValue {
+    pub fn bytes(&self) -> Vec<u8> {
+        match self {
+            XValue::Data { seed, len } => data(*seed, *len),
+            XValue::Acl(entries) => acl_xattr(2, entries),
+            XValue::Raw(b) => b.clone(),
+        }
+    }
+}
+
+/// An ACL in the kernel's xattr form with this version (2 is the only
+/// valid one).
+pub fn acl_xattr(version: u32, entries: &[AclEntry]) -> Vec<u8> {
+    let mut v = version.to_le_bytes().to_vec();
+    for &(tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+/// An ACL as getfacl's short form: "u::rw-,u:1000:r--,g::r--,m::r--,o::---".
+pub fn acl_text(entries: &[AclEntry]) -> String {
+    entries
+        .iter()
+        .map(|&(tag, perm, id)| {
+            let rwx: String = [(4, 'r'), (2, 'w'), (1, 'x')]
+                .iter()
+                .map(|&(b, c)| if perm & b != 0 { c } else { '-' })
+                .collect();
+            // Bits beyond rwx (invalid) are shown too.
+            let rwx = if perm & !7 != 0 {
+                format!("{rwx}+{perm:#x}")
+            } else {
+                rwx
+            };
+            match tag {
+                ACL_USER_OBJ => format!("u::{rwx}"),
+                ACL_USER => format!("u:{id}:{rwx}"),
+                ACL_GROUP_OBJ => format!("g::{rwx}"),
+                ACL_GROUP => format!("g:{id}:{rwx}"),
+                ACL_MASK => format!("m::{rwx}"),
+                ACL_OTHER => format!("o::{rwx}"),
+                t => format!("tag{t:#x}:{id}:{rwx}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Decode an ACL in the xattr form (None: not one, e.g. a wrong length).
+pub fn acl_parse(b: &[u8]) -> Option<(u32, Vec<AclEntry>)> {
+    if b.len() < 4 || (b.len() - 4) % 8 != 0 {
+        return None;
+    }
+    let version = u32::from_le_bytes(b[..4].try_into().ok()?);
+    let entries = b[4..]
+        .chunks(8)
+        .map(|c| {
+            (
+                u16::from_le_bytes([c[0], c[1]]),
+                u16::from_le_bytes([c[2], c[3]]),
+                u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            )
+        })
+        .collect();
+    Some((version, entries))
+}
+
+impl fmt::Display for XValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            XValue::Data { seed, len } => write!(f, "{len} bytes (seed {seed})"),
+            XValue::Acl(e) => write!(f, "acl[{}]", acl_text(e)),
+            XValue::Raw(b) => write!(f, "raw[{}]", hex(b)),
+        }
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// setxattr's flags, by name.
+fn xattr_flags(flags: i32) -> &'static str {
+    match flags {
+        0 => "0",
+        libc::XATTR_CREATE => "XATTR_CREATE",
+        libc::XATTR_REPLACE => "XATTR_REPLACE",
+        _ => "XATTR_CREATE|XATTR_REPLACE",
+    }
+}
+
+/// The namespace part of an attribute name, for op kinds (an ACL by its
+/// whole name: it takes another path in both drivers).
+fn namespace(name: &str) -> &str {
+    if name.starts_with("system.posix_acl_") {
+        return name;
+    }
+    match name.find('.') {
+        Some(i) => &name[..=i],
+        None => name,
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// open(path, O_WRONLY|O_CREAT[|O_EXCL|O_TRUNC|O_APPEND], mode), write
@@ -188,6 +322,47 @@ pub enum Op {
     FdClose {
         slot: u8,
     },
+    /// setxattr (lsetxattr with `nofollow`); `flags` 0, XATTR_CREATE or
+    /// XATTR_REPLACE.
+    SetXattr {
+        path: String,
+        nofollow: bool,
+        name: String,
+        value: XValue,
+        flags: i32,
+    },
+    /// getxattr with a buffer of `size` bytes (0: the size query).
+    GetXattr {
+        path: String,
+        nofollow: bool,
+        name: String,
+        size: u32,
+    },
+    /// listxattr with a buffer of `size` bytes (0: the size query); the
+    /// names in the order the driver lists them.
+    ListXattr {
+        path: String,
+        nofollow: bool,
+        size: u32,
+    },
+    RemoveXattr {
+        path: String,
+        nofollow: bool,
+        name: String,
+    },
+    /// fsetxattr on the descriptor in `slot`.
+    FdSetXattr {
+        slot: u8,
+        name: String,
+        value: XValue,
+        flags: i32,
+    },
+    /// fgetxattr on the descriptor in `slot`.
+    FdGetXattr {
+        slot: u8,
+        name: String,
+        size: u32,
+    },
     /// Not a system call: syncfs both, walk both trees and compare them
     /// (the runner does it). In the sequence so a replay walks at the same
     /// points: a walk reads every file, which changes what is cached.
@@ -244,6 +419,37 @@ impl Op {
             Op::FdStat { .. } => "fstat".into(),
             Op::FdTruncate { .. } => "ftruncate".into(),
             Op::FdClose { .. } => "close".into(),
+            Op::SetXattr {
+                name,
+                nofollow,
+                flags,
+                ..
+            } => format!(
+                "{}setxattr({}, {})",
+                if *nofollow { "l" } else { "" },
+                namespace(name),
+                xattr_flags(*flags)
+            ),
+            Op::GetXattr { name, size, .. } | Op::FdGetXattr { name, size, .. } => {
+                let f = if matches!(self, Op::FdGetXattr { .. }) {
+                    "f"
+                } else {
+                    ""
+                };
+                let q = if *size == 0 { ", size query" } else { "" };
+                format!("{f}getxattr({}{q})", namespace(name))
+            }
+            Op::ListXattr { size, .. } => {
+                if *size == 0 {
+                    "listxattr(size query)".into()
+                } else {
+                    "listxattr".into()
+                }
+            }
+            Op::RemoveXattr { name, .. } => format!("removexattr({})", namespace(name)),
+            Op::FdSetXattr { name, flags, .. } => {
+                format!("fsetxattr({}, {})", namespace(name), xattr_flags(*flags))
+            }
             Op::CheckTrees => "tree check".into(),
         }
     }
@@ -476,6 +682,67 @@ impl fmt::Display for Op {
             Op::FdStat { slot } => write!(f, "fstat(fd{slot})"),
             Op::FdTruncate { slot, size } => write!(f, "ftruncate(fd{slot}, {size})"),
             Op::FdClose { slot } => write!(f, "close(fd{slot})"),
+            Op::SetXattr {
+                path,
+                nofollow,
+                name,
+                value,
+                flags,
+            } => write!(
+                f,
+                "{}setxattr({}, {}, {value}, {})",
+                if *nofollow { "l" } else { "" },
+                show(path),
+                show(name),
+                xattr_flags(*flags)
+            ),
+            Op::GetXattr {
+                path,
+                nofollow,
+                name,
+                size,
+            } => write!(
+                f,
+                "{}getxattr({}, {}, size {size})",
+                if *nofollow { "l" } else { "" },
+                show(path),
+                show(name)
+            ),
+            Op::ListXattr {
+                path,
+                nofollow,
+                size,
+            } => write!(
+                f,
+                "{}listxattr({}, size {size})",
+                if *nofollow { "l" } else { "" },
+                show(path)
+            ),
+            Op::RemoveXattr {
+                path,
+                nofollow,
+                name,
+            } => write!(
+                f,
+                "{}removexattr({}, {})",
+                if *nofollow { "l" } else { "" },
+                show(path),
+                show(name)
+            ),
+            Op::FdSetXattr {
+                slot,
+                name,
+                value,
+                flags,
+            } => write!(
+                f,
+                "fsetxattr(fd{slot}, {}, {value}, {})",
+                show(name),
+                xattr_flags(*flags)
+            ),
+            Op::FdGetXattr { slot, name, size } => {
+                write!(f, "fgetxattr(fd{slot}, {}, size {size})", show(name))
+            }
             Op::CheckTrees => write!(f, "(syncfs, walk and compare both trees)"),
         }
     }

@@ -1,8 +1,9 @@
 //! Whole-tree snapshots of a mount and their comparison: every path's
 //! lstat, which paths share an inode (hard-link structure, since inode
 //! numbers themselves legitimately differ), regular files' contents,
-//! symlink targets. A directory's listing is covered by comparing the set
-//! of paths (a name present on one side only is a "missing" difference).
+//! symlink targets, extended attributes (ACLs among them: names and
+//! values). A directory's listing is covered by comparing the set of paths
+//! (a name present on one side only is a "missing" difference).
 //!
 //! Contents: files up to [`FULL_READ`] are read whole. Larger files are
 //! sparse files the sequence wrote far out (offsets of GiB, up to the
@@ -14,6 +15,7 @@
 
 use super::apply::{fnv, read_link, StatInfo};
 use super::diff::{self, Ctx, Diff};
+use super::xattr::{self, Xattrs};
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -30,6 +32,8 @@ pub struct Entry {
     /// Hash of the contents (regular files), or the errno reading failed with.
     pub content: Option<Result<u64, i32>>,
     pub target: Option<Result<String, i32>>,
+    /// Every extended attribute, names sorted (llistxattr, lgetxattr).
+    pub xattrs: Xattrs,
 }
 
 /// Path relative to the mount root ("." for the root itself) → entry.
@@ -99,6 +103,7 @@ pub fn snapshot(root: &Path, offsets: &[u64]) -> Snapshot {
             link,
             content: None,
             target: None,
+            xattrs: xattr::read_all(&p),
             stat,
         };
         match e.stat.ftype {
@@ -176,6 +181,18 @@ pub fn compare(
                 format!("{:?}", oe.content),
             );
         }
+        let kept_cap = ctx.efbig_written.contains(&ke.stat.ino)
+            && only_capability_more(&ke.xattrs, &oe.xattrs);
+        for (name, k, o) in xattr_diffs(&ke.xattrs, &oe.xattrs) {
+            field(name, k, o);
+        }
+        if kept_cap {
+            for d in out.iter_mut().filter(|d| d.path == *path) {
+                if d.field == "xattr names" {
+                    d.tags.push(diff::TAG_CAPABILITY_KEPT_AFTER_EFBIG);
+                }
+            }
+        }
         let mut d = diff::stats(ctx, path, &ke.stat, &oe.stat);
         tag_indexed_dirs(&mut d, roots.0, path);
         out.extend(d);
@@ -186,6 +203,78 @@ pub fn compare(
         }
     }
     out
+}
+
+/// The differences between two nodes' attributes: ("xattr names", …) when
+/// the sets of names differ, then ("xattr value", …) for each name both
+/// have with different values.
+fn xattr_diffs(k: &Xattrs, o: &Xattrs) -> Vec<(&'static str, String, String)> {
+    let (k, o) = match (k, o) {
+        (Ok(k), Ok(o)) => (k, o),
+        (k, o) => {
+            let err = |x: &Xattrs| match x {
+                Ok(_) => "Ok".to_string(),
+                Err(e) => super::apply::errno_name(*e),
+            };
+            return if err(k) == err(o) {
+                Vec::new()
+            } else {
+                vec![("xattr names", err(k), err(o))]
+            };
+        }
+    };
+    let mut out = Vec::new();
+    let names =
+        |x: &[(String, Result<Vec<u8>, i32>)]| x.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    if names(k) != names(o) {
+        out.push((
+            "xattr names",
+            format!("{:?}", names(k)),
+            format!("{:?}", names(o)),
+        ));
+    }
+    for (n, kv) in k {
+        if let Some((_, ov)) = o.iter().find(|(m, _)| m == n) {
+            if kv != ov {
+                out.push((
+                    "xattr value",
+                    format!("{n} = {}", xattr::describe(n, kv)),
+                    format!("{n} = {}", xattr::describe(n, ov)),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Whether the kernel's names are ext2mfr's plus security.capability.
+fn only_capability_more(k: &Xattrs, o: &Xattrs) -> bool {
+    let (Ok(k), Ok(o)) = (k, o) else {
+        return false;
+    };
+    let kn: Vec<&String> = k
+        .iter()
+        .map(|(n, _)| n)
+        .filter(|n| *n != "security.capability")
+        .collect();
+    let on: Vec<&String> = o.iter().map(|(n, _)| n).collect();
+    kn.len() < k.len() && kn == on
+}
+
+/// For a call's answers on `rel`: the kernel's file still has
+/// security.capability and ext2mfr's has not, after a write to it failed
+/// with EFBIG (see excused.rs).
+pub fn capability_kept_after_efbig(
+    roots: (&Path, &Path),
+    rel: &str,
+    efbig_written: &std::collections::HashSet<u64>,
+) -> bool {
+    let (kp, op) = (roots.0.join(rel), roots.1.join(rel));
+    let Ok(st) = StatInfo::lstat(&kp) else {
+        return false;
+    };
+    efbig_written.contains(&st.ino)
+        && only_capability_more(&xattr::read_all(&kp), &xattr::read_all(&op))
 }
 
 /// Whether the kernel's directory at `rel` has EXT2_INDEX_FL (the ext4
