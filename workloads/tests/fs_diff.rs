@@ -14,9 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use workloads::eval::mount::Tools;
-use workloads::fsdiff::diff::Scope;
-use workloads::fsdiff::runner::Mismatch;
-use workloads::fsdiff::{self, Options, RunSummary};
+use workloads::fsdiff::{self, Options};
 
 const OPS: usize = 3000;
 const SEED: u64 = 13;
@@ -30,27 +28,6 @@ fn daemon_dir() -> PathBuf {
 fn is_root() -> bool {
     // SAFETY: no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// TEMPORARY, until ext2mfr shares identical xattr blocks as the kernel's
-/// mbcache does (in progress on main; then delete this): a free-block
-/// difference at the quiescent statfs that the kernel's sharing explains
-/// exactly (the runner counts xattr-block references on both images, see
-/// fsdiff/sharing.rs) is not held against a run. Seed 13 shows it at 4 KiB
-/// blocks (two directories inheriting the same default ACL, which overflow
-/// their inodes into identical blocks). Every other mismatch fails.
-fn unexplained(r: &RunSummary) -> Vec<&Mismatch> {
-    r.result
-        .mismatches
-        .iter()
-        .filter(|m| {
-            !(m.diff.scope == Scope::Statfs
-                && m.diff.field == "f_bfree"
-                && m.also.iter().all(|d| d.field == "f_bavail")
-                && m.detail
-                    .contains("sharing explains the whole free-block difference"))
-        })
-        .collect()
 }
 
 /// One campaign; its report printed (cargo test shows it on failure, or
@@ -83,7 +60,7 @@ fn agree(block_sizes: Vec<u32>, inode_size: u32, configs: &[&str], ops: usize) {
             r.block_size, r.config
         );
         assert_eq!(r.result.calls(), ops, "{what}: stopped early\n{text}");
-        let bad = unexplained(r);
+        let bad = &r.result.mismatches;
         assert!(
             bad.is_empty(),
             "{what}: {} unexcused mismatches (first: {})\n{text}",

@@ -44,8 +44,6 @@ pub struct Diff {
     pub tags: Vec<&'static str>,
 }
 
-/// The kernel-side directory has the htree index flag (EXT2_INDEX_FL).
-pub const TAG_KERNEL_DIR_INDEXED: &str = "kernel-dir-indexed";
 /// A fallocate on this (kernel-side) inode failed with EOPNOTSUPP earlier.
 pub const TAG_KERNEL_FAILED_FALLOCATE: &str = "kernel-failed-fallocate";
 /// The kernel side's mtime is a value the sequence set explicitly.
@@ -56,9 +54,6 @@ pub const TAG_FIFO_WRITTEN: &str = "fifo-written";
 /// The kernel's file still has security.capability, ext2mfr's has not,
 /// and a write to the file failed with EFBIG (see excused.rs).
 pub const TAG_CAPABILITY_KEPT_AFTER_EFBIG: &str = "capability-kept-after-efbig";
-/// The free-block difference equals the directory blocks by which the
-/// kernel's indexed directories are larger.
-pub const TAG_FREE_EXPLAINED_BY_INDEXED_DIRS: &str = "free-explained-by-indexed-dirs";
 
 impl Diff {
     /// What identifies "the same mismatch" across runs and while shrinking:

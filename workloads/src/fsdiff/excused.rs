@@ -12,8 +12,7 @@
 //! allocation.
 
 use super::diff::{
-    Diff, Scope, TAG_CAPABILITY_KEPT_AFTER_EFBIG, TAG_FIFO_WRITTEN,
-    TAG_FREE_EXPLAINED_BY_INDEXED_DIRS, TAG_KERNEL_DIR_INDEXED, TAG_KERNEL_FAILED_FALLOCATE,
+    Diff, Scope, TAG_CAPABILITY_KEPT_AFTER_EFBIG, TAG_FIFO_WRITTEN, TAG_KERNEL_FAILED_FALLOCATE,
     TAG_KERNEL_MTIME_EXPLICIT,
 };
 
@@ -61,27 +60,6 @@ pub const EXCUSES: &[Excuse] = &[
             d.scope == Scope::Call
                 && d.op == "statfs"
                 && matches!(d.field, "f_bfree" | "f_bavail" | "f_ffree")
-        },
-    },
-    Excuse {
-        id: "htree-directory-size",
-        reason: "the kernel's driver (ext4 serving ext2) builds an htree index in a \
-                 directory that outgrows one block when the image has dir_index (mke2fs's \
-                 default); ext2mfr, like fs/ext2, keeps directories linear. The indexed \
-                 directory has more blocks (a root block, split leaves). Excused only for \
-                 size/blocks of directories that carry EXT2_INDEX_FL on the kernel side \
-                 (checked with FS_IOC_GETFLAGS); their listings are still compared",
-        applies: |d| {
-            matches!(d.field, "size" | "blocks") && d.tags.contains(&TAG_KERNEL_DIR_INDEXED)
-        },
-    },
-    Excuse {
-        id: "htree-free-blocks",
-        reason: "the free-block count at a quiescent point differs by exactly the blocks \
-                 the kernel's indexed directories have beyond ext2mfr's linear ones (see \
-                 htree-directory-size); any other difference in free blocks is reported",
-        applies: |d| {
-            d.scope == Scope::Statfs && d.tags.contains(&TAG_FREE_EXPLAINED_BY_INDEXED_DIRS)
         },
     },
     Excuse {

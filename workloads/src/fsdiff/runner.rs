@@ -209,9 +209,6 @@ impl Known {
 /// What a tree walk learnt that explains statfs differences.
 #[derive(Default)]
 struct Walked {
-    /// The indexed directories' block surplus on the kernel side
-    /// (512-byte units).
-    dir_surplus: i64,
     /// (kernel, ext2mfr) inode numbers of the nodes with extended
     /// attributes (see sharing.rs).
     xattr_inos: (Vec<u64>, Vec<u64>),
@@ -249,16 +246,15 @@ fn compare_trees(
         res.record(index, diffs, String::new());
     }
     Walked {
-        dir_surplus: tree::indexed_dir_blocks_delta(&k, &o, roots.0),
         xattr_inos: (xattr_inos(&k), xattr_inos(&o)),
     }
 }
 
 /// To the detail of a quiescent statfs mismatch in free blocks: how many
-/// blocks each image saves by sharing xattr blocks (the kernel's mbcache
-/// shares identical ones; ext2mfr does not yet), so a reader sees at once
-/// whether that is the whole difference. It stays a mismatch.
-fn explain_free_blocks(res: &mut RunResult, pair: &Pair, walked: &Walked, block_size: u32) {
+/// blocks each image saves by sharing xattr blocks (both share identical
+/// ones, each as far as its memory of recent blocks goes), so a reader sees
+/// at once whether that is the whole difference. It stays a mismatch.
+fn explain_free_blocks(res: &mut RunResult, pair: &Pair, walked: &Walked) {
     let Some(m) = res
         .mismatches
         .iter_mut()
@@ -274,14 +270,10 @@ fn explain_free_blocks(res: &mut RunResult, pair: &Pair, walked: &Walked, block_
         (Ok(k), Ok(o)) => {
             let kv: i64 = m.diff.kernel.parse().unwrap_or(0);
             let ov: i64 = m.diff.ours.parse().unwrap_or(0);
-            // The kernel's indexed directories use more blocks (see
-            // excused.rs, htree-free-blocks); both effects can add up.
-            let dirs = walked.dir_surplus * 512 / i64::from(block_size);
-            let exact = kv - ov == k.saved() as i64 - o.saved() as i64 - dirs;
+            let exact = kv - ov == k.saved() as i64 - o.saved() as i64;
             format!(
                 "xattr blocks: the kernel's image has {} references to {} blocks (sharing saves \
-                 {}), ext2mfr's {} to {} (saves {}); the kernel's indexed directories have {dirs} \
-                 more blocks{}",
+                 {}), ext2mfr's {} to {} (saves {}){}",
                 k.references,
                 k.blocks,
                 k.saved(),
@@ -289,8 +281,7 @@ fn explain_free_blocks(res: &mut RunResult, pair: &Pair, walked: &Walked, block_
                 o.blocks,
                 o.saved(),
                 if exact {
-                    ": sharing explains the whole free-block difference (with the indexed \
-                     directories)"
+                    ": sharing explains the whole free-block difference"
                 } else {
                     ""
                 }
@@ -409,9 +400,6 @@ pub fn run(setup: &Setup, mut source: Source, limits: &Limits) -> Result<RunResu
                 }
             }
         }
-        if let Op::Stat { path } = &op {
-            tree::tag_indexed_dirs(&mut diffs, roots.0, path);
-        }
         if !diffs.is_empty() {
             let detail = format!(
                 "{op}\n      kernel:  {}\n      ext2mfr: {}",
@@ -434,20 +422,9 @@ pub fn run(setup: &Setup, mut source: Source, limits: &Limits) -> Result<RunResu
     ofds.close_all();
     let last = res.ops.len().checked_sub(1);
     let walked = compare_trees(&mut res, Scope::Tree, last, roots, &known);
-    let dir_surplus = walked.dir_surplus;
     if let (Ok(k), Ok(o)) = (apply::statfs(roots.0), apply::statfs(roots.1)) {
         let ctx = known.ctx(Scope::Statfs, String::new());
-        let mut diffs = diff::statfs(&ctx, &k, &o);
-        for d in &mut diffs {
-            let kv: i64 = d.kernel.parse().unwrap_or(0);
-            let ov: i64 = d.ours.parse().unwrap_or(0);
-            if matches!(d.field, "f_bfree" | "f_bavail")
-                && dir_surplus != 0
-                && (ov - kv) * k.bsize as i64 == dir_surplus * 512
-            {
-                d.tags.push(diff::TAG_FREE_EXPLAINED_BY_INDEXED_DIRS);
-            }
-        }
+        let diffs = diff::statfs(&ctx, &k, &o);
         res.record(None, diffs, String::new());
     }
     match pair.under_allocations() {
@@ -486,7 +463,7 @@ pub fn run(setup: &Setup, mut source: Source, limits: &Limits) -> Result<RunResu
         res.record(None, vec![d], detail);
         return Ok(res);
     }
-    explain_free_blocks(&mut res, &pair, &walked, setup.pristine.block_size);
+    explain_free_blocks(&mut res, &pair, &walked);
     let (kf, of) = pair.fsck()?;
     for (field, f) in [
         ("e2fsck (kernel image)", &kf),

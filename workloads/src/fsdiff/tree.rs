@@ -193,9 +193,7 @@ pub fn compare(
                 }
             }
         }
-        let mut d = diff::stats(ctx, path, &ke.stat, &oe.stat);
-        tag_indexed_dirs(&mut d, roots.0, path);
-        out.extend(d);
+        out.extend(diff::stats(ctx, path, &ke.stat, &oe.stat));
     }
     for (path, oe) in o {
         if !k.contains_key(path) {
@@ -275,43 +273,6 @@ pub fn capability_kept_after_efbig(
     };
     efbig_written.contains(&st.ino)
         && only_capability_more(&xattr::read_all(&kp), &xattr::read_all(&op))
-}
-
-/// Whether the kernel's directory at `rel` has EXT2_INDEX_FL (the ext4
-/// driver that serves ext2 mounts builds htree indexes; see excused.rs).
-pub fn kernel_dir_indexed(kernel_root: &Path, rel: &str) -> bool {
-    const EXT2_INDEX_FL: libc::c_long = 0x1000;
-    let Ok(f) = std::fs::File::open(kernel_root.join(rel)) else {
-        return false;
-    };
-    let mut flags: libc::c_long = 0;
-    use std::os::fd::AsRawFd;
-    // SAFETY: FS_IOC_GETFLAGS writes one long to the pointer.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-    r == 0 && flags & EXT2_INDEX_FL != 0
-}
-
-/// Tag a directory's size/blocks differences when the kernel indexed it.
-pub fn tag_indexed_dirs(diffs: &mut [Diff], kernel_root: &Path, rel: &str) {
-    for d in diffs.iter_mut() {
-        if d.ftype == Some('d')
-            && matches!(d.field, "size" | "blocks")
-            && kernel_dir_indexed(kernel_root, rel)
-        {
-            d.tags.push(diff::TAG_KERNEL_DIR_INDEXED);
-        }
-    }
-}
-
-/// Over directories the kernel indexed: kernel st_blocks - ext2mfr
-/// st_blocks (512-byte units).
-pub fn indexed_dir_blocks_delta(k: &Snapshot, o: &Snapshot, kernel_root: &Path) -> i64 {
-    k.iter()
-        .filter(|(_, e)| e.stat.ftype == 'd')
-        .filter_map(|(p, e)| Some((p, e, o.get(p)?)))
-        .filter(|(p, e, oe)| e.stat.blocks != oe.stat.blocks && kernel_dir_indexed(kernel_root, p))
-        .map(|(_, e, oe)| e.stat.blocks as i64 - oe.stat.blocks as i64)
-        .sum()
 }
 
 /// " (first difference at byte N)", for a reader of a data mismatch.
