@@ -414,7 +414,12 @@ fn serve_own(
     // SAFETY: getuid has no preconditions.
     let only_uid = (o.allow_root && !o.allow_other).then(|| unsafe { libc::getuid() });
     let mountpoint = args.mountpoint.clone();
-    let running = match mounted.serve(fs.clone(), uring, o.threads, only_uid) {
+    let dev_name = if o.transport == Transport::DevOwn {
+        "dev-own"
+    } else {
+        "dev"
+    };
+    let running = match mounted.serve(fs.clone(), uring, o.threads, only_uid, dev_name) {
         Ok(r) => r,
         Err(e) => {
             log::error!("FUSE session on {}: {e}", mountpoint.display());
@@ -433,13 +438,10 @@ fn serve_own(
             return ExitCode::from(1);
         }
     }
-    let name = match (running.uring, o.transport) {
-        (true, _) => "uring",
-        (false, Transport::DevOwn) => "dev-own",
-        (false, _) => "dev",
-    };
-    let _ = fs.transport.set(name);
-    log::info!("transport: {name}");
+    log::info!(
+        "transport: {}",
+        fs.transport.get().copied().unwrap_or(dev_name)
+    );
     unmount_on_signals(
         move || ext2mfr::transport::session::unmount(&mountpoint),
         sigs,

@@ -59,19 +59,26 @@ pub fn mount(mountpoint: &Path, params: &session::MountParams) -> io::Result<Mou
 impl Mounted {
     /// Answer INIT and serve `fs`: over io_uring when `uring` is asked for
     /// and the kernel accepts it at INIT, else over /dev/fuse with
-    /// `threads` threads. Unmounts on failure.
+    /// `threads` threads, named `dev_name` in `ext2mfr.stats`. Unmounts on
+    /// failure.
     pub fn serve(
         self,
         fs: Arc<Ext2>,
         uring: bool,
         threads: usize,
         only_uid: Option<u32>,
+        dev_name: &'static str,
     ) -> io::Result<Running> {
         let fail = |e: io::Error| {
             let _ = session::unmount(&self.mountpoint);
             e
         };
         let conn = session::negotiate(&self.dev, uring).map_err(fail)?;
+        // Before any request is served (none is until the threads start),
+        // so that the first reader of the counters sees it.
+        let _ = fs
+            .transport
+            .set(if conn.uring { "uring" } else { dev_name });
         let d = Arc::new(Dispatcher::new(fs, only_uid));
         let mut all = Vec::new();
         let spawned = if conn.uring {
