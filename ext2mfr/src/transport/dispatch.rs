@@ -62,7 +62,14 @@ impl Dispatcher {
                 return Answer::Error(libc::EACCES);
             }
         }
-        match self.serve(h, op_header, rest) {
+        // Every opcode's own header whole, read or not, before anything
+        // runs.
+        let served = if op_header.len() >= abi::op_header_size(h.opcode) {
+            self.serve(h, op_header, rest)
+        } else {
+            Err(Malformed)
+        };
+        match served {
             Ok(a) => a,
             Err(Malformed) => {
                 log::warn!(
@@ -70,7 +77,11 @@ impl Dispatcher {
                     h.opcode,
                     h.len
                 );
-                Answer::Error(libc::EINVAL)
+                if unanswered(h.opcode) {
+                    Answer::Nothing
+                } else {
+                    Answer::Error(libc::EINVAL)
+                }
             }
         }
     }
@@ -432,6 +443,11 @@ impl Dispatcher {
             _ => Answer::Error(libc::ENOSYS),
         })
     }
+}
+
+/// Requests the kernel waits for no answer to, malformed or not.
+pub fn unanswered(opcode: u32) -> bool {
+    matches!(opcode, op::FORGET | op::BATCH_FORGET | op::INTERRUPT)
 }
 
 /// Directory entries as `fuse_dirent`s (each padded to 8 bytes), as many
