@@ -514,7 +514,6 @@ fn main() -> ExitCode {
         return serve_own(&args, fs, uring, log_file, sigs);
     }
     let _ = fs.transport.set("dev");
-    log::info!("transport: /dev/fuse (fuser)");
     let fuse_config = fuse_config(o, &args.image);
     let mut session =
         match fuser::Session::new(FuseFs::new(fs.clone()), &args.mountpoint, &fuse_config) {
@@ -534,6 +533,8 @@ fn main() -> ExitCode {
         ext2mfr::logging::to_file(f);
     }
 
+    // (Logged once in the background: nothing goes to the terminal then.)
+    log::info!("transport: /dev/fuse (fuser)");
     let mut unmounter = session.unmount_callable();
     unmount_on_signals(move || unmounter.unmount(), sigs);
     if o.commit_secs > 0 && !o.read_only {
