@@ -4,10 +4,11 @@
 //! and file types to ext2's and back, and what FUSE negotiates at INIT.
 
 use crate::error::FsError;
-use crate::format::inode::{FileKind, Timestamp, ROOT_INO};
+use crate::format::inode::{FileKind, Timestamp};
 use crate::fs::attr::{Attr, Ctx, SetAttr};
 use crate::fs::Ext2;
 use crate::request::{Reply, Request as Op};
+use crate::translate::{self, XattrAnswer, TTL};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
@@ -20,14 +21,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How long the kernel may cache attributes and names. Every change goes
-/// through this daemon and the kernel (the image is locked against a second
-/// mount; a reply leaves only after its domain commits), and the kernel
-/// drops what each change makes stale, so its caches stay right however
-/// long it keeps them. A long time spares a LOOKUP per path component
-/// whose entry would otherwise have expired.
-const TTL: Duration = Duration::from_secs(3600);
-
 pub struct FuseFs {
     fs: Arc<Ext2>,
 }
@@ -38,25 +31,12 @@ impl FuseFs {
     }
 }
 
-/// FUSE calls the root 1; ext2 calls it 2 (ext2's inode 1, the bad-blocks
-/// inode, is never exposed). FUSE's 2 is then no inode: the kernel never
-/// gets it from us, and a file handle naming it (made up) must not reach
-/// the root under a second number, so it becomes 0, which no request
-/// finds. A number beyond 32 bits is no ext2 inode either.
 fn to_ext2(ino: INodeNo) -> u32 {
-    match ino.0 {
-        1 => ROOT_INO,
-        n if n == ROOT_INO as u64 || n > u32::MAX as u64 => 0,
-        n => n as u32,
-    }
+    translate::ino_to_ext2(ino.0)
 }
 
 fn to_fuse(ino: u32) -> INodeNo {
-    INodeNo(if ino == ROOT_INO { 1 } else { ino as u64 })
-}
-
-fn errno(e: FsError) -> Errno {
-    Errno::from_i32(e.errno())
+    INodeNo(translate::ino_to_fuse(ino))
 }
 
 fn ctx(req: &Request) -> Ctx {
@@ -173,16 +153,8 @@ impl FuseFs {
     }
 }
 
-/// The errno of a failed request (or of a reply of the wrong kind, which
-/// would be a bug in the request layer).
 fn failure(r: Result<Reply, FsError>) -> Errno {
-    match r {
-        Err(e) => errno(e),
-        Ok(other) => {
-            log::error!("unexpected reply {other:?}");
-            Errno::EIO
-        }
-    }
+    Errno::from_i32(translate::failure(r))
 }
 
 impl Filesystem for FuseFs {
@@ -590,12 +562,7 @@ impl Filesystem for FuseFs {
         }
     }
 
-    /// The kernel's FUSE asks only FS_IOC_GETFLAGS and FS_IOC_SETFLAGS
-    /// (lsattr, chattr) of a file system, for regular files and
-    /// directories, with a 4-byte int, or FS_IOC_FSGETXATTR and
-    /// FS_IOC_FSSETXATTR with a `struct fsxattr` (fuse_fileattr_get/set);
-    /// the 32-bit numbers are those of a 32-bit caller. Anything else is
-    /// ENOTTY.
+    /// The flag ioctls (see `translate::ioctl_request`).
     fn ioctl(
         &self,
         req: &Request,
@@ -607,46 +574,13 @@ impl Filesystem for FuseFs {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
-        const FS_IOC_GETFLAGS: u32 = 0x8008_6601;
-        const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
-        const FS_IOC32_GETFLAGS: u32 = 0x8004_6601;
-        const FS_IOC32_SETFLAGS: u32 = 0x4004_6602;
-        const FS_IOC_FSGETXATTR: u32 = 0x801c_581f;
-        const FS_IOC_FSSETXATTR: u32 = 0x401c_5820;
-        /// `struct fsxattr`: xflags, extsize, nextents, projid, cowextsize
-        /// (u32 each), 8 bytes of padding.
-        const FSXATTR_SIZE: usize = 28;
-        let word = |b: &[u8], at: usize| u32::from_ne_bytes(b[at..at + 4].try_into().expect("4"));
-        let ino = to_ext2(ino);
-        let r = match cmd {
-            FS_IOC_FSGETXATTR => Op::GetXflags { ino },
-            FS_IOC_FSSETXATTR if in_data.len() >= FSXATTR_SIZE => Op::SetXflags {
-                ino,
-                xflags: word(in_data, 0),
-                projid: word(in_data, 12),
-            },
-            FS_IOC_GETFLAGS | FS_IOC32_GETFLAGS => Op::GetFlags { ino },
-            FS_IOC_SETFLAGS | FS_IOC32_SETFLAGS => match in_data.get(..4) {
-                Some(b) => Op::SetFlags {
-                    ino,
-                    flags: u32::from_ne_bytes(b.try_into().expect("4 bytes")),
-                },
-                None => return reply.error(Errno::EINVAL),
-            },
-            _ => return reply.error(Errno::from_i32(libc::ENOTTY)),
+        let r = match translate::ioctl_request(to_ext2(ino), cmd, in_data) {
+            Ok(r) => r,
+            Err(e) => return reply.error(Errno::from_i32(e)),
         };
-        match self.serve(req, &r) {
-            Ok(Reply::Flags(f)) if cmd == FS_IOC_FSGETXATTR => {
-                let mut b = [0u8; FSXATTR_SIZE];
-                b[..4].copy_from_slice(&f.to_ne_bytes());
-                reply.ioctl(0, &b[..b.len().min(out_size as usize)])
-            }
-            Ok(Reply::Flags(f)) => {
-                let b = f.to_ne_bytes();
-                reply.ioctl(0, &b[..b.len().min(out_size as usize)])
-            }
-            Ok(Reply::Done) => reply.ioctl(0, &[]),
-            other => reply.error(failure(other)),
+        match translate::ioctl_reply(cmd, self.serve(req, &r), out_size) {
+            Ok(b) => reply.ioctl(0, &b),
+            Err(e) => reply.error(Errno::from_i32(e)),
         }
     }
 
@@ -670,13 +604,11 @@ impl Filesystem for FuseFs {
     }
 }
 
-/// A value, or its size when the caller asked with size 0 (ERANGE when it
-/// does not fit the caller's buffer).
+/// A value, or its size (see `translate::xattr_answer`).
 fn xattr_reply(r: Result<Reply, FsError>, size: u32, reply: ReplyXattr) {
-    match r {
-        Ok(Reply::Data(v)) if size == 0 => reply.size(v.len() as u32),
-        Ok(Reply::Data(v)) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
-        Ok(Reply::Data(v)) => reply.data(&v),
-        other => reply.error(failure(other)),
+    match translate::xattr_answer(r, size) {
+        Ok(XattrAnswer::Size(n)) => reply.size(n),
+        Ok(XattrAnswer::Data(v)) => reply.data(&v),
+        Err(e) => reply.error(Errno::from_i32(e)),
     }
 }

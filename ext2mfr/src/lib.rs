@@ -8,7 +8,9 @@
 //!   AMA's reserve and a recovery domain;
 //! - [`request`]: the typed requests a transport asks for, served through
 //!   the gate; [`control`]: the daemon's own attributes on the root;
-//! - [`fuse`]: the transport over fuser; `main.rs` is the daemon.
+//! - [`fuse`]: the transport over fuser; [`transport`]: our own FUSE
+//!   message layer, over /dev/fuse or io_uring; [`translate`]: what both
+//!   translate alike; `main.rs` is the daemon.
 
 /// The on-disk format, a crate of its own (`ext2mfr/format/`) that mkfs
 /// shares without linking the daemon.
@@ -24,3 +26,5 @@ pub mod fuse;
 pub mod logging;
 pub mod options;
 pub mod request;
+pub mod translate;
+pub mod transport;

@@ -8,7 +8,8 @@
 
 use ext2mfr::fs::{Ext2, FsConfig};
 use ext2mfr::fuse::FuseFs;
-use ext2mfr::options::MountOptions;
+use ext2mfr::options::{MountOptions, Transport};
+use ext2mfr::transport::session::MountParams;
 use fuser::{MountOption, SessionACL};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,9 @@ const USAGE: &str = "usage: ext2mfr IMAGE MOUNTPOINT [-o option[,option...]] [-f
               recovery=on|off (default on), ama=on|off (default on),
               peek=on|off, recycle=on|off (default on), mem=SIZE (AMA page pool),
               policy=retry|fail-fast|retry-alternate (default retry),
+              transport=dev|uring|auto (default dev: /dev/fuse through fuser;
+              uring: FUSE over io_uring, refused where the kernel has it off;
+              auto: io_uring where the kernel offers it, else dev),
               baseline (= recovery=off, ama=off),
               inject_alloc=P, inject_safety=P, inject_interval=N, inject_seed=N";
 
@@ -197,7 +201,10 @@ fn go_to_background() -> Result<(), ExitCode> {
 
 /// A thread that waits for SIGINT, SIGTERM or SIGHUP (blocked everywhere
 /// else) and unmounts.
-fn unmount_on_signals(mut unmounter: fuser::SessionUnmounter, sigs: libc::sigset_t) {
+fn unmount_on_signals(
+    mut unmount: impl FnMut() -> std::io::Result<()> + Send + 'static,
+    sigs: libc::sigset_t,
+) {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -205,11 +212,65 @@ fn unmount_on_signals(mut unmounter: fuser::SessionUnmounter, sigs: libc::sigset
             // SAFETY: waits on the set blocked above.
             unsafe { libc::sigwait(&sigs, &mut sig) };
             log::info!("signal {sig}: unmounting");
-            if let Err(e) = unmounter.unmount() {
+            if let Err(e) = unmount() {
                 log::error!("unmount after signal {sig}: {e}");
             }
         })
         .expect("spawn signal thread");
+}
+
+/// Which transport serves the mount.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Chosen {
+    /// fuser over /dev/fuse.
+    Fuser,
+    /// Our own message layer: over io_uring (`true`) or /dev/fuse.
+    Own { uring: bool },
+}
+
+/// The transport `transport=` asks for, as far as the kernel allows it:
+/// `Err` refuses the mount (io_uring asked for, and the kernel has it off).
+fn choose_transport(t: Transport) -> Result<Chosen, String> {
+    use ext2mfr::transport::{uring_enabled, ENABLE_URING};
+    Ok(match (t, uring_enabled()) {
+        (Transport::Dev, _) => Chosen::Fuser,
+        (Transport::DevOwn, _) => Chosen::Own { uring: false },
+        (Transport::Uring | Transport::Auto, Some(true)) => Chosen::Own { uring: true },
+        (Transport::Auto, _) => Chosen::Fuser,
+        (Transport::Uring, Some(false)) => {
+            return Err(format!(
+                "transport=uring: FUSE over io_uring is off in this kernel \
+                 ({ENABLE_URING} is N; as root: echo Y > {ENABLE_URING})"
+            ))
+        }
+        (Transport::Uring, None) => {
+            return Err(format!(
+                "transport=uring: this kernel has no FUSE over io_uring \
+                 (no {ENABLE_URING}: Linux 6.14 or later with CONFIG_FUSE_IO_URING)"
+            ))
+        }
+    })
+}
+
+/// What our own session mounts with (as `fuse_config` tells fuser).
+fn own_params(o: &MountOptions, image: &std::path::Path) -> MountParams {
+    MountParams {
+        fsname: o.fsname.clone().unwrap_or_else(|| {
+            std::fs::canonicalize(image)
+                .unwrap_or_else(|_| image.to_path_buf())
+                .display()
+                .to_string()
+        }),
+        subtype: o.subtype.clone().unwrap_or_else(|| "ext2mfr".into()),
+        // allow_root: the kernel knows only allow_other; the dispatcher
+        // refuses everyone but root and the owner.
+        allow_other: o.allow_other || o.allow_root,
+        read_only: o.read_only,
+        dev: o.dev,
+        suid: o.suid,
+        exec: o.exec,
+        atime: o.atime,
+    }
 }
 
 /// Background write-back every `every` (`commit=SECS`).
@@ -321,6 +382,77 @@ fn kernel_remount(path: &std::ffi::CStr, ro: bool) -> std::io::Result<()> {
     }
 }
 
+/// Serve through our own message layer (`transport=uring|auto|dev-own`):
+/// mounted before going to the background (so mount(8) returns once it is
+/// there), INIT answered and the threads started after it.
+fn serve_own(
+    args: &Args,
+    fs: std::sync::Arc<Ext2>,
+    uring: bool,
+    log_file: Option<std::fs::File>,
+    sigs: libc::sigset_t,
+) -> ExitCode {
+    let o = &args.options;
+    let mounted = match ext2mfr::transport::mount(&args.mountpoint, &own_params(o, &args.image)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("ext2mfr: mounting on {}: {e}", args.mountpoint.display());
+            let _ = fs.unmount();
+            return ExitCode::from(1);
+        }
+    };
+    if !args.foreground {
+        if let Err(code) = go_to_background() {
+            return code;
+        }
+        ext2mfr::logging::to_background(log_file);
+    } else if let Some(f) = log_file {
+        ext2mfr::logging::to_file(f);
+    }
+    // allow_root without allow_other: root and the owner (this process's
+    // user) only.
+    // SAFETY: getuid has no preconditions.
+    let only_uid = (o.allow_root && !o.allow_other).then(|| unsafe { libc::getuid() });
+    let mountpoint = args.mountpoint.clone();
+    let dev_name = if o.transport == Transport::DevOwn {
+        "dev-own"
+    } else {
+        "dev"
+    };
+    let running = match mounted.serve(fs.clone(), uring, o.threads, only_uid, dev_name) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("FUSE session on {}: {e}", mountpoint.display());
+            let _ = fs.unmount();
+            return ExitCode::from(1);
+        }
+    };
+    if uring && !running.uring {
+        // The parameter was on, yet INIT did not take io_uring (an older
+        // protocol): refuse for `uring`, fall back for `auto`.
+        if o.transport == Transport::Uring {
+            log::error!("transport=uring: the kernel did not accept FUSE over io_uring at INIT");
+            let _ = ext2mfr::transport::session::unmount(&mountpoint);
+            running.wait();
+            let _ = fs.unmount();
+            return ExitCode::from(1);
+        }
+    }
+    log::info!(
+        "transport: {}",
+        fs.transport.get().copied().unwrap_or(dev_name)
+    );
+    unmount_on_signals(
+        move || ext2mfr::transport::session::unmount(&mountpoint),
+        sigs,
+    );
+    if o.commit_secs > 0 && !o.read_only {
+        write_back_every(fs.clone(), Duration::from_secs(o.commit_secs));
+    }
+    running.wait();
+    finish(&fs)
+}
+
 fn main() -> ExitCode {
     ext2mfr::logging::init();
     let args = match parse_args() {
@@ -366,11 +498,23 @@ fn main() -> ExitCode {
         eprintln!("ext2mfr: warning: {}: {w}", args.image.display());
     }
 
-    let fuse_config = fuse_config(o, &args.image);
+    let chosen = match choose_transport(o.transport) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ext2mfr: {e}");
+            let _ = fs.unmount();
+            return ExitCode::from(1);
+        }
+    };
 
     install_panic_hook(o.recovery);
 
     let sigs = block_signals();
+    if let Chosen::Own { uring } = chosen {
+        return serve_own(&args, fs, uring, log_file, sigs);
+    }
+    let _ = fs.transport.set("dev");
+    let fuse_config = fuse_config(o, &args.image);
     let mut session =
         match fuser::Session::new(FuseFs::new(fs.clone()), &args.mountpoint, &fuse_config) {
             Ok(s) => s,
@@ -389,7 +533,10 @@ fn main() -> ExitCode {
         ext2mfr::logging::to_file(f);
     }
 
-    unmount_on_signals(session.unmount_callable(), sigs);
+    // (Logged once in the background: nothing goes to the terminal then.)
+    log::info!("transport: /dev/fuse (fuser)");
+    let mut unmounter = session.unmount_callable();
+    unmount_on_signals(move || unmounter.unmount(), sigs);
     if o.commit_secs > 0 && !o.read_only {
         write_back_every(fs.clone(), Duration::from_secs(o.commit_secs));
     }
@@ -398,6 +545,11 @@ fn main() -> ExitCode {
     if let Err(e) = &served {
         log::error!("FUSE session ended with an error: {e}");
     }
+    finish(&fs)
+}
+
+/// Write back and mark clean once the session has ended.
+fn finish(fs: &Ext2) -> ExitCode {
     match fs.unmount() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -38,6 +38,22 @@ pub struct MountOptions {
     /// Fault injection (`inject_alloc=P`, `inject_safety=P`,
     /// `inject_interval=N`, `inject_seed=N`).
     pub inject: faultinject::Config,
+    /// How requests travel (`transport=`).
+    pub transport: Transport,
+}
+
+/// `transport=dev|uring|auto|dev-own`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// /dev/fuse through fuser (the default until io_uring is proven).
+    Dev,
+    /// FUSE over io_uring; the mount is refused where the kernel cannot.
+    Uring,
+    /// io_uring where the kernel offers it, else `Dev`.
+    Auto,
+    /// /dev/fuse through our own message layer (the one io_uring uses):
+    /// tests that layer without io_uring.
+    DevOwn,
 }
 
 impl Default for MountOptions {
@@ -61,6 +77,7 @@ impl Default for MountOptions {
             policy: Policy::Retry,
             ama: AmaConfig::default(),
             inject: faultinject::Config::default(),
+            transport: Transport::Dev,
         }
     }
 }
@@ -255,6 +272,19 @@ impl MountOptions {
                     .ok_or_else(|| format!("mount option mem={v}: need a size of at least 1M"))?;
                 self.ama.mem_bytes = Some(n as usize);
             }
+            "transport" => {
+                self.transport = match val {
+                    Some("dev") => Transport::Dev,
+                    Some("uring") => Transport::Uring,
+                    Some("auto") => Transport::Auto,
+                    Some("dev-own") => Transport::DevOwn,
+                    _ => {
+                        return Err(format!(
+                            "mount option '{opt}': expected transport=auto, transport=uring or transport=dev"
+                        ))
+                    }
+                }
+            }
             _ => return Err(format!("unknown mount option '{opt}'")),
         }
         Ok(())
@@ -306,5 +336,17 @@ mod tests {
         let o = MountOptions::parse(["policy=fail-fast"]).unwrap();
         assert!(o.recovery && o.policy == Policy::FailFast);
         assert!(!MountOptions::parse(["baseline"]).unwrap().recovery);
+        assert_eq!(MountOptions::default().transport, Transport::Dev);
+        for (v, t) in [
+            ("uring", Transport::Uring),
+            ("auto", Transport::Auto),
+            ("dev", Transport::Dev),
+            ("dev-own", Transport::DevOwn),
+        ] {
+            let o = MountOptions::parse([format!("transport={v}").as_str()]).unwrap();
+            assert_eq!(o.transport, t);
+        }
+        assert!(MountOptions::parse(["transport=carrier-pigeon"]).is_err());
+        assert!(MountOptions::parse(["transport"]).is_err());
     }
 }

@@ -224,6 +224,9 @@ pub struct Ext2 {
     /// Writes refused now (EROFS): from `ro` at mount, or a remount. The
     /// image itself was opened for writing unless `config.read_only`.
     read_only_now: std::sync::atomic::AtomicBool,
+    /// How requests reach the daemon ("dev", "dev-own", "uring"), set once
+    /// the mount is up: shown in `ext2mfr.stats`.
+    pub transport: std::sync::OnceLock<&'static str>,
 }
 
 pub fn now() -> u32 {

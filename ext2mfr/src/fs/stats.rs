@@ -18,6 +18,7 @@ impl Ext2 {
         let logged = r.logged_reads + r.logged_writes;
         let all = logged + r.unlogged_reads + r.unlogged_writes;
         serde_json::json!({
+            "transport": self.transport.get().copied().unwrap_or("none"),
             "recovery": {
                 "enabled": self.rt.enabled(),
                 "domains_started": r.started,

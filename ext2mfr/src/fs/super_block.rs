@@ -102,6 +102,7 @@ impl Ext2 {
             mount_warnings: warnings,
             valid_at_mount,
             read_only_now: std::sync::atomic::AtomicBool::new(config_read_only),
+            transport: std::sync::OnceLock::new(),
         });
         let me = Arc::downgrade(&fs);
         fs.pool

@@ -4,7 +4,9 @@
 //!
 //! `FUSE_OPS_OPTS` adds mount options to every one of those mounts:
 //! `FUSE_OPS_OPTS=baseline cargo test -p ext2mfr --test 'fuse_*'` runs them
-//! all with recovery off. (`fuse_concurrency.rs` and `fuse_interop.rs` match
+//! all with recovery off, `FUSE_OPS_OPTS=transport=uring` over io_uring
+//! (checked at each mount through `ext2mfr.stats`; the fuse module's
+//! `enable_uring` must be Y). (`fuse_concurrency.rs` and `fuse_interop.rs` match
 //! the pattern too but mount with `Mount::new` and the options they name,
 //! as every other test file does: the variable does not reach them.)
 
@@ -40,7 +42,37 @@ pub fn with_extra(opts: &str) -> String {
 
 /// Mount with `opts` and `FUSE_OPS_OPTS`.
 pub fn mount(img: &Path, opts: &str) -> Mount {
-    Mount::new(img, &with_extra(opts))
+    let opts = with_extra(opts);
+    let m = Mount::new(img, &opts);
+    check_transport(&m, &opts);
+    m
+}
+
+/// A mount that names a transport (`FUSE_OPS_OPTS=transport=uring`) runs
+/// over it, or the suite would pass over another one unnoticed.
+pub fn check_transport(m: &Mount, opts: &str) {
+    let named = opts
+        .split(',')
+        .filter_map(|o| o.strip_prefix("transport="))
+        .next_back();
+    if let Some(t @ ("uring" | "dev-own" | "dev")) = named {
+        assert_eq!(
+            super::xattr::counters(m.path())["transport"],
+            t,
+            "the mount's transport"
+        );
+    }
+}
+
+/// Turn FUSE over io_uring on in the kernel (root may; the parameter is
+/// off by default). `false` when this kernel has no such parameter.
+pub fn enable_fuse_uring() -> bool {
+    const P: &str = "/sys/module/fuse/parameters/enable_uring";
+    if !Path::new(P).exists() {
+        return false;
+    }
+    std::fs::write(P, "Y").expect("enable FUSE over io_uring");
+    std::fs::read_to_string(P).unwrap().trim() == "Y"
 }
 
 pub fn try_mount(img: &Path, opts: &str) -> Result<Mount, String> {

@@ -125,6 +125,27 @@ impl Mount {
         self.dir.path().join(rel)
     }
 
+    /// The daemon's process id (tests that signal or kill it).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon").id()
+    }
+
+    /// Wait (at most `secs` seconds) for the daemon to exit by itself
+    /// (after a signal, or an unmount made elsewhere): its exit status,
+    /// `None` if it is still running.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if let Ok(Some(s)) = child.try_wait() {
+                self.child = None;
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// The image this mount serves.
     pub fn image(&self) -> &Path {
         &self.image
