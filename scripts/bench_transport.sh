@@ -4,10 +4,13 @@
 # alternating, each workload's wall time printed as a CSV line
 #   load,fs,run,seconds
 # Usage (root): scripts/bench_transport.sh [RUNS] > out.csv
+# FSES="dev dev-own uring kernel" adds our own /dev/fuse loop (the message
+# layer io_uring uses, without io_uring).
 # Needs a release build (cargo build --release -p ext2mfr -p workloads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
+FSES=${FSES:-dev uring kernel}
 BIN=target/release
 WORK=$(mktemp -d /var/tmp/bench-transport.XXXXXX)
 MNT=$WORK/mnt
@@ -48,7 +51,7 @@ for i in range(40000):
 echo "load,fs,run,seconds"
 for load in postmark postmark-4k creates-40k; do
   for run in $(seq 1 "$RUNS"); do
-    for fs in dev uring kernel; do
+    for fs in $FSES; do
       img=$WORK/img
       rm -f "$img"
       truncate -s 1G "$img"
