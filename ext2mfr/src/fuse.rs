@@ -23,11 +23,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub struct FuseFs {
     fs: Arc<Ext2>,
+    /// For invalidating the kernel's cached data (see `Reply::CacheStale`);
+    /// set once the session exists.
+    notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
 }
 
 impl FuseFs {
     pub fn new(fs: Arc<Ext2>) -> FuseFs {
-        FuseFs { fs }
+        FuseFs {
+            fs,
+            notifier: Arc::default(),
+        }
+    }
+
+    /// Where the session's notifier goes once the session is made.
+    pub fn notifier_cell(&self) -> Arc<std::sync::OnceLock<fuser::Notifier>> {
+        self.notifier.clone()
     }
 }
 
@@ -600,7 +611,17 @@ impl Filesystem for FuseFs {
             length,
             mode,
         };
-        Self::empty(self.serve(req, &r), reply)
+        match self.serve(req, &r) {
+            Ok(Reply::CacheStale { ino, offset, len }) => {
+                // Before the reply, after which the kernel drops what it
+                // thinks was punched: the page is then read again.
+                if let Some(n) = self.notifier.get() {
+                    let _ = n.inval_inode(to_fuse(ino), offset as i64, len as i64);
+                }
+                reply.ok()
+            }
+            other => Self::empty(other, reply),
+        }
     }
 }
 

@@ -515,15 +515,17 @@ fn main() -> ExitCode {
     }
     let _ = fs.transport.set("dev");
     let fuse_config = fuse_config(o, &args.image);
-    let mut session =
-        match fuser::Session::new(FuseFs::new(fs.clone()), &args.mountpoint, &fuse_config) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("ext2mfr: mounting on {}: {e}", args.mountpoint.display());
-                let _ = fs.unmount();
-                return ExitCode::from(1);
-            }
-        };
+    let fuse_fs = FuseFs::new(fs.clone());
+    let notifier = fuse_fs.notifier_cell();
+    let mut session = match fuser::Session::new(fuse_fs, &args.mountpoint, &fuse_config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ext2mfr: mounting on {}: {e}", args.mountpoint.display());
+            let _ = fs.unmount();
+            return ExitCode::from(1);
+        }
+    };
+    let _ = notifier.set(session.notifier());
     if !args.foreground {
         if let Err(code) = go_to_background() {
             return code;

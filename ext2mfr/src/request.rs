@@ -179,6 +179,14 @@ pub enum Reply {
     /// An inode's flags (FS_IOC_GETFLAGS).
     Flags(u32),
     Done,
+    /// Done, but the kernel's cached copy of this byte range of `ino` is
+    /// stale (it assumed more was changed than was): the transport
+    /// invalidates it.
+    CacheStale {
+        ino: u32,
+        offset: u64,
+        len: u64,
+    },
     /// Inside the request layer only: the request's change stays (it
     /// commits), yet the call fails with this error. `serve` answers the
     /// error.
@@ -453,10 +461,10 @@ impl Ext2 {
                 offset,
                 length,
                 mode,
-            } => {
-                self.fallocate(ino, offset, length, mode)?;
-                Reply::Done
-            }
+            } => match self.fallocate(ino, offset, length, mode)? {
+                None => Reply::Done,
+                Some((offset, len)) => Reply::CacheStale { ino, offset, len },
+            },
             Request::Fsync => {
                 self.fsync()?;
                 Reply::Done

@@ -54,7 +54,17 @@ fn page_size() -> u64 {
 
 impl Ext2 {
     /// fallocate(2) on inode `ino`: see the module's comment.
-    pub fn fallocate(&self, ino: u32, offset: u64, length: u64, mode: i32) -> Result<()> {
+    /// Returns the part of the asked range, inside the file, that keeps its
+    /// data although the call succeeds (ext4 never punches the last block a
+    /// block map holds): the kernel's FUSE client zeroes the whole asked
+    /// range in its page cache, so the transport must invalidate this part.
+    pub fn fallocate(
+        &self,
+        ino: u32,
+        offset: u64,
+        length: u64,
+        mode: i32,
+    ) -> Result<Option<(u64, u64)>> {
         self.check_writable()?;
         if length == 0 {
             return Err(FsError::Invalid);
@@ -76,7 +86,8 @@ impl Ext2 {
         if mode != PUNCH_HOLE_KEEP_SIZE {
             return Err(FsError::NotSupported);
         }
-        if let Some((start, end)) = self.punch_range(&i, offset, length) {
+        let punched = self.punch_range(&i, offset, length);
+        if let Some((start, end)) = punched {
             self.zero_edges(&i, start, end)?;
             let bs = self.geo.block_size as u64;
             self.free_range(&mut i, start.div_ceil(bs), end / bs, Emptied::Keep)?;
@@ -84,7 +95,10 @@ impl Ext2 {
         let t = Timestamp::now();
         i.set_mtime(t);
         i.set_ctime(t);
-        self.write_inode(ino, &i)
+        self.write_inode(ino, &i)?;
+        let asked_end = offset.saturating_add(length).min(i.size());
+        let done_end = punched.map_or(offset, |(_, end)| end).max(offset);
+        Ok((asked_end > done_end).then(|| (done_end, asked_end - done_end)))
     }
 
     /// The bytes a punch of `offset..offset + length` really touches, as

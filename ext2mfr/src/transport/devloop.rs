@@ -68,6 +68,20 @@ pub fn handle(dev: &File, d: &Dispatcher, msg: &[u8]) {
     reply(dev, h.unique, answer);
 }
 
+/// FUSE_NOTIFY_INVAL_INODE: the kernel drops its cached data of `nodeid`
+/// in `off..off + len` (and its attributes).
+const NOTIFY_INVAL_INODE: i32 = 2;
+
+/// Tell the kernel its cached data of a byte range of `nodeid` is stale
+/// (see `Reply::CacheStale`): a notification is a message with unique 0
+/// and the notification's code where an error would be.
+pub fn notify_inval_inode(dev: &File, nodeid: u64, off: i64, len: i64) {
+    let mut body = nodeid.to_le_bytes().to_vec();
+    body.extend_from_slice(&off.to_le_bytes());
+    body.extend_from_slice(&len.to_le_bytes());
+    write_message(dev, 0, NOTIFY_INVAL_INODE, body);
+}
+
 /// Write the reply to request `unique`.
 pub fn reply(dev: &File, unique: u64, answer: Answer) {
     let (error, body) = match answer {
@@ -75,6 +89,11 @@ pub fn reply(dev: &File, unique: u64, answer: Answer) {
         Answer::Error(e) => (-e, Vec::new()),
         Answer::Ok(b) => (0, b),
     };
+    write_message(dev, unique, error, body);
+}
+
+/// One message to the kernel: the out header, then `body`.
+fn write_message(dev: &File, unique: u64, error: i32, body: Vec<u8>) {
     let h = abi::OutHeader {
         len: (std::mem::size_of::<abi::OutHeader>() + body.len()) as u32,
         error,

@@ -34,6 +34,8 @@ const FOPEN_KEEP_CACHE: u32 = 1 << 1;
 
 pub struct Dispatcher {
     fs: Arc<Ext2>,
+    /// /dev/fuse, for notifications (`Reply::CacheStale`).
+    dev: Option<Arc<std::fs::File>>,
     /// `allow_root` without `allow_other`: only root and the mount's owner
     /// (the kernel lets everyone through, as for allow_other).
     only_uid: Option<u32>,
@@ -41,7 +43,17 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub fn new(fs: Arc<Ext2>, only_uid: Option<u32>) -> Dispatcher {
-        Dispatcher { fs, only_uid }
+        Dispatcher {
+            fs,
+            dev: None,
+            only_uid,
+        }
+    }
+
+    /// Notifications go to `dev`.
+    pub fn with_device(mut self, dev: Arc<std::fs::File>) -> Dispatcher {
+        self.dev = Some(dev);
+        self
     }
 
     /// Serve one request: `h` its header, `op_header` the opcode's own
@@ -438,8 +450,30 @@ impl Dispatcher {
                     Err(e) => Answer::Error(e),
                 }
             }
-            // ext2 has no preallocation (the kernel's driver answers the same).
-            op::FALLOCATE => Answer::Error(libc::EOPNOTSUPP),
+            op::FALLOCATE => {
+                let f: abi::FallocateIn = o.take()?;
+                match run(&Request::Fallocate {
+                    ino,
+                    offset: f.offset,
+                    length: f.length,
+                    mode: f.mode as i32,
+                }) {
+                    Ok(Reply::CacheStale { ino, offset, len }) => {
+                        // Before the reply, after which the kernel drops
+                        // what it thinks was punched (see fuse.rs).
+                        if let Some(dev) = &self.dev {
+                            super::devloop::notify_inval_inode(
+                                dev,
+                                ino_to_fuse(ino),
+                                offset as i64,
+                                len as i64,
+                            );
+                        }
+                        Answer::Ok(Vec::new())
+                    }
+                    other => empty(other),
+                }
+            }
             _ => Answer::Error(libc::ENOSYS),
         })
     }

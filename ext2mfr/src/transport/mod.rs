@@ -79,7 +79,7 @@ impl Mounted {
         let _ = fs
             .transport
             .set(if conn.uring { "uring" } else { dev_name });
-        let d = Arc::new(Dispatcher::new(fs, only_uid));
+        let d = Arc::new(Dispatcher::new(fs, only_uid).with_device(self.dev.clone()));
         let mut all = Vec::new();
         let spawned = if conn.uring {
             // FORGET and INTERRUPT still come on /dev/fuse: one reader.
