@@ -71,7 +71,7 @@ pub struct Listed {
 }
 
 impl Ext2 {
-    fn dir_block(&self, dir: &Inode, lblk: u64) -> Result<u32> {
+    pub(super) fn dir_block(&self, dir: &Inode, lblk: u64) -> Result<u32> {
         self.map(dir, lblk)?
             .ok_or_else(|| corrupt(format!("directory has a hole at block {lblk}")))
     }
@@ -152,26 +152,39 @@ impl Ext2 {
         let mut room = None;
         for lblk in 0..blocks {
             let blk = self.dir_block(dir, lblk)?;
-            let found = self.cache.read_with(blk as u64, |d| {
-                let (mut prev, mut found) = (None, None);
-                self.visit_dir_block(d, blk, |e| {
-                    if found.is_some() {
-                        return;
-                    }
-                    if e.is(name) {
-                        found = Some(Found::at(blk, &e, prev));
-                    } else if room.is_none() && need.is_some_and(|n| e.slack() >= n) {
-                        room = Some(Slot::at(blk, &e));
-                    }
-                    prev = Some(e.offset);
-                })?;
-                Ok(found)
-            })?;
+            let found = self.scan_dir_block(blk, name, need, &mut room)?;
             if found.is_some() {
                 return Ok((found, room));
             }
         }
         Ok((None, room))
+    }
+
+    /// One block of a scan for `name`: the entry, if here; and, while
+    /// `room` is still empty and `need` is given, the first slot with room
+    /// for `need` bytes before it.
+    pub(super) fn scan_dir_block(
+        &self,
+        blk: u32,
+        name: &[u8],
+        need: Option<usize>,
+        room: &mut Option<Slot>,
+    ) -> Result<Option<Found>> {
+        self.cache.read_with(blk as u64, |d| {
+            let (mut prev, mut found) = (None, None);
+            self.visit_dir_block(d, blk, |e| {
+                if found.is_some() {
+                    return;
+                }
+                if e.is(name) {
+                    found = Some(Found::at(blk, &e, prev));
+                } else if room.is_none() && need.is_some_and(|n| e.slack() >= n) {
+                    *room = Some(Slot::at(blk, &e));
+                }
+                prev = Some(e.offset);
+            })?;
+            Ok(found)
+        })
     }
 
     /// Add `name -> ino` at `room` (found by [`Ext2::dir_probe`] under the

@@ -62,7 +62,7 @@ impl Ext2 {
         if !self.maybe_indexed(dir) {
             return Ok(None);
         }
-        let root = self.dir_block_of(dir, 0)?;
+        let root = self.dir_block(dir, 0)?;
         let info = self
             .cache
             .read_with(root as u64, |d| Ok(htree::root_info(d)))?;
@@ -86,11 +86,6 @@ impl Ext2 {
             && dir.size() >= 2 * self.geo.block_size as u64
     }
 
-    fn dir_block_of(&self, dir: &Inode, lblk: u64) -> Result<u32> {
-        self.map(dir, lblk)?
-            .ok_or_else(|| corrupt(format!("directory has a hole at block {lblk}")))
-    }
-
     /// From the root down to the leaf whose range holds `hash`.
     fn dx_probe(&self, dir: &Inode, dx: &Dx, hash: u32) -> Result<(DxPath, u32)> {
         let mut frames = Vec::with_capacity(2);
@@ -98,7 +93,7 @@ impl Ext2 {
         let mut root = true;
         let nblocks = self.dir_nblocks(dir);
         for _ in 0..=dx.info.indirect_levels {
-            let blk = self.dir_block_of(dir, lblk as u64)?;
+            let blk = self.dir_block(dir, lblk as u64)?;
             let (frame, next) = self.cache.read_with(blk as u64, |d| {
                 let (limit, count) = htree::checked_entries(d, root)
                     .map_err(|m| corrupt(format!("directory index block {lblk}: {m}")))?;
@@ -144,7 +139,7 @@ impl Ext2 {
                 out.0 = hash;
             }
             if l + 1 < path.frames.len() {
-                let blk = self.dir_block_of(dir, next as u64)?;
+                let blk = self.dir_block(dir, next as u64)?;
                 let (limit, count) = self.cache.read_with(blk as u64, |d| {
                     htree::checked_entries(d, false)
                         .map_err(|m| corrupt(format!("directory index block {next}: {m}")))
@@ -175,28 +170,15 @@ impl Ext2 {
         let h = dx.hasher.hash(name);
         let (mut path, mut leaf) = self.dx_probe(dir, dx, h.major)?;
         let mut room = None;
-        let mut first = true;
+        // Room only in the leaf the name belongs in (the first).
+        let mut need = need;
         loop {
-            let blk = self.dir_block_of(dir, leaf as u64)?;
-            let found = self.cache.read_with(blk as u64, |d| {
-                let (mut prev, mut found) = (None, None);
-                self.visit_dir_block(d, blk, |e| {
-                    if found.is_some() {
-                        return;
-                    }
-                    if e.is(name) {
-                        found = Some(Found::at(blk, &e, prev));
-                    } else if first && room.is_none() && need.is_some_and(|n| e.slack() >= n) {
-                        room = Some(Slot::at(blk, &e));
-                    }
-                    prev = Some(e.offset);
-                })?;
-                Ok(found)
-            })?;
+            let blk = self.dir_block(dir, leaf as u64)?;
+            let found = self.scan_dir_block(blk, name, need, &mut room)?;
             if found.is_some() {
                 return Ok((found, room));
             }
-            first = false;
+            need = None;
             // A name of this hash may continue into the next leaf.
             match self.dx_next_leaf(dir, &mut path)? {
                 Some((start, next)) if start & !1 == h.major => leaf = next,
@@ -221,7 +203,7 @@ impl Ext2 {
         let mut dx = *dx;
         loop {
             let (path, leaf) = self.dx_probe(dir, &dx, h.major)?;
-            let leaf_blk = self.dir_block_of(dir, leaf as u64)?;
+            let leaf_blk = self.dir_block(dir, leaf as u64)?;
             if self.insert_in_block(leaf_blk, name, ino, ft)? {
                 return Ok(());
             }
@@ -321,7 +303,9 @@ impl Ext2 {
         let keep = node.count / 2;
         let moved: Vec<(u32, u32)> = {
             let d = b.read();
-            (keep..node.count).map(|k| raw_entry(&d, at, k)).collect()
+            (keep..node.count)
+                .map(|k| htree::entry(&d, at, k))
+                .collect()
         };
         htree::set_count(&mut b.write(), at, keep);
         htree::init_node(&mut self.cache.get(new_blk as u64)?.write(), &moved);
@@ -345,7 +329,7 @@ impl Ext2 {
         let at = htree::entries_at(true);
         let entries: Vec<(u32, u32)> = {
             let d = rb.read();
-            (0..root.count).map(|k| raw_entry(&d, at, k)).collect()
+            (0..root.count).map(|k| htree::entry(&d, at, k)).collect()
         };
         htree::init_node(&mut self.cache.get(new_blk as u64)?.write(), &entries);
         let mut d = rb.write();
@@ -367,7 +351,7 @@ impl Ext2 {
         privileged: bool,
     ) -> Result<bool> {
         let bs = self.geo.block_size as usize;
-        let root_blk = self.dir_block_of(dir, 0)?;
+        let root_blk = self.dir_block(dir, 0)?;
         let root = self.cache.get(root_blk as u64)?;
         {
             // "." of 12 bytes then "..": the layout the root needs.
@@ -432,7 +416,7 @@ impl Ext2 {
     ) -> Result<Vec<Listed>> {
         let mut out = Vec::new();
         if pos < KEY_BASE {
-            let root = self.dir_block_of(dir, 0)?;
+            let root = self.dir_block(dir, 0)?;
             self.cache.read_with(root as u64, |d| {
                 for (k, e) in self.parse_dir_block(d, root)?.iter().take(2).enumerate() {
                     if (k as u64) >= pos {
@@ -453,7 +437,7 @@ impl Ext2 {
         let (mut path, mut leaf) = self.dx_probe(dir, dx, start_major)?;
         let mut got: Vec<(u64, Listed)> = Vec::new();
         loop {
-            let blk = self.dir_block_of(dir, leaf as u64)?;
+            let blk = self.dir_block(dir, leaf as u64)?;
             self.cache.read_with(blk as u64, |d| {
                 self.visit_dir_block(d, blk, |e| {
                     if e.inode == 0 {
@@ -497,12 +481,6 @@ impl Ext2 {
         out.extend(got.into_iter().map(|g| g.1));
         Ok(out)
     }
-}
-
-/// An index entry with its stored hash (entry 0's field is the count).
-fn raw_entry(d: &[u8], at: usize, k: usize) -> (u32, u32) {
-    let (hash, block) = htree::entry(d, at, k);
-    (hash, block)
 }
 
 /// The kernel's do_split on two blocks: the entries of `d1` sorted by hash
