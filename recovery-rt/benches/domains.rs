@@ -1,11 +1,14 @@
 //! Cost of the runtime on the paths every request takes: a root domain's
 //! begin + commit, and the first logged write of a 4 KiB block in a domain
-//! (before-image copy included), against running the same code bare.
+//! (before-image copy included), against running the same code bare; and
+//! the same with two threads at once on unrelated blocks, which share
+//! nothing but the runtime (its graph and counters).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use parking_lot::Mutex;
 use recovery_rt::{LoggedObject, Runtime, VersionChain};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
 
 struct Block {
     chain: VersionChain,
@@ -51,5 +54,52 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(g, benches);
+fn new_block() -> Arc<dyn LoggedObject> {
+    Arc::new(Block {
+        chain: VersionChain::new(),
+        data: Mutex::new(vec![0u8; 4096]),
+    })
+}
+
+/// `iters` root domains on each of `threads` threads at once, each thread
+/// writing its own block; the time until all are done.
+fn contended(rt: &Arc<Runtime>, threads: usize, iters: u64, write: bool) -> Duration {
+    let start = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (rt, start) = (rt.clone(), start.clone());
+            std::thread::spawn(move || {
+                let block = new_block();
+                start.wait();
+                for _ in 0..iters {
+                    rt.root(|| {
+                        if write {
+                            rt.write(&block);
+                        }
+                        rt.read(block.as_ref());
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    start.wait();
+    let t = Instant::now();
+    for h in handles {
+        h.join().unwrap();
+    }
+    t.elapsed()
+}
+
+fn contended_benches(c: &mut Criterion) {
+    let on = Runtime::new();
+    for write in [false, true] {
+        let what = if write { "logged write" } else { "logged read" };
+        c.bench_function(&format!("2 threads: root domain with one {what} (per domain)"), |b| {
+            b.iter_custom(|iters| contended(&on, 2, iters, write) / 2)
+        });
+    }
+}
+
+criterion_group!(g, benches, contended_benches);
 criterion_main!(g);
