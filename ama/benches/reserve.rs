@@ -58,9 +58,10 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
-    c.bench_function("2 threads: begin+fill 4 pages, use 2, end (per request)", |b| {
-        b.iter_custom(|iters| contended(&p, 2, iters) / 2)
-    });
+    c.bench_function(
+        "2 threads: begin+fill 4 pages, use 2, end (per request)",
+        |b| b.iter_custom(|iters| contended(&p, 2, iters) / 2),
+    );
 }
 
 criterion_group!(g, benches);

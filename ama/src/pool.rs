@@ -275,6 +275,12 @@ impl AsRef<[u8]> for Page {
     }
 }
 
+impl AsMut<[u8]> for Page {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self
+    }
+}
+
 impl Drop for Page {
     fn drop(&mut self) {
         if self.idx != RETURNED {

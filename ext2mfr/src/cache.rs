@@ -48,6 +48,14 @@ pub struct Buf {
 
 pub type BufRef = Arc<Buf>;
 
+/// What a write keeps a before-image of.
+enum Logged {
+    Whole,
+    Range(std::ops::Range<usize>),
+    /// Nothing: the block is new to the request.
+    New,
+}
+
 impl Buf {
     pub fn blk(&self) -> u64 {
         self.blk
@@ -60,24 +68,35 @@ impl Buf {
     /// Write access; the block is dirty from now on. The runtime records the
     /// before-image at the first write inside a domain.
     pub fn write(self: &Arc<Self>) -> RwLockWriteGuard<'_, Frame> {
-        self.write_as(false)
+        self.write_as(Logged::Whole)
+    }
+
+    /// Write access for changing only the bytes in `range` (an inode, a
+    /// bitmap byte, a block pointer, a directory entry): the runtime keeps
+    /// the before-image of those bytes only, not of the whole block.
+    /// Changing bytes outside the range through the guard is a bug.
+    pub fn write_range(
+        self: &Arc<Self>,
+        range: std::ops::Range<usize>,
+    ) -> RwLockWriteGuard<'_, Frame> {
+        self.write_as(Logged::Range(range))
     }
 
     /// Write access to a block the request has just allocated: like
     /// [`Buf::write`], but without a before-image (if the request rolls
     /// back, so does the allocation, and the old bytes do not matter).
     fn write_new(self: &Arc<Self>) -> RwLockWriteGuard<'_, Frame> {
-        self.write_as(true)
+        self.write_as(Logged::New)
     }
 
-    fn write_as(self: &Arc<Self>, new: bool) -> RwLockWriteGuard<'_, Frame> {
+    fn write_as(self: &Arc<Self>, how: Logged) -> RwLockWriteGuard<'_, Frame> {
         crate::faults::site(&self.rt, "block write");
         ama::note_change();
         let obj: Arc<dyn LoggedObject> = self.clone();
-        if new {
-            self.rt.write_new(&obj);
-        } else {
-            self.rt.write(&obj);
+        match how {
+            Logged::Whole => self.rt.write(&obj),
+            Logged::Range(r) => self.rt.write_range(&obj, r),
+            Logged::New => self.rt.write_new(&obj),
         }
         let g = self.data.write();
         self.dirty.store(true, Ordering::Release);
@@ -116,6 +135,21 @@ impl LoggedObject for Buf {
     }
     fn restore(&self, image: &[u8]) {
         self.data.write().copy_from_slice(image);
+        self.dirty.store(true, Ordering::Release);
+    }
+    /// Partial images take a page too (so AMA's page per written block
+    /// stays exact), but only the written chunks are copied into it.
+    fn blank(&self) -> Option<recovery_rt::Image> {
+        match self.pool.alloc_page("undo image") {
+            Ok(page) => Some(Box::new(page)),
+            Err(_) => recovery_rt::fault(libc::ENOMEM),
+        }
+    }
+    fn save_chunks(&self, image: &mut [u8], mask: u64) {
+        recovery_rt::copy_chunks(&self.data.read(), image, mask);
+    }
+    fn restore_chunks(&self, image: &[u8], mask: u64) {
+        recovery_rt::copy_chunks(image, &mut self.data.write(), mask);
         self.dirty.store(true, Ordering::Release);
     }
 }
@@ -396,13 +430,17 @@ impl BlockCache {
     /// (The chain lock is held across, so no writer can slip in between.)
     fn write_back(&self, b: &Buf) -> Result<()> {
         let chain = b.chain.versions_for_writeback();
-        let r = match chain.committed() {
-            Committed::Image(image) => self.dev.write_block(b.blk, image),
+        let current = b.data.read();
+        let r = match chain.committed(&current) {
+            Committed::Image(image) => {
+                drop(current);
+                self.dev.write_block(b.blk, &image)
+            }
             // A block new to an uncommitted request: nothing final to write
             // yet (it stays dirty).
             Committed::Nothing => return Ok(()),
             Committed::Current => {
-                let data = b.data.read();
+                let data = current;
                 b.dirty.store(false, Ordering::Release);
                 let r = self.dev.write_block(b.blk, &data);
                 if r.is_err() {

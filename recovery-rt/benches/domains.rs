@@ -95,9 +95,10 @@ fn contended_benches(c: &mut Criterion) {
     let on = Runtime::new();
     for write in [false, true] {
         let what = if write { "logged write" } else { "logged read" };
-        c.bench_function(&format!("2 threads: root domain with one {what} (per domain)"), |b| {
-            b.iter_custom(|iters| contended(&on, 2, iters, write) / 2)
-        });
+        c.bench_function(
+            &format!("2 threads: root domain with one {what} (per domain)"),
+            |b| b.iter_custom(|iters| contended(&on, 2, iters, write) / 2),
+        );
     }
 }
 

@@ -31,7 +31,9 @@
 mod object;
 mod runtime;
 
-pub use object::{Committed, Image, Locked, LoggedObject, VersionChain};
+pub use object::{
+    copy_chunks, Committed, Image, ImageBytes, Locked, LoggedObject, VersionChain, CHUNKS,
+};
 pub use runtime::{fault, is_runtime_payload, resume, Fault, Kind, Runtime, Stats};
 
 pub type DomainId = u64;

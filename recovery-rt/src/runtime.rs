@@ -1,6 +1,6 @@
 //! Domains, the per-thread stack, the dependence graph, commit and rollback.
 
-use crate::object::{LoggedObject, Version};
+use crate::object::{chunk_mask, LoggedObject, Version, FULL};
 use crate::DomainId;
 use parking_lot::{Condvar, Mutex};
 use std::any::Any;
@@ -87,6 +87,8 @@ thread_local! {
     /// Emptied logs of committed domains, for new frames: a domain per
     /// request should not cost heap allocations for its log vectors.
     static SPARE_LOGS: RefCell<Vec<Logs>> = const { RefCell::new(Vec::new()) };
+    /// Doom flags of ended domains, for new frames (see [`fresh_flag`]).
+    static SPARE_FLAGS: RefCell<Vec<Arc<AtomicBool>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Logs for a new frame, reusing the vectors of a committed domain's.
@@ -94,6 +96,24 @@ fn fresh_logs() -> Logs {
     SPARE_LOGS
         .with(|s| s.borrow_mut().pop())
         .unwrap_or_default()
+}
+
+/// A cleared doom flag for a new frame: one no frame or node holds any
+/// more (only the spare list does) is reused, so that a domain costs no
+/// heap allocation for it.
+fn fresh_flag() -> Arc<AtomicBool> {
+    SPARE_FLAGS.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some(f) = s.iter().find(|f| Arc::strong_count(f) == 1) {
+            f.store(false, Ordering::Relaxed);
+            return f.clone();
+        }
+        let f = Arc::new(AtomicBool::new(false));
+        if s.len() < 8 {
+            s.push(f.clone());
+        }
+        f
+    })
 }
 
 /// Keep a committed domain's log vectors for [`fresh_logs`].
@@ -115,6 +135,50 @@ fn recycle_logs(mut logs: Logs) {
 type IdMap<V> = rustc_hash::FxHashMap<DomainId, V>;
 type IdSet = rustc_hash::FxHashSet<DomainId>;
 
+/// A domain's edges: a handful at most in practice, kept inline so that
+/// a dependence costs no heap allocation (a hash set allocated on its
+/// first insert, for every domain with an edge).
+#[derive(Default)]
+struct Edges(smallvec::SmallVec<[DomainId; 4]>);
+
+impl Edges {
+    /// Add `id`; false if it was there.
+    fn insert(&mut self, id: DomainId) -> bool {
+        if self.0.contains(&id) {
+            return false;
+        }
+        self.0.push(id);
+        true
+    }
+    fn remove(&mut self, id: &DomainId) {
+        if let Some(i) = self.0.iter().position(|d| d == id) {
+            self.0.swap_remove(i);
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn iter(&self) -> std::slice::Iter<'_, DomainId> {
+        self.0.iter()
+    }
+}
+
+impl IntoIterator for Edges {
+    type Item = DomainId;
+    type IntoIter = smallvec::IntoIter<[DomainId; 4]>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Edges {
+    type Item = &'a DomainId;
+    type IntoIter = std::slice::Iter<'a, DomainId>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Speculative,
@@ -125,8 +189,8 @@ struct Node {
     state: State,
     doomed: Arc<AtomicBool>,
     /// Domains this one depends on, and those that depend on it.
-    deps: IdSet,
-    rdeps: IdSet,
+    deps: Edges,
+    rdeps: Edges,
     /// A root's own thread waits for its outcome and rolls it back itself;
     /// other completed domains are rolled back by whoever dooms them.
     owner_waits: bool,
@@ -315,11 +379,9 @@ fn unversion(obj: &dyn LoggedObject, id: DomainId) {
     };
     let v = chain.remove(i);
     if i == chain.len() {
-        if let Some(before) = v.before {
-            obj.restore((*before).as_ref());
-        }
+        v.restore(obj);
     } else {
-        chain[i].before = v.before;
+        chain[i].absorb(v);
     }
 }
 
@@ -431,7 +493,14 @@ impl Runtime {
     /// taking the object's own data lock). The first write in a domain
     /// records the before-image.
     pub fn write(&self, obj: &Arc<dyn LoggedObject>) {
-        self.write_logged(obj, true)
+        self.write_logged(obj, true, None)
+    }
+
+    /// Like [`Runtime::write`], for a write that changes only the bytes in
+    /// `range` of `obj`: an object that offers partial images keeps only
+    /// the chunks of the range (see [`crate::object`]).
+    pub fn write_range(&self, obj: &Arc<dyn LoggedObject>, range: std::ops::Range<usize>) {
+        self.write_logged(obj, true, Some(range))
     }
 
     /// Like [`Runtime::write`], for an object new to the current domain
@@ -440,10 +509,15 @@ impl Runtime {
     /// write-back waits for the commit, but without a before-image, as
     /// what the object held before does not matter.
     pub fn write_new(&self, obj: &Arc<dyn LoggedObject>) {
-        self.write_logged(obj, false)
+        self.write_logged(obj, false, None)
     }
 
-    fn write_logged(&self, obj: &Arc<dyn LoggedObject>, image: bool) {
+    fn write_logged(
+        &self,
+        obj: &Arc<dyn LoggedObject>,
+        image: bool,
+        range: Option<std::ops::Range<usize>>,
+    ) {
         let Some((id, doomed)) = self.current() else {
             self.stats.unlogged_writes.fetch_add(1, Ordering::Relaxed);
             return;
@@ -455,6 +529,16 @@ impl Runtime {
         let mut chain = obj.chain().versions.lock();
         let newest = chain.last().map(|v| v.domain);
         if newest == Some(id) {
+            // Written before in this domain: keep the before-bytes of what
+            // this write touches that the version does not hold yet.
+            let v = chain.last_mut().expect("newest");
+            if v.mask != FULL {
+                let mask = match (&range, &v.before) {
+                    (Some(r), Some(image)) => chunk_mask(r.clone(), (**image).as_ref().len()),
+                    _ => FULL,
+                };
+                v.extend(obj.as_ref(), mask);
+            }
             return;
         }
         let mut orphans = Vec::new();
@@ -476,9 +560,22 @@ impl Runtime {
         // An object new to the domain has no older version to keep, unless
         // another uncommitted domain wrote it (then it is not new after all).
         let image = image || newest.is_some();
+        let (before, mask) = match (image, range) {
+            (false, _) => (None, FULL),
+            (true, Some(r)) => match obj.blank() {
+                Some(mut blank) => {
+                    let mask = chunk_mask(r, (*blank).as_ref().len());
+                    obj.save_chunks((*blank).as_mut(), mask);
+                    (Some(blank), mask)
+                }
+                None => (Some(obj.snapshot()), FULL),
+            },
+            (true, None) => (Some(obj.snapshot()), FULL),
+        };
         chain.push(Version {
             domain: id,
-            before: image.then(|| obj.snapshot()),
+            before,
+            mask,
         });
         drop(chain);
         STACK.with(|s| {
@@ -546,7 +643,7 @@ impl Runtime {
     }
 
     fn push_frame(&self, kind: Kind, owner_waits: bool) -> DomainId {
-        let doomed = Arc::new(AtomicBool::new(false));
+        let doomed = fresh_flag();
         let id = if kind == Kind::Unlogged {
             0
         } else {
@@ -558,8 +655,8 @@ impl Runtime {
                 Node {
                     state: State::Speculative,
                     doomed: doomed.clone(),
-                    deps: IdSet::default(),
-                    rdeps: IdSet::default(),
+                    deps: Edges::default(),
+                    rdeps: Edges::default(),
                     owner_waits,
                     logs: Logs::default(),
                 },
@@ -811,7 +908,7 @@ impl Runtime {
     }
 
     /// A Basic child completed: its versions, logs and edges become its parent's.
-    fn merge_into_parent(&self, child: Frame) {
+    fn merge_into_parent(&self, mut child: Frame) {
         let parent = STACK
             .with(|s| s.borrow().last().map(|f| f.id))
             .expect("parent frame");
@@ -821,7 +918,10 @@ impl Runtime {
                 continue;
             };
             if i > 0 && chain[i - 1].domain == parent {
-                chain.remove(i); // the parent's older before-image already covers it
+                // The parent's older before-bytes win; the child's fill in
+                // what the parent had not kept.
+                let child_version = chain.remove(i);
+                chain[i - 1].fill_gaps(child_version);
             } else {
                 chain[i].domain = parent;
             }
@@ -845,10 +945,12 @@ impl Runtime {
         STACK.with(|s| {
             let mut s = s.borrow_mut();
             let p = s.last_mut().expect("parent frame");
-            p.logs.writes.extend(child.logs.writes);
-            p.logs.undo.extend(child.logs.undo);
-            p.logs.deferred.extend(child.logs.deferred);
+            p.logs.writes.append(&mut child.logs.writes);
+            p.logs.undo.append(&mut child.logs.undo);
+            p.logs.deferred.append(&mut child.logs.deferred);
         });
+        // The child's (now empty) vectors serve the next domain.
+        recycle_logs(std::mem::take(&mut child.logs));
     }
 
     /// Run `f` as a root Basic domain and return only once it has committed

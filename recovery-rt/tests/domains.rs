@@ -420,7 +420,7 @@ fn a_write_to_a_new_object_is_versioned_without_a_before_image() {
         rt.write_new(&obj);
         *c.inner.v.lock() = 1;
         assert!(matches!(
-            c.inner.chain.versions_for_writeback().committed(),
+            c.inner.chain.versions_for_writeback().committed(&[]),
             recovery_rt::Committed::Nothing
         ));
         fault(5)
@@ -437,7 +437,7 @@ fn a_write_to_a_new_object_is_versioned_without_a_before_image() {
     assert_eq!(r, Ok(()));
     assert_eq!(*c.snapshots.lock(), 0);
     assert!(matches!(
-        c.inner.chain.versions_for_writeback().committed(),
+        c.inner.chain.versions_for_writeback().committed(&[]),
         recovery_rt::Committed::Current
     ));
     assert_eq!(rt.uncommitted(), 0);

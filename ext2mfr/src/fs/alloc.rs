@@ -127,7 +127,7 @@ impl Ext2 {
                 "group {g} counts free blocks but its bitmap is full"
             )));
         };
-        bitmap::set(&mut bm.write(), i);
+        bitmap::set(&mut bm.write_range(i / 8..i / 8 + 1), i);
         let c = desc.bg_free_blocks_count.get();
         desc.bg_free_blocks_count.set(c - 1);
         let fs = self.arc();
@@ -402,7 +402,7 @@ impl Ext2 {
                 "group {g} counts free inodes but its bitmap is full"
             )));
         };
-        bitmap::set(&mut bm.write(), i);
+        bitmap::set(&mut bm.write_range(i / 8..i / 8 + 1), i);
         let c = desc.bg_free_inodes_count.get();
         desc.bg_free_inodes_count.set(c - 1);
         if is_dir {
@@ -434,7 +434,7 @@ impl Ext2 {
         let i = ((ino - 1) % self.geo.inodes_per_group) as usize;
         let mut desc = self.groups[g as usize].lock();
         let bm = self.cache.get(self.geo.inode_bitmap[g as usize] as u64)?;
-        let mut bits = bm.write();
+        let mut bits = bm.write_range(i / 8..i / 8 + 1);
         if !bitmap::test(&bits, i) {
             log::error!("freeing inode {ino} which is already free");
             return Ok(());

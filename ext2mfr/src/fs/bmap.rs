@@ -86,9 +86,14 @@ impl Ext2 {
             let undo = (|| -> Result<()> {
                 match hooked {
                     None => inode.i_block[path.slot].set(0),
-                    Some((parent, idx)) => {
-                        write_ptr(&mut self.cache.get(parent as u64)?.write(), idx, 0)
-                    }
+                    Some((parent, idx)) => write_ptr(
+                        &mut self
+                            .cache
+                            .get(parent as u64)?
+                            .write_range(idx * 4..idx * 4 + 4),
+                        idx,
+                        0,
+                    ),
                 }
                 let sectors = fresh.len() as u32 * self.geo.sectors_per_block();
                 inode
@@ -148,7 +153,8 @@ impl Ext2 {
             if level + 1 < path.depth {
                 self.cache.get_zeroed(nb as u64)?;
             }
-            write_ptr(&mut parent.write(), path.idx[level], nb);
+            let at = path.idx[level] * 4;
+            write_ptr(&mut parent.write_range(at..at + 4), path.idx[level], nb);
             p = nb;
             is_new = true;
         }

@@ -281,7 +281,12 @@ impl Ext2 {
     pub(crate) fn dir_set(&self, dir: &mut Inode, f: &Found, ino: u32, ft: u8) -> Result<()> {
         self.dx_or_unflag(dir)?;
         let b = self.cache.get(f.blk as u64)?;
-        dirent::set_inode(&mut b.write(), f.offset, ino, self.ft(ft));
+        dirent::set_inode(
+            &mut b.write_range(f.offset..f.offset + 8),
+            f.offset,
+            ino,
+            self.ft(ft),
+        );
         Ok(())
     }
 

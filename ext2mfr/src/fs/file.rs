@@ -142,7 +142,7 @@ impl Ext2 {
                     self.cache.get_new_with(b as u64, in_blk, src)?;
                 } else {
                     let buf = self.cache.get(b as u64)?;
-                    buf.write()[in_blk..in_blk + n].copy_from_slice(src);
+                    buf.write_range(in_blk..in_blk + n)[in_blk..in_blk + n].copy_from_slice(src);
                 }
                 Ok(())
             })();

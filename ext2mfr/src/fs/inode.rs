@@ -47,7 +47,8 @@ impl Ext2 {
     pub(crate) fn write_inode(&self, ino: u32, inode: &Inode) -> Result<()> {
         let (blk, off) = self.inode_pos(ino)?;
         let b = self.cache.get(blk)?;
-        inode.to_slot(&mut b.write()[off..off + self.geo.inode_size as usize]);
+        let slot = off..off + self.geo.inode_size as usize;
+        inode.to_slot(&mut b.write_range(slot.clone())[slot]);
         Ok(())
     }
 
@@ -67,8 +68,9 @@ impl Ext2 {
     pub(crate) fn write_new_inode(&self, ino: u32, inode: &Inode) -> Result<()> {
         let (blk, off) = self.inode_pos(ino)?;
         let b = self.cache.get(blk)?;
-        let mut d = b.write();
-        let slot = &mut d[off..off + self.geo.inode_size as usize];
+        let slot = off..off + self.geo.inode_size as usize;
+        let mut d = b.write_range(slot.clone());
+        let slot = &mut d[slot];
         slot.fill(0);
         inode.to_slot(slot);
         Ok(())

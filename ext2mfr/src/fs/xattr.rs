@@ -309,7 +309,7 @@ impl Ext2 {
             return Ok(false);
         }
         if slot != b.read()[off..end] {
-            b.write()[off..end].copy_from_slice(&slot);
+            b.write_range(off..end)[off..end].copy_from_slice(&slot);
         }
         Ok(true)
     }
