@@ -36,7 +36,7 @@ impl Drop for InRequest {
 /// A fault site: every function that touches on-disk structures calls it.
 pub fn site(rt: &Runtime, name: &'static str) {
     if let Some(inj) = faultinject::global() {
-        if in_request() && !rt.in_unlogged() {
+        if inj.may_fault() && in_request() && !rt.in_unlogged() {
             inj.fault_point(name);
         }
     }

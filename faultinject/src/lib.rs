@@ -145,6 +145,15 @@ impl Injector {
 
     /// A memory-safety fault point: maybe panic exactly as a failed bounds
     /// check does.
+    /// Can [`Injector::fault_point`] fire at all (a fault armed, or a
+    /// probability or interval set)? Callers on hot paths ask this first.
+    #[inline]
+    pub fn may_fault(&self) -> bool {
+        self.countdown.load(Ordering::Relaxed) > 0
+            || self.cfg.safety_p > 0.0
+            || self.cfg.safety_interval.is_some()
+    }
+
     pub fn fault_point(&self, site: &'static str) {
         let armed = self.countdown.load(Ordering::Relaxed) > 0
             && self

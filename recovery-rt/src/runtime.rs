@@ -80,6 +80,13 @@ struct Frame {
     kind: Kind,
     doomed: Arc<AtomicBool>,
     logs: Logs,
+    owner_waits: bool,
+    /// Has a node in the graph. A domain gets one only when another could
+    /// come to depend on it or it on another: at its first logged write,
+    /// or its first read of another's uncommitted data. One that never
+    /// does (a lookup, a getattr) never takes the graph's lock, and
+    /// commits by itself at completion.
+    registered: bool,
 }
 
 thread_local! {
@@ -202,7 +209,19 @@ struct Graph {
     nodes: IdMap<Node>,
     /// Basic children merged into their parents.
     merged: IdMap<DomainId>,
-    next_id: DomainId,
+}
+
+impl Node {
+    fn new(f: &Frame) -> Node {
+        Node {
+            state: State::Speculative,
+            doomed: f.doomed.clone(),
+            deps: Edges::default(),
+            rdeps: Edges::default(),
+            owner_waits: f.owner_waits,
+            logs: Logs::default(),
+        }
+    }
 }
 
 impl Graph {
@@ -349,6 +368,7 @@ pub struct Stats {
 
 pub struct Runtime {
     enabled: bool,
+    next_id: AtomicU64,
     graph: Mutex<Graph>,
     changed: Condvar,
     stats: StatsInner,
@@ -389,6 +409,7 @@ impl Runtime {
     pub fn new() -> Arc<Runtime> {
         Arc::new(Runtime {
             enabled: true,
+            next_id: AtomicU64::new(1),
             graph: Mutex::new(Graph::default()),
             changed: Condvar::new(),
             stats: StatsInner::default(),
@@ -475,18 +496,24 @@ impl Runtime {
         }
         let chain = obj.chain().versions.lock();
         let mut orphans = Vec::new();
+        let mut edge = false;
         if let Some(w) = chain.last().map(|v| v.domain) {
             if w != id && !self.in_nest(w) {
                 let mut g = self.graph.lock();
                 let w = g.resolve(w);
-                if w != id && !self.in_nest(w) {
+                if w != id && !self.in_nest(w) && g.nodes.contains_key(&w) {
+                    self.register_current(&mut g);
                     orphans = g.add_edge(id, w, &self.stats);
+                    edge = true;
                 }
             }
         }
         drop(chain);
-        self.undo_orphans(orphans);
-        self.check_current();
+        if edge {
+            // Depending on a doomed domain dooms this one.
+            self.undo_orphans(orphans);
+            self.check_current();
+        }
     }
 
     /// Hook: the current domain is about to modify `obj` (call it before
@@ -542,12 +569,19 @@ impl Runtime {
             return;
         }
         let mut orphans = Vec::new();
-        if let Some(w) = newest {
-            if w != id && !self.in_nest(w) {
+        {
+            // Its version makes it visible to other domains: it needs its
+            // node (once per domain).
+            let registered = STACK.with(|s| s.borrow().last().is_some_and(|f| f.registered));
+            let edge = newest.filter(|&w| w != id && !self.in_nest(w));
+            if !registered || edge.is_some() {
                 let mut g = self.graph.lock();
-                let w = g.resolve(w);
-                if w != id && !self.in_nest(w) {
-                    orphans = g.add_edge(id, w, &self.stats);
+                self.register_current(&mut g);
+                if let Some(w) = edge {
+                    let w = g.resolve(w);
+                    if w != id && !self.in_nest(w) {
+                        orphans = g.add_edge(id, w, &self.stats);
+                    }
                 }
             }
         }
@@ -643,42 +677,64 @@ impl Runtime {
     }
 
     fn push_frame(&self, kind: Kind, owner_waits: bool) -> DomainId {
-        let doomed = fresh_flag();
         let id = if kind == Kind::Unlogged {
             0
         } else {
-            let mut g = self.graph.lock();
-            g.next_id += 1;
-            let id = g.next_id;
-            g.nodes.insert(
-                id,
-                Node {
-                    state: State::Speculative,
-                    doomed: doomed.clone(),
-                    deps: Edges::default(),
-                    rdeps: Edges::default(),
-                    owner_waits,
-                    logs: Logs::default(),
-                },
-            );
             self.stats.started.fetch_add(1, Ordering::Relaxed);
-            id
+            self.next_id.fetch_add(1, Ordering::Relaxed)
         };
         STACK.with(|s| {
             s.borrow_mut().push(Frame {
                 rt: self.key(),
                 id,
                 kind,
-                doomed,
+                doomed: fresh_flag(),
                 // (An unlogged frame logs nothing.)
                 logs: if kind == Kind::Unlogged {
                     Logs::default()
                 } else {
                     fresh_logs()
                 },
+                owner_waits,
+                registered: false,
             })
         });
         id
+    }
+
+    /// Give the current domain its node in the graph (see
+    /// [`Frame::registered`]); `g` is the held graph.
+    fn register_current(&self, g: &mut Graph) {
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            let f = s.last_mut().expect("current frame");
+            debug_assert!(f.rt == self.key() && f.kind != Kind::Unlogged);
+            if !f.registered {
+                f.registered = true;
+                g.nodes.insert(f.id, Node::new(f));
+            }
+        });
+    }
+
+    /// Register the frame below the current one (a parent taking on its
+    /// child's versions or edges).
+    fn register_parent(&self, g: &mut Graph) {
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            let f = s.last_mut().expect("parent frame");
+            if !f.registered {
+                f.registered = true;
+                g.nodes.insert(f.id, Node::new(f));
+            }
+        });
+    }
+
+    /// An unregistered domain completed: nobody depends on it and it on
+    /// nobody, so it commits now.
+    fn commit_alone(&self, mut frame: Frame) {
+        self.stats.committed.fetch_add(1, Ordering::Relaxed);
+        self.run_unlogged(std::mem::take(&mut frame.logs.deferred));
+        recycle_logs(std::mem::take(&mut frame.logs));
     }
 
     fn pop_frame(&self) -> Frame {
@@ -744,10 +800,15 @@ impl Runtime {
         self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
     }
 
+    #[inline]
     fn undo_orphans(&self, orphans: Vec<(DomainId, Logs)>) {
         if orphans.is_empty() {
             return;
         }
+        self.undo_orphans_now(orphans);
+    }
+
+    fn undo_orphans_now(&self, orphans: Vec<(DomainId, Logs)>) {
         self.changed.notify_all();
         for (id, logs) in orphans {
             self.undo_logs(id, logs);
@@ -771,8 +832,15 @@ impl Runtime {
         if writes.is_empty() && undo.is_empty() && deferred.is_empty() {
             // It changed nothing (a failed lookup, say): nobody can depend
             // on it and there is nothing to undo.
-            self.drop_node(frame.id);
+            if frame.registered {
+                self.drop_node(frame.id);
+            }
             self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if !frame.registered {
+            // Nobody can depend on it: only its own inverses to run.
+            self.undo_logs(frame.id, frame.logs);
             return;
         }
         let orphans = self.graph.lock().doom(frame.id, &self.stats);
@@ -874,20 +942,27 @@ impl Runtime {
                 } else {
                     None
                 };
-                {
+                let registered = frame.registered;
+                if registered {
                     let mut g = self.graph.lock();
                     if let Some(n) = g.nodes.get_mut(&id) {
                         n.state = State::Completed;
                         n.logs = frame.logs;
                     }
+                } else {
+                    self.commit_alone(frame);
                 }
                 if has_parent {
                     let parent = STACK
                         .with(|s| s.borrow().last().map(|f| f.id))
                         .expect("parent");
-                    if kind == Kind::Reversible {
+                    if kind == Kind::Reversible && registered {
                         // The parent must not commit before this child does.
-                        let orphans = self.graph.lock().add_edge(parent, id, &self.stats);
+                        let orphans = {
+                            let mut g = self.graph.lock();
+                            self.register_parent(&mut g);
+                            g.add_edge(parent, id, &self.stats)
+                        };
                         self.undo_orphans(orphans);
                     }
                     if let Some(inv) = inv {
@@ -896,7 +971,9 @@ impl Runtime {
                         self.with_top(|fr| fr.logs.undo.push(Undo::Child(id, Box::new(|| {}))));
                     }
                 }
-                self.try_commit(id);
+                if registered {
+                    self.try_commit(id);
+                }
             }
         }
         Ok(value)
@@ -912,6 +989,11 @@ impl Runtime {
         let parent = STACK
             .with(|s| s.borrow().last().map(|f| f.id))
             .expect("parent frame");
+        if child.registered {
+            // Before its versions become the parent's, the parent must be
+            // a node, or a reader would take them for committed.
+            self.register_parent(&mut self.graph.lock());
+        }
         for obj in &child.logs.writes {
             let mut chain = obj.chain().versions.lock();
             let Some(i) = chain.iter().position(|v| v.domain == child.id) else {
@@ -926,7 +1008,7 @@ impl Runtime {
                 chain[i].domain = parent;
             }
         }
-        {
+        if child.registered {
             let mut g = self.graph.lock();
             let mut orphans = Vec::new();
             if let Some(n) = g.remove(child.id) {
@@ -996,6 +1078,10 @@ impl Runtime {
                 return Err(fault_of(p));
             }
         };
+        if !frame.registered {
+            self.commit_alone(frame);
+            return Ok(value);
+        }
         {
             let mut g = self.graph.lock();
             if let Some(n) = g.nodes.get_mut(&id) {

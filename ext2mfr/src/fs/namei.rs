@@ -391,6 +391,11 @@ impl Ext2 {
         } else if child.is_dir() {
             return Err(FsError::IsDir);
         }
+        if (want_dir || child.links() <= 1) && !self.kernel_holds(found.ino) {
+            // It would be freed now, which AMA's first estimate took not
+            // to happen (see `requirements::remove`): restart on a full one.
+            ama::assumption_failed("remove").map_err(|_| FsError::NoMem)?;
+        }
         let t = Timestamp::now();
         self.dir_remove(ws.get(parent)?, &found)?;
         {

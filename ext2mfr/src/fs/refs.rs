@@ -52,6 +52,12 @@ impl Ext2 {
         }
     }
 
+    /// Does the kernel hold a reference to `ino` (so that losing its last
+    /// link frees it only when the kernel forgets it)?
+    pub(super) fn kernel_holds(&self, ino: u32) -> bool {
+        self.refs.lock().lookups.contains_key(&ino)
+    }
+
     /// `ino` lost its last link: free it now, or when the kernel forgets it.
     /// The caller holds its lock and has written the inode.
     pub(super) fn unlinked(&self, ino: u32) -> Result<()> {
