@@ -11,7 +11,11 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 pub(crate) struct State {
-    pool: Arc<Pool>,
+    /// A reserve is active on this thread. (The state stays in place
+    /// between requests, with its vectors: beginning and ending a reserve
+    /// moves nothing and allocates nothing.)
+    on: bool,
+    pool: Option<Arc<Pool>>,
     op: &'static str,
     filled: bool,
     aad: Aad,
@@ -46,15 +50,46 @@ pub enum Restart {
 }
 
 thread_local! {
-    static ACTIVE: RefCell<Option<State>> = const { RefCell::new(None) };
-    /// The vectors of the last reserve, kept (empty) for the next one: a
-    /// reserve per request should not cost heap allocations.
-    static SPARE: RefCell<Spare> = const { RefCell::new(Spare { pages: Vec::new(), pins: Vec::new() }) };
+    static ACTIVE: RefCell<State> = const { RefCell::new(State::IDLE) };
 }
 
-struct Spare {
-    pages: Vec<Page>,
-    pins: Vec<Arc<dyn Any + Send + Sync>>,
+impl State {
+    const IDLE: State = State {
+        on: false,
+        pool: None,
+        op: "",
+        filled: false,
+        aad: Aad {
+            pages: 0,
+            objects: [0; MAX_OBJECT_KINDS],
+            scratch: false,
+        },
+        pages: Vec::new(),
+        scratch: None,
+        objects: [0; MAX_OBJECT_KINDS],
+        used_pages: 0,
+        used_objects: [0; MAX_OBJECT_KINDS],
+        peeked: 0,
+        pins: Vec::new(),
+        under: 0,
+        restart: Restart::Never,
+        changed: false,
+        stale: false,
+        assumed: false,
+    };
+
+    fn pool(&self) -> &Arc<Pool> {
+        self.pool.as_ref().expect("an active reserve has its pool")
+    }
+}
+
+/// The thread's state if a reserve is active.
+fn active_mut(s: &mut State) -> Option<&mut State> {
+    if s.on {
+        Some(s)
+    } else {
+        None
+    }
 }
 
 /// The reserve of the request running on this thread (a guard: dropping it
@@ -78,32 +113,26 @@ impl Pool {
     /// Begin this thread's reserve for a request of type `op`.
     pub fn begin(self: &Arc<Self>, op: &'static str) -> Reserve {
         ACTIVE.with(|a| {
-            let mut a = a.borrow_mut();
-            if a.is_some() {
+            let mut st = a.borrow_mut();
+            if st.on {
                 return Reserve { owner: false };
             }
-            let (pages, pins) = SPARE.with(|s| {
-                let mut s = s.borrow_mut();
-                (std::mem::take(&mut s.pages), std::mem::take(&mut s.pins))
-            });
-            *a = Some(State {
-                pool: self.clone(),
-                op,
-                filled: false,
-                aad: Aad::default(),
-                pages,
-                scratch: None,
-                objects: [0; MAX_OBJECT_KINDS],
-                used_pages: 0,
-                used_objects: [0; MAX_OBJECT_KINDS],
-                peeked: 0,
-                pins,
-                under: 0,
-                restart: Restart::Never,
-                changed: false,
-                stale: false,
-                assumed: false,
-            });
+            // The vectors are empty (left so by the last reserve's end).
+            let st = &mut *st;
+            st.on = true;
+            st.pool = Some(self.clone());
+            st.op = op;
+            st.filled = false;
+            st.aad = Aad::default();
+            st.objects = [0; MAX_OBJECT_KINDS];
+            st.used_pages = 0;
+            st.used_objects = [0; MAX_OBJECT_KINDS];
+            st.peeked = 0;
+            st.under = 0;
+            st.restart = Restart::Never;
+            st.changed = false;
+            st.stale = false;
+            st.assumed = false;
             Reserve { owner: true }
         })
     }
@@ -118,8 +147,8 @@ impl Reserve {
         }
         ACTIVE.with(|a| {
             let mut a = a.borrow_mut();
-            let st = a.as_mut().expect("owner has state");
-            let pool = st.pool.clone();
+            let st = active_mut(&mut a).expect("owner has state");
+            let pool = st.pool().clone();
             pool.counters.reservation_attempt();
             // Nothing to take (all peeked at, or nothing needed): nothing
             // that could fail, as an allocation of nothing cannot.
@@ -153,7 +182,7 @@ impl Reserve {
         if self.owner {
             ACTIVE.with(|a| {
                 let mut a = a.borrow_mut();
-                let st = a.as_mut().expect("owner has state");
+                let st = active_mut(&mut a).expect("owner has state");
                 st.peeked += 1;
                 st.pins.push(obj);
             });
@@ -170,7 +199,7 @@ impl Reserve {
     pub fn allow_restart(&mut self, when: Restart) {
         if self.owner {
             ACTIVE.with(|a| {
-                if let Some(st) = a.borrow_mut().as_mut() {
+                if let Some(st) = active_mut(&mut a.borrow_mut()) {
                     st.restart = when;
                 }
             });
@@ -185,7 +214,7 @@ impl Reserve {
     pub fn assume(&mut self) {
         if self.owner {
             ACTIVE.with(|a| {
-                if let Some(st) = a.borrow_mut().as_mut() {
+                if let Some(st) = active_mut(&mut a.borrow_mut()) {
                     st.assumed = true;
                 }
             });
@@ -198,9 +227,8 @@ impl Reserve {
     pub fn is_stale(&self) -> bool {
         self.owner
             && ACTIVE.with(|a| {
-                a.borrow()
-                    .as_ref()
-                    .is_some_and(|s| s.stale && (s.restart == Restart::Anywhere || !s.changed))
+                let s = a.borrow();
+                s.on && s.stale && (s.restart == Restart::Anywhere || !s.changed)
             })
     }
 
@@ -215,30 +243,26 @@ impl Drop for Reserve {
         if !self.owner {
             return;
         }
-        let st = ACTIVE.with(|a| a.borrow_mut().take());
-        if let Some(mut st) = st {
+        // Unused pages and the scratch page go back; the pins are dropped
+        // outside the thread-local borrow (dropping one may free a cached
+        // buffer and its frame), and their vector is put back for the next
+        // reserve.
+        let (pool, mut pins) = ACTIVE.with(|a| {
+            let mut st = a.borrow_mut();
+            let st = &mut *st;
+            let pool = st.pool.take().expect("owner has state");
             if st.filled {
-                st.pool.counters.record(
-                    st.op,
-                    st.aad,
-                    st.used_pages,
-                    st.peeked,
-                    st.under,
-                    st.stale,
-                );
+                pool.counters
+                    .record(st.op, st.aad, st.used_pages, st.peeked, st.under, st.stale);
             }
-            // Unused pages, the scratch page and the pins go back here
-            // (outside the thread-local borrow: dropping a pin may free a
-            // cached buffer and its frame).
-            st.pool.give_back_all(&mut st.pages);
+            pool.give_back_all(&mut st.pages);
             st.scratch = None;
-            st.pins.clear();
-            SPARE.with(|s| {
-                let mut s = s.borrow_mut();
-                s.pages = std::mem::take(&mut st.pages);
-                s.pins = std::mem::take(&mut st.pins);
-            });
-        }
+            st.on = false;
+            (pool, std::mem::take(&mut st.pins))
+        });
+        pins.clear();
+        ACTIVE.with(|a| a.borrow_mut().pins = pins);
+        drop(pool);
     }
 }
 
@@ -248,7 +272,7 @@ impl Drop for Reserve {
 /// (Takes a reference: the object is cloned only when there is a reserve
 /// to hold it, so that a pool without reserves pays nothing per call.)
 pub fn pin<T: Any + Send + Sync>(obj: &Arc<T>) -> bool {
-    ACTIVE.with(|a| match a.borrow_mut().as_mut() {
+    ACTIVE.with(|a| match active_mut(&mut a.borrow_mut()) {
         Some(st) if st.filled => {
             st.pins.push(obj.clone());
             true
@@ -262,7 +286,7 @@ pub fn pin<T: Any + Send + Sync>(obj: &Arc<T>) -> bool {
 /// back (see [`Reserve::allow_restart`]).
 pub fn note_change() {
     ACTIVE.with(|a| {
-        if let Some(st) = a.borrow_mut().as_mut() {
+        if let Some(st) = active_mut(&mut a.borrow_mut()) {
             st.changed = true;
         }
     });
@@ -277,27 +301,33 @@ pub fn outside_reserve<R>(f: impl FnOnce() -> R) -> R {
     struct Restore(Option<State>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            let st = self.0.take();
-            ACTIVE.with(|a| *a.borrow_mut() = st);
+            if let Some(st) = self.0.take() {
+                ACTIVE.with(|a| *a.borrow_mut() = st);
+            }
         }
     }
-    let _restore = Restore(ACTIVE.with(|a| a.borrow_mut().take()));
+    let _restore = Restore(Some(
+        ACTIVE.with(|a| std::mem::replace(&mut *a.borrow_mut(), State::IDLE)),
+    ));
     f()
 }
 
 /// Is a filled reserve active on this thread?
 pub fn active() -> bool {
-    ACTIVE.with(|a| a.borrow().as_ref().is_some_and(|s| s.filled))
+    ACTIVE.with(|a| {
+        let s = a.borrow();
+        s.on && s.filled
+    })
 }
 
 /// Run `f` on the reserve's scratch page, if it has one free: page
 /// recycling, one page reused for block after block of a long scan.
 pub fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
-    let page = ACTIVE.with(|a| a.borrow_mut().as_mut().and_then(|s| s.scratch.take()));
+    let page = ACTIVE.with(|a| active_mut(&mut a.borrow_mut()).and_then(|s| s.scratch.take()));
     let mut page = page?;
     let r = f(&mut page);
     ACTIVE.with(|a| {
-        if let Some(s) = a.borrow_mut().as_mut() {
+        if let Some(s) = active_mut(&mut a.borrow_mut()) {
             s.scratch = Some(page);
         }
     });
@@ -309,7 +339,7 @@ pub fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> Option<R> {
 /// stale and this is `Err(NoMem)`, for the request to run again; otherwise
 /// `Ok` (whatever it then needs beyond the reserve is counted as it comes).
 pub fn assumption_failed(site: &'static str) -> Result<(), NoMem> {
-    ACTIVE.with(|a| match a.borrow_mut().as_mut() {
+    ACTIVE.with(|a| match active_mut(&mut a.borrow_mut()) {
         Some(st) if st.filled && st.assumed && restartable(st) => {
             log::debug!(
                 "ama: {} at {site}: estimate assumed wrong, restarting",
@@ -349,7 +379,7 @@ fn beyond_reserve(st: &mut State, what: &str, site: &'static str) -> Served {
 
 fn under_allocation(st: &mut State, what: &str, site: &'static str) {
     st.under += 1;
-    st.pool.counters.under_allocation();
+    st.pool().counters.under_allocation();
     log::error!(
         "ama: under-allocation in {} at {site}: {what} beyond the reserve ({:?})",
         st.op,
@@ -360,10 +390,10 @@ fn under_allocation(st: &mut State, what: &str, site: &'static str) {
 pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
     ACTIVE.with(|a| {
         let mut a = a.borrow_mut();
-        let Some(st) = a.as_mut() else {
+        let Some(st) = active_mut(&mut a) else {
             return Served::NoReserve;
         };
-        if !st.filled || st.pool.id != pool.id {
+        if !st.filled || st.pool().id != pool.id {
             return Served::NoReserve;
         }
         match st.pages.pop() {
@@ -379,10 +409,10 @@ pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
 pub(crate) fn serve_object(pool: &Arc<Pool>, kind: usize, site: &'static str) -> Served {
     ACTIVE.with(|a| {
         let mut a = a.borrow_mut();
-        let Some(st) = a.as_mut() else {
+        let Some(st) = active_mut(&mut a) else {
             return Served::NoReserve;
         };
-        if !st.filled || st.pool.id != pool.id {
+        if !st.filled || st.pool().id != pool.id {
             return Served::NoReserve;
         }
         if st.objects[kind] > 0 {
