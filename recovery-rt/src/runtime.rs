@@ -89,38 +89,63 @@ struct Frame {
     registered: bool,
 }
 
-thread_local! {
-    static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+/// A thread's domains and what it keeps for new ones, in one
+/// thread-local (each access to one costs a check and a borrow, and every
+/// request begins a domain).
+#[derive(Default)]
+struct PerThread {
+    /// The domain stack, innermost last.
+    frames: Vec<Frame>,
     /// Emptied logs of committed domains, for new frames: a domain per
     /// request should not cost heap allocations for its log vectors.
-    static SPARE_LOGS: RefCell<Vec<Logs>> = const { RefCell::new(Vec::new()) };
-    /// Doom flags of ended domains, for new frames (see [`fresh_flag`]).
-    static SPARE_FLAGS: RefCell<Vec<Arc<AtomicBool>>> = const { RefCell::new(Vec::new()) };
+    spare_logs: Vec<Logs>,
+    /// Doom flags of ended domains, for new frames (see `fresh_flag`).
+    spare_flags: Vec<Arc<AtomicBool>>,
 }
 
-/// Logs for a new frame, reusing the vectors of a committed domain's.
-fn fresh_logs() -> Logs {
-    SPARE_LOGS
-        .with(|s| s.borrow_mut().pop())
-        .unwrap_or_default()
+impl std::ops::Deref for PerThread {
+    type Target = Vec<Frame>;
+    fn deref(&self) -> &Vec<Frame> {
+        &self.frames
+    }
 }
 
-/// A cleared doom flag for a new frame: one no frame or node holds any
-/// more (only the spare list does) is reused, so that a domain costs no
-/// heap allocation for it.
-fn fresh_flag() -> Arc<AtomicBool> {
-    SPARE_FLAGS.with(|s| {
-        let mut s = s.borrow_mut();
-        if let Some(f) = s.iter().find(|f| Arc::strong_count(f) == 1) {
+impl std::ops::DerefMut for PerThread {
+    fn deref_mut(&mut self) -> &mut Vec<Frame> {
+        &mut self.frames
+    }
+}
+
+impl PerThread {
+    /// Logs for a new frame, reusing the vectors of a committed domain's.
+    fn fresh_logs(&mut self) -> Logs {
+        self.spare_logs.pop().unwrap_or_default()
+    }
+
+    /// A cleared doom flag for a new frame: one no frame or node holds any
+    /// more (only the spare list does) is reused, so that a domain costs no
+    /// heap allocation for it.
+    fn fresh_flag(&mut self) -> Arc<AtomicBool> {
+        if let Some(f) = self.spare_flags.iter().find(|f| Arc::strong_count(f) == 1) {
             f.store(false, Ordering::Relaxed);
             return f.clone();
         }
         let f = Arc::new(AtomicBool::new(false));
-        if s.len() < 8 {
-            s.push(f.clone());
+        if self.spare_flags.len() < 8 {
+            self.spare_flags.push(f.clone());
         }
         f
-    })
+    }
+}
+
+thread_local! {
+    static STACK: RefCell<PerThread> = const {
+        RefCell::new(PerThread {
+            frames: Vec::new(),
+            spare_logs: Vec::new(),
+            spare_flags: Vec::new(),
+        })
+    };
 }
 
 /// Keep a committed domain's log vectors for [`fresh_logs`].
@@ -129,8 +154,8 @@ fn recycle_logs(mut logs: Logs) {
     logs.writes.clear();
     logs.undo.clear();
     logs.deferred.clear();
-    SPARE_LOGS.with(|s| {
-        let mut s = s.borrow_mut();
+    STACK.with(|s| {
+        let s = &mut s.borrow_mut().spare_logs;
         if s.len() < 16 {
             s.push(logs);
         }
@@ -458,6 +483,11 @@ impl Runtime {
     /// whether it has been doomed (read in place: this runs on every logged
     /// access, so no reference to the flag is cloned out).
     fn current(&self) -> Option<(DomainId, bool)> {
+        self.current_frame().map(|(id, doomed, _)| (id, doomed))
+    }
+
+    /// [`Runtime::current`], and whether the domain is registered.
+    fn current_frame(&self) -> Option<(DomainId, bool, bool)> {
         if !self.enabled {
             return None;
         }
@@ -467,7 +497,7 @@ impl Runtime {
             if top.rt != self.key() || top.kind == Kind::Unlogged {
                 return None;
             }
-            Some((top.id, top.doomed.load(Ordering::Acquire)))
+            Some((top.id, top.doomed.load(Ordering::Acquire), top.registered))
         })
     }
 
@@ -545,7 +575,7 @@ impl Runtime {
         image: bool,
         range: Option<std::ops::Range<usize>>,
     ) {
-        let Some((id, doomed)) = self.current() else {
+        let Some((id, doomed, registered)) = self.current_frame() else {
             self.stats.unlogged_writes.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -572,7 +602,6 @@ impl Runtime {
         {
             // Its version makes it visible to other domains: it needs its
             // node (once per domain).
-            let registered = STACK.with(|s| s.borrow().last().is_some_and(|f| f.registered));
             let edge = newest.filter(|&w| w != id && !self.in_nest(w));
             if !registered || edge.is_some() {
                 let mut g = self.graph.lock();
@@ -684,17 +713,20 @@ impl Runtime {
             self.next_id.fetch_add(1, Ordering::Relaxed)
         };
         STACK.with(|s| {
-            s.borrow_mut().push(Frame {
+            let mut t = s.borrow_mut();
+            let doomed = t.fresh_flag();
+            // (An unlogged frame logs nothing.)
+            let logs = if kind == Kind::Unlogged {
+                Logs::default()
+            } else {
+                t.fresh_logs()
+            };
+            t.push(Frame {
                 rt: self.key(),
                 id,
                 kind,
-                doomed: fresh_flag(),
-                // (An unlogged frame logs nothing.)
-                logs: if kind == Kind::Unlogged {
-                    Logs::default()
-                } else {
-                    fresh_logs()
-                },
+                doomed,
+                logs,
                 owner_waits,
                 registered: false,
             })
