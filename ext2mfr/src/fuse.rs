@@ -9,6 +9,7 @@ use crate::fs::attr::{Attr, Ctx, SetAttr};
 use crate::fs::Ext2;
 use crate::request::{Reply, Request as Op};
 use crate::translate::{self, XattrAnswer, TTL};
+use crate::transport::abi::opcode as op;
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
@@ -170,6 +171,7 @@ fn failure(r: Result<Reply, FsError>) -> Errno {
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        self.fs.fuse_requests.count(op::INIT);
         let _ = config.set_max_write(1 << 20);
         // No OPEN/RELEASE round trips for files: ext2 keeps no per-open
         // state (the kernel then keeps its page cache across opens).
@@ -205,6 +207,7 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.fs.fuse_requests.count(op::LOOKUP);
         let r = Op::Lookup {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -213,10 +216,12 @@ impl Filesystem for FuseFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.fuse_requests.count(op::FORGET);
         self.fs.forget(to_ext2(ino), nlookup)
     }
 
-    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.fs.fuse_requests.count_getattr(fh.is_some());
         let r = Op::Getattr { ino: to_ext2(ino) };
         self.attr_reply(self.serve(req, &r), reply)
     }
@@ -239,6 +244,7 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.fs.fuse_requests.count(op::SETATTR);
         let set = SetAttr {
             mode,
             uid,
@@ -259,6 +265,7 @@ impl Filesystem for FuseFs {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.fs.fuse_requests.count(op::READLINK);
         let r = Op::Readlink { ino: to_ext2(ino) };
         Self::data(self.serve(req, &r), reply)
     }
@@ -273,6 +280,7 @@ impl Filesystem for FuseFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        self.fs.fuse_requests.count(op::MKNOD);
         let r = Op::Mknod {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -292,6 +300,7 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        self.fs.fuse_requests.count(op::MKDIR);
         let r = Op::Mkdir {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -302,6 +311,7 @@ impl Filesystem for FuseFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.fs.fuse_requests.count(op::UNLINK);
         let r = Op::Unlink {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -310,6 +320,7 @@ impl Filesystem for FuseFs {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.fs.fuse_requests.count(op::RMDIR);
         let r = Op::Rmdir {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -325,6 +336,7 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        self.fs.fuse_requests.count(op::SYMLINK);
         let r = Op::Symlink {
             parent: to_ext2(parent),
             name: link_name.as_bytes(),
@@ -343,6 +355,10 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        // (fuser hands both here; the kernel sends RENAME2 only with flags.)
+        self.fs
+            .fuse_requests
+            .count(if flags.is_empty() { op::RENAME } else { op::RENAME2 });
         let r = Op::Rename {
             old_parent: to_ext2(parent),
             old_name: name.as_bytes(),
@@ -361,6 +377,7 @@ impl Filesystem for FuseFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        self.fs.fuse_requests.count(op::LINK);
         let r = Op::Link {
             ino: to_ext2(ino),
             parent: to_ext2(newparent),
@@ -370,6 +387,7 @@ impl Filesystem for FuseFs {
     }
 
     fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.fs.fuse_requests.count(op::OPEN);
         // With FUSE_NO_OPEN_SUPPORT, ENOSYS tells the kernel to stop sending
         // OPEN (and RELEASE) for files: there is no per-open state here.
         reply.error(Errno::ENOSYS)
@@ -386,6 +404,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.fs.fuse_requests.count(op::READ);
         let r = Op::Read {
             ino: to_ext2(ino),
             offset,
@@ -406,6 +425,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.fs.fuse_requests.count(op::WRITE);
         let r = Op::Write {
             ino: to_ext2(ino),
             offset,
@@ -428,6 +448,7 @@ impl Filesystem for FuseFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.fs.fuse_requests.count(op::FLUSH);
         // Every write is in the file system by the time it is answered:
         // ENOSYS makes the kernel stop sending FLUSH on every close.
         reply.error(Errno::ENOSYS)
@@ -441,10 +462,12 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.fs.fuse_requests.count(op::FSYNC);
         Self::empty(self.serve(req, &Op::Fsync), reply)
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.fs.fuse_requests.count(op::OPENDIR);
         match self.serve(req, &Op::Opendir { ino: to_ext2(ino) }) {
             Ok(Reply::Done) => reply.opened(FileHandle(0), FopenFlags::empty()),
             other => reply.error(failure(other)),
@@ -459,6 +482,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.fs.fuse_requests.count(op::READDIR);
         let r = Op::Readdir {
             ino: to_ext2(ino),
             offset,
@@ -485,10 +509,12 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.fs.fuse_requests.count(op::FSYNCDIR);
         Self::empty(self.serve(req, &Op::Fsync), reply)
     }
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.fs.fuse_requests.count(op::STATFS);
         match self.serve(req, &Op::Statfs) {
             Ok(Reply::Statfs(s)) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
@@ -507,6 +533,7 @@ impl Filesystem for FuseFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        self.fs.fuse_requests.count(op::SETXATTR);
         let r = Op::Setxattr {
             ino: to_ext2(ino),
             name: name.as_bytes(),
@@ -517,6 +544,7 @@ impl Filesystem for FuseFs {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.fs.fuse_requests.count(op::GETXATTR);
         let r = Op::Getxattr {
             ino: to_ext2(ino),
             name: name.as_bytes(),
@@ -525,11 +553,13 @@ impl Filesystem for FuseFs {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.fs.fuse_requests.count(op::LISTXATTR);
         let r = Op::Listxattr { ino: to_ext2(ino) };
         xattr_reply(self.serve(req, &r), size, reply)
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.fs.fuse_requests.count(op::REMOVEXATTR);
         let r = Op::Removexattr {
             ino: to_ext2(ino),
             name: name.as_bytes(),
@@ -538,6 +568,7 @@ impl Filesystem for FuseFs {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        self.fs.fuse_requests.count(op::ACCESS);
         let r = Op::Access {
             ino: to_ext2(ino),
             mask: mask.bits() as u32,
@@ -555,6 +586,7 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        self.fs.fuse_requests.count(op::CREATE);
         let r = Op::Create {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -585,6 +617,7 @@ impl Filesystem for FuseFs {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
+        self.fs.fuse_requests.count(op::IOCTL);
         let r = match translate::ioctl_request(to_ext2(ino), cmd, in_data) {
             Ok(r) => r,
             Err(e) => return reply.error(Errno::from_i32(e)),
@@ -593,6 +626,70 @@ impl Filesystem for FuseFs {
             Ok(b) => reply.ioctl(0, &b),
             Err(e) => reply.error(Errno::from_i32(e)),
         }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        // (Nothing is kept per open file.)
+        self.fs.fuse_requests.count(op::RELEASE);
+        reply.ok()
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.fuse_requests.count(op::RELEASEDIR);
+        reply.ok()
+    }
+
+    fn destroy(&mut self) {
+        self.fs.fuse_requests.count(op::DESTROY);
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: i64,
+        _whence: i32,
+        reply: fuser::ReplyLseek,
+    ) {
+        // ENOSYS: the kernel seeks itself from then on (as our own
+        // transport answers every opcode it does not serve).
+        self.fs.fuse_requests.count(op::LSEEK);
+        reply.error(Errno::ENOSYS)
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        // ENOSYS: the kernel copies through read and write from then on.
+        self.fs.fuse_requests.count(op::COPY_FILE_RANGE);
+        reply.error(Errno::ENOSYS)
     }
 
     fn fallocate(
@@ -605,6 +702,7 @@ impl Filesystem for FuseFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        self.fs.fuse_requests.count(op::FALLOCATE);
         let r = Op::Fallocate {
             ino: to_ext2(ino),
             offset,

@@ -54,6 +54,8 @@ pub mod opcode {
     pub const BATCH_FORGET: u32 = 42;
     pub const FALLOCATE: u32 = 43;
     pub const RENAME2: u32 = 45;
+    pub const LSEEK: u32 = 46;
+    pub const COPY_FILE_RANGE: u32 = 47;
 }
 
 /// INIT flags (the upper 32 bits travel in `flags2` with `INIT_EXT`).
@@ -86,6 +88,10 @@ pub mod fattr {
 
 /// `fuse_write_in.write_flags`: the writer lacks CAP_FSETID.
 pub const WRITE_KILL_SUIDGID: u32 = 1 << 2;
+
+/// `fuse_getattr_in.getattr_flags`: `fh` is valid (the kernel asks through
+/// an open file).
+pub const GETATTR_FH: u32 = 1 << 0;
 
 macro_rules! pod {
     ($(#[$m:meta])* $name:ident { $($f:ident: $t:ty),* $(,)? }) => {

@@ -60,6 +60,18 @@ impl Dispatcher {
     /// header (at least [`abi::op_header_size`] bytes, more is ignored),
     /// `rest` what follows it.
     pub fn dispatch(&self, h: &abi::InHeader, op_header: &[u8], rest: &[u8]) -> Answer {
+        if h.opcode == op::GETATTR {
+            let fh = op_header.len() >= abi::op_header_size(op::GETATTR)
+                && bytemuck::pod_read_unaligned::<abi::GetattrIn>(
+                    &op_header[..abi::op_header_size(op::GETATTR)],
+                )
+                .getattr_flags
+                    & abi::GETATTR_FH
+                    != 0;
+            self.fs.fuse_requests.count_getattr(fh);
+        } else {
+            self.fs.fuse_requests.count(h.opcode);
+        }
         if let Some(owner) = self.only_uid {
             let exempt = matches!(
                 h.opcode,
