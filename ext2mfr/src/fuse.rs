@@ -175,11 +175,16 @@ impl Filesystem for FuseFs {
         let _ = config.set_max_write(1 << 20);
         // No OPEN/RELEASE round trips for files: ext2 keeps no per-open
         // state (the kernel then keeps its page cache across opens).
+        // Directories are opened (OPENDIR, answered without FOPEN_CACHE_DIR):
+        // a zero-message opendir turns on the kernel's cache of listings,
+        // which it does not drop for a directory moved to another parent,
+        // whose ".." then reads stale (see ARCHITECTURE.md).
         // HANDLE_KILLPRIV_V2: write, truncate and chown clear set-user-ID,
         // set-group-ID and security.capability here (see `Ext2::write` and
-        // `Ext2::setattr`), so the kernel need not ask for
-        // security.capability before every write, one round trip per write
-        // otherwise.
+        // `Ext2::setattr`), so the kernel sends no SETATTR to clear them.
+        // (It still asks for security.capability at an inode's first write
+        // and at the first write after each attribute refresh, which
+        // forgets that it has none: S_NOSEC.)
         // POSIX_ACL: the kernel enforces the ACLs stored here (it turns on
         // default permissions and reads them through getxattr); DONT_MASK:
         // it leaves the umask to us, since a directory's default ACL
@@ -212,7 +217,29 @@ impl Filesystem for FuseFs {
             parent: to_ext2(parent),
             name: name.as_bytes(),
         };
-        self.entry(self.serve(req, &r), reply)
+        let r = self.serve(req, &r);
+        if translate::negative_entry(&r, name.as_bytes()) {
+            // Node id 0: a negative entry the kernel keeps for TTL.
+            let none = FileAttr {
+                ino: INodeNo(0),
+                size: 0,
+                blocks: 0,
+                atime: UNIX_EPOCH,
+                mtime: UNIX_EPOCH,
+                ctime: UNIX_EPOCH,
+                crtime: UNIX_EPOCH,
+                kind: FileType::RegularFile,
+                perm: 0,
+                nlink: 0,
+                uid: 0,
+                gid: 0,
+                rdev: 0,
+                blksize: 0,
+                flags: 0,
+            };
+            return reply.entry(&TTL, &none, Generation(0));
+        }
+        self.entry(r, reply)
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
