@@ -179,6 +179,9 @@ impl Filesystem for FuseFs {
         // a zero-message opendir turns on the kernel's cache of listings,
         // which it does not drop for a directory moved to another parent,
         // whose ".." then reads stale (see ARCHITECTURE.md).
+        // CACHE_SYMLINKS: the kernel keeps a symlink's target in its page
+        // cache (no READLINK per walk): a target never changes, and an
+        // inode number is not reused while the kernel holds the inode.
         // HANDLE_KILLPRIV_V2: write, truncate and chown clear set-user-ID,
         // set-group-ID and security.capability here (see `Ext2::write` and
         // `Ext2::setattr`), so the kernel sends no SETATTR to clear them.
@@ -199,6 +202,7 @@ impl Filesystem for FuseFs {
         for flag in [
             fuser::InitFlags::FUSE_PARALLEL_DIROPS,
             fuser::InitFlags::FUSE_NO_OPEN_SUPPORT,
+            fuser::InitFlags::FUSE_CACHE_SYMLINKS,
             fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2,
             fuser::InitFlags::FUSE_POSIX_ACL,
             fuser::InitFlags::FUSE_DONT_MASK,
