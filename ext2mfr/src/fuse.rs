@@ -9,6 +9,7 @@ use crate::fs::attr::{Attr, Ctx, SetAttr};
 use crate::fs::Ext2;
 use crate::request::{Reply, Request as Op};
 use crate::translate::{self, XattrAnswer, TTL};
+use crate::transport::abi::opcode as op;
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
@@ -170,14 +171,23 @@ fn failure(r: Result<Reply, FsError>) -> Errno {
 
 impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        self.fs.fuse_requests.count(op::INIT);
         let _ = config.set_max_write(1 << 20);
         // No OPEN/RELEASE round trips for files: ext2 keeps no per-open
         // state (the kernel then keeps its page cache across opens).
+        // Directories are opened (OPENDIR, answered without FOPEN_CACHE_DIR):
+        // a zero-message opendir turns on the kernel's cache of listings,
+        // which it does not drop for a directory moved to another parent,
+        // whose ".." then reads stale (see ARCHITECTURE.md).
+        // CACHE_SYMLINKS: the kernel keeps a symlink's target in its page
+        // cache (no READLINK per walk): a target never changes, and an
+        // inode number is not reused while the kernel holds the inode.
         // HANDLE_KILLPRIV_V2: write, truncate and chown clear set-user-ID,
         // set-group-ID and security.capability here (see `Ext2::write` and
-        // `Ext2::setattr`), so the kernel need not ask for
-        // security.capability before every write, one round trip per write
-        // otherwise.
+        // `Ext2::setattr`), so the kernel sends no SETATTR to clear them.
+        // (It still asks for security.capability at an inode's first write
+        // and at the first write after each attribute refresh, which
+        // forgets that it has none: S_NOSEC.)
         // POSIX_ACL: the kernel enforces the ACLs stored here (it turns on
         // default permissions and reads them through getxattr); DONT_MASK:
         // it leaves the umask to us, since a directory's default ACL
@@ -192,6 +202,7 @@ impl Filesystem for FuseFs {
         for flag in [
             fuser::InitFlags::FUSE_PARALLEL_DIROPS,
             fuser::InitFlags::FUSE_NO_OPEN_SUPPORT,
+            fuser::InitFlags::FUSE_CACHE_SYMLINKS,
             fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2,
             fuser::InitFlags::FUSE_POSIX_ACL,
             fuser::InitFlags::FUSE_DONT_MASK,
@@ -205,18 +216,43 @@ impl Filesystem for FuseFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.fs.fuse_requests.count(op::LOOKUP);
         let r = Op::Lookup {
             parent: to_ext2(parent),
             name: name.as_bytes(),
         };
-        self.entry(self.serve(req, &r), reply)
+        let r = self.serve(req, &r);
+        if translate::negative_entry(&r, name.as_bytes()) {
+            // Node id 0: a negative entry the kernel keeps for TTL.
+            let none = FileAttr {
+                ino: INodeNo(0),
+                size: 0,
+                blocks: 0,
+                atime: UNIX_EPOCH,
+                mtime: UNIX_EPOCH,
+                ctime: UNIX_EPOCH,
+                crtime: UNIX_EPOCH,
+                kind: FileType::RegularFile,
+                perm: 0,
+                nlink: 0,
+                uid: 0,
+                gid: 0,
+                rdev: 0,
+                blksize: 0,
+                flags: 0,
+            };
+            return reply.entry(&TTL, &none, Generation(0));
+        }
+        self.entry(r, reply)
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.fuse_requests.count(op::FORGET);
         self.fs.forget(to_ext2(ino), nlookup)
     }
 
-    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.fs.fuse_requests.count_getattr(fh.is_some());
         let r = Op::Getattr { ino: to_ext2(ino) };
         self.attr_reply(self.serve(req, &r), reply)
     }
@@ -239,6 +275,7 @@ impl Filesystem for FuseFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        self.fs.fuse_requests.count(op::SETATTR);
         let set = SetAttr {
             mode,
             uid,
@@ -259,6 +296,7 @@ impl Filesystem for FuseFs {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.fs.fuse_requests.count(op::READLINK);
         let r = Op::Readlink { ino: to_ext2(ino) };
         Self::data(self.serve(req, &r), reply)
     }
@@ -273,6 +311,7 @@ impl Filesystem for FuseFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        self.fs.fuse_requests.count(op::MKNOD);
         let r = Op::Mknod {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -292,6 +331,7 @@ impl Filesystem for FuseFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        self.fs.fuse_requests.count(op::MKDIR);
         let r = Op::Mkdir {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -302,6 +342,7 @@ impl Filesystem for FuseFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.fs.fuse_requests.count(op::UNLINK);
         let r = Op::Unlink {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -310,6 +351,7 @@ impl Filesystem for FuseFs {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.fs.fuse_requests.count(op::RMDIR);
         let r = Op::Rmdir {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -325,6 +367,7 @@ impl Filesystem for FuseFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        self.fs.fuse_requests.count(op::SYMLINK);
         let r = Op::Symlink {
             parent: to_ext2(parent),
             name: link_name.as_bytes(),
@@ -343,6 +386,10 @@ impl Filesystem for FuseFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        // (fuser hands both here; the kernel sends RENAME2 only with flags.)
+        self.fs
+            .fuse_requests
+            .count(if flags.is_empty() { op::RENAME } else { op::RENAME2 });
         let r = Op::Rename {
             old_parent: to_ext2(parent),
             old_name: name.as_bytes(),
@@ -361,6 +408,7 @@ impl Filesystem for FuseFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        self.fs.fuse_requests.count(op::LINK);
         let r = Op::Link {
             ino: to_ext2(ino),
             parent: to_ext2(newparent),
@@ -370,6 +418,7 @@ impl Filesystem for FuseFs {
     }
 
     fn open(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.fs.fuse_requests.count(op::OPEN);
         // With FUSE_NO_OPEN_SUPPORT, ENOSYS tells the kernel to stop sending
         // OPEN (and RELEASE) for files: there is no per-open state here.
         reply.error(Errno::ENOSYS)
@@ -386,6 +435,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        self.fs.fuse_requests.count(op::READ);
         let r = Op::Read {
             ino: to_ext2(ino),
             offset,
@@ -406,6 +456,7 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.fs.fuse_requests.count(op::WRITE);
         let r = Op::Write {
             ino: to_ext2(ino),
             offset,
@@ -428,6 +479,7 @@ impl Filesystem for FuseFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.fs.fuse_requests.count(op::FLUSH);
         // Every write is in the file system by the time it is answered:
         // ENOSYS makes the kernel stop sending FLUSH on every close.
         reply.error(Errno::ENOSYS)
@@ -441,10 +493,12 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.fs.fuse_requests.count(op::FSYNC);
         Self::empty(self.serve(req, &Op::Fsync), reply)
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.fs.fuse_requests.count(op::OPENDIR);
         match self.serve(req, &Op::Opendir { ino: to_ext2(ino) }) {
             Ok(Reply::Done) => reply.opened(FileHandle(0), FopenFlags::empty()),
             other => reply.error(failure(other)),
@@ -459,6 +513,7 @@ impl Filesystem for FuseFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        self.fs.fuse_requests.count(op::READDIR);
         let r = Op::Readdir {
             ino: to_ext2(ino),
             offset,
@@ -485,10 +540,12 @@ impl Filesystem for FuseFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        self.fs.fuse_requests.count(op::FSYNCDIR);
         Self::empty(self.serve(req, &Op::Fsync), reply)
     }
 
     fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.fs.fuse_requests.count(op::STATFS);
         match self.serve(req, &Op::Statfs) {
             Ok(Reply::Statfs(s)) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
@@ -507,6 +564,7 @@ impl Filesystem for FuseFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        self.fs.fuse_requests.count(op::SETXATTR);
         let r = Op::Setxattr {
             ino: to_ext2(ino),
             name: name.as_bytes(),
@@ -517,6 +575,7 @@ impl Filesystem for FuseFs {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        self.fs.fuse_requests.count(op::GETXATTR);
         let r = Op::Getxattr {
             ino: to_ext2(ino),
             name: name.as_bytes(),
@@ -525,11 +584,13 @@ impl Filesystem for FuseFs {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.fs.fuse_requests.count(op::LISTXATTR);
         let r = Op::Listxattr { ino: to_ext2(ino) };
         xattr_reply(self.serve(req, &r), size, reply)
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.fs.fuse_requests.count(op::REMOVEXATTR);
         let r = Op::Removexattr {
             ino: to_ext2(ino),
             name: name.as_bytes(),
@@ -538,6 +599,7 @@ impl Filesystem for FuseFs {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        self.fs.fuse_requests.count(op::ACCESS);
         let r = Op::Access {
             ino: to_ext2(ino),
             mask: mask.bits() as u32,
@@ -555,6 +617,7 @@ impl Filesystem for FuseFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        self.fs.fuse_requests.count(op::CREATE);
         let r = Op::Create {
             parent: to_ext2(parent),
             name: name.as_bytes(),
@@ -585,6 +648,7 @@ impl Filesystem for FuseFs {
         out_size: u32,
         reply: ReplyIoctl,
     ) {
+        self.fs.fuse_requests.count(op::IOCTL);
         let r = match translate::ioctl_request(to_ext2(ino), cmd, in_data) {
             Ok(r) => r,
             Err(e) => return reply.error(Errno::from_i32(e)),
@@ -593,6 +657,70 @@ impl Filesystem for FuseFs {
             Ok(b) => reply.ioctl(0, &b),
             Err(e) => reply.error(Errno::from_i32(e)),
         }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        // (Nothing is kept per open file.)
+        self.fs.fuse_requests.count(op::RELEASE);
+        reply.ok()
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.fuse_requests.count(op::RELEASEDIR);
+        reply.ok()
+    }
+
+    fn destroy(&mut self) {
+        self.fs.fuse_requests.count(op::DESTROY);
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: i64,
+        _whence: i32,
+        reply: fuser::ReplyLseek,
+    ) {
+        // ENOSYS: the kernel seeks itself from then on (as our own
+        // transport answers every opcode it does not serve).
+        self.fs.fuse_requests.count(op::LSEEK);
+        reply.error(Errno::ENOSYS)
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        // ENOSYS: the kernel copies through read and write from then on.
+        self.fs.fuse_requests.count(op::COPY_FILE_RANGE);
+        reply.error(Errno::ENOSYS)
     }
 
     fn fallocate(
@@ -605,6 +733,7 @@ impl Filesystem for FuseFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        self.fs.fuse_requests.count(op::FALLOCATE);
         let r = Op::Fallocate {
             ino: to_ext2(ino),
             offset,

@@ -10,7 +10,8 @@
 //!   the gate; [`control`]: the daemon's own attributes on the root;
 //! - [`fuse`]: the transport over fuser; [`transport`]: our own FUSE
 //!   message layer, over /dev/fuse or io_uring; [`translate`]: what both
-//!   translate alike; `main.rs` is the daemon.
+//!   translate alike; [`opcounts`]: the requests each transport received,
+//!   by opcode; `main.rs` is the daemon.
 
 /// The on-disk format, a crate of its own (`ext2mfr/format/`) that mkfs
 /// shares without linking the daemon.
@@ -24,6 +25,7 @@ pub mod faults;
 pub mod fs;
 pub mod fuse;
 pub mod logging;
+pub mod opcounts;
 pub mod options;
 pub mod request;
 pub mod translate;

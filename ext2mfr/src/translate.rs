@@ -16,6 +16,20 @@ use std::time::Duration;
 /// whose entry would otherwise have expired.
 pub const TTL: Duration = Duration::from_secs(3600);
 
+/// Whether a LOOKUP's answer becomes a negative entry (node id 0, valid
+/// for [`TTL`]) rather than ENOENT: the kernel then keeps the name's
+/// negative dentry and asks no more until something creates the name,
+/// which only the kernel itself can do here (every change goes through it,
+/// and it instantiates the dentry it created, links or renames onto).
+/// With ENOENT it keeps the negative dentry without a lifetime, so every
+/// later walk of a missing name (a `stat` of a file not there, a search
+/// along a path list) was a LOOKUP. "." and ".." keep ENOENT: those are the
+/// kernel decoding a file handle, where an answer without an inode and an
+/// ENOENT both mean ESTALE, so nothing is saved and nothing changes.
+pub fn negative_entry(r: &Result<Reply, FsError>, name: &[u8]) -> bool {
+    matches!(r, Err(e) if e.errno() == libc::ENOENT) && name != b"." && name != b".."
+}
+
 /// FUSE calls the root 1; ext2 calls it 2 (ext2's inode 1, the bad-blocks
 /// inode, is never exposed). FUSE's 2 is then no inode: the kernel never
 /// gets it from us, and a file handle naming it (made up) must not reach
@@ -175,6 +189,15 @@ mod tests {
         let b = ioctl_reply(ioctl::FS_IOC_FSGETXATTR, Ok(Reply::Flags(7)), 100).unwrap();
         assert_eq!(b.len(), ioctl::FSXATTR_SIZE);
         assert_eq!(&b[..4], &7u32.to_ne_bytes());
+    }
+
+    #[test]
+    fn only_a_missing_name_is_a_negative_entry() {
+        assert!(negative_entry(&Err(FsError::NotFound), b"x"));
+        assert!(!negative_entry(&Err(FsError::NotFound), b"."));
+        assert!(!negative_entry(&Err(FsError::NotFound), b".."));
+        assert!(!negative_entry(&Err(FsError::Io), b"x"));
+        assert!(!negative_entry(&Ok(Reply::Done), b"x"));
     }
 
     #[test]

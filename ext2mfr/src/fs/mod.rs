@@ -227,6 +227,9 @@ pub struct Ext2 {
     /// How requests reach the daemon ("dev", "dev-own", "uring"), set once
     /// the mount is up: shown in `ext2mfr.stats`.
     pub transport: std::sync::OnceLock<&'static str>,
+    /// The FUSE requests the transport received, by opcode (counted by the
+    /// transport; shown in `ext2mfr.stats`).
+    pub fuse_requests: crate::opcounts::OpCounts,
 }
 
 pub fn now() -> u32 {

@@ -54,6 +54,8 @@ pub mod opcode {
     pub const BATCH_FORGET: u32 = 42;
     pub const FALLOCATE: u32 = 43;
     pub const RENAME2: u32 = 45;
+    pub const LSEEK: u32 = 46;
+    pub const COPY_FILE_RANGE: u32 = 47;
 }
 
 /// INIT flags (the upper 32 bits travel in `flags2` with `INIT_EXT`).
@@ -66,6 +68,7 @@ pub mod init {
     pub const PARALLEL_DIROPS: u64 = 1 << 18;
     pub const POSIX_ACL: u64 = 1 << 20;
     pub const MAX_PAGES: u64 = 1 << 22;
+    pub const CACHE_SYMLINKS: u64 = 1 << 23;
     pub const HANDLE_KILLPRIV_V2: u64 = 1 << 28;
     pub const INIT_EXT: u64 = 1 << 30;
     pub const OVER_IO_URING: u64 = 1 << 41;
@@ -86,6 +89,10 @@ pub mod fattr {
 
 /// `fuse_write_in.write_flags`: the writer lacks CAP_FSETID.
 pub const WRITE_KILL_SUIDGID: u32 = 1 << 2;
+
+/// `fuse_getattr_in.getattr_flags`: `fh` is valid (the kernel asks through
+/// an open file).
+pub const GETATTR_FH: u32 = 1 << 0;
 
 macro_rules! pod {
     ($(#[$m:meta])* $name:ident { $($f:ident: $t:ty),* $(,)? }) => {

@@ -60,6 +60,18 @@ impl Dispatcher {
     /// header (at least [`abi::op_header_size`] bytes, more is ignored),
     /// `rest` what follows it.
     pub fn dispatch(&self, h: &abi::InHeader, op_header: &[u8], rest: &[u8]) -> Answer {
+        if h.opcode == op::GETATTR {
+            let fh = op_header.len() >= abi::op_header_size(op::GETATTR)
+                && bytemuck::pod_read_unaligned::<abi::GetattrIn>(
+                    &op_header[..abi::op_header_size(op::GETATTR)],
+                )
+                .getattr_flags
+                    & abi::GETATTR_FH
+                    != 0;
+            self.fs.fuse_requests.count_getattr(fh);
+        } else {
+            self.fs.fuse_requests.count(h.opcode);
+        }
         if let Some(owner) = self.only_uid {
             let exempt = matches!(
                 h.opcode,
@@ -174,10 +186,22 @@ impl Dispatcher {
             other => Answer::Error(translate::failure(other)),
         };
         Ok(match h.opcode {
-            op::LOOKUP => self.entry(run(&Request::Lookup {
-                parent: ino,
-                name: r.name()?,
-            })),
+            op::LOOKUP => {
+                let name = r.name()?;
+                let res = run(&Request::Lookup { parent: ino, name });
+                if translate::negative_entry(&res, name) {
+                    // Node id 0: a negative entry the kernel keeps for TTL.
+                    Answer::Ok(
+                        bytes_of(&abi::EntryOut {
+                            entry_valid: TTL.as_secs(),
+                            ..Default::default()
+                        })
+                        .to_vec(),
+                    )
+                } else {
+                    self.entry(res)
+                }
+            }
             op::FORGET => {
                 let f: abi::ForgetIn = o.take()?;
                 fs.forget(ino, f.nlookup);
@@ -392,6 +416,8 @@ impl Dispatcher {
                 ino,
                 name: r.name()?,
             })),
+            // Served, not ENOSYS: see `FuseFs::init` on the kernel's cache
+            // of listings.
             op::OPENDIR => match run(&Request::Opendir { ino }) {
                 Ok(Reply::Done) => Answer::Ok(bytes_of(&abi::OpenOut::default()).to_vec()),
                 other => Answer::Error(translate::failure(other)),

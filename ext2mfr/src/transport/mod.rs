@@ -74,6 +74,7 @@ impl Mounted {
             e
         };
         let conn = session::negotiate(&self.dev, uring).map_err(fail)?;
+        fs.fuse_requests.count(abi::opcode::INIT);
         // Before any request is served (none is until the threads start),
         // so that the first reader of the counters sees it.
         let _ = fs

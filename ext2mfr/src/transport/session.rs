@@ -124,6 +124,7 @@ const WANTED: u64 = init::ASYNC_READ
     | init::MAX_PAGES
     | init::PARALLEL_DIROPS
     | init::NO_OPEN_SUPPORT
+    | init::CACHE_SYMLINKS
     | init::HANDLE_KILLPRIV_V2
     | init::POSIX_ACL
     | init::DONT_MASK
@@ -190,6 +191,7 @@ pub fn negotiate(dev: &File, uring: bool) -> io::Result<Conn> {
     for (flag, name) in [
         (init::PARALLEL_DIROPS, "PARALLEL_DIROPS"),
         (init::NO_OPEN_SUPPORT, "NO_OPEN_SUPPORT"),
+        (init::CACHE_SYMLINKS, "CACHE_SYMLINKS"),
         (init::HANDLE_KILLPRIV_V2, "HANDLE_KILLPRIV_V2"),
         (init::POSIX_ACL, "POSIX_ACL"),
         (init::DONT_MASK, "DONT_MASK"),
