@@ -298,6 +298,48 @@ fn quick_evaluation_fills_every_table() {
         }
     }
 
+    // The independent counterparts: measured, or a note says why not.
+    let perf_md = std::fs::read_to_string(results.join("performance.md")).unwrap();
+    for w in ["postmark (Debian)", "GNU sort"] {
+        if !perf.iter().any(|r| r[0] == w) {
+            assert!(
+                perf_md.contains(&format!("{w}: not run: ")),
+                "{w}: neither measured nor explained"
+            );
+        }
+    }
+    // io_uring: both configurations measured, or explained.
+    for peer in ["baseline (io_uring)", "ext2-mfr (io_uring)"] {
+        if !perf.iter().any(|r| r[1] == peer) {
+            assert!(
+                perf_md.contains(&format!("{peer} (`-o ")) && perf_md.contains("not run"),
+                "{peer}: neither measured nor explained"
+            );
+        }
+    }
+    // Against the kernel's ext2 (where it ran): every other peer, with the
+    // issue's goals beside the table.
+    if perf.iter().any(|r| r[1] == "kernel ext2") {
+        let k = csv(
+            &results,
+            "performance-kernel",
+            &[
+                "workload",
+                "peer",
+                "median_secs",
+                "ratio_vs_kernel",
+                "fuse2fs_over_peer",
+            ],
+        );
+        assert!(k.iter().all(|r| r[1] != "kernel ext2"));
+        assert!(k.iter().any(|r| r[0] == "postmark" && r[1] == "ext2-mfr"));
+        for r in &k {
+            assert!(num(&r[3]) > 0.0, "{} {}: ratio", r[0], r[1]);
+        }
+        let md = std::fs::read_to_string(results.join("performance-kernel.md")).unwrap();
+        assert!(md.contains("Goal: ext2mfr within 2.5x"), "the issue's goal");
+    }
+
     // The daemon's CPU time per load, for every peer with a daemon.
     let cpu = csv(
         &results,

@@ -15,6 +15,7 @@ pub mod classify;
 pub mod compare;
 pub mod config;
 pub mod driver;
+pub mod external;
 pub mod image;
 pub mod injected;
 pub mod machine;

@@ -3,6 +3,7 @@
 
 use super::compare::Loads;
 use super::config::Availability;
+use super::external::{self, External};
 use super::machine::Provenance;
 use super::mixed::MixedConfig;
 use super::mount::Tools;
@@ -126,6 +127,19 @@ impl Plan {
                         run_lines: 100_000,
                         ..Default::default()
                     },
+                    external: External {
+                        postmark: Some(external::Postmark {
+                            number: 2000,
+                            transactions: 10000,
+                            subdirectories: 20,
+                            ..debian_postmark()
+                        }),
+                        gnu_sort: Some(external::GnuSort {
+                            input_bytes: 32 << 20,
+                            buffer: "8M".into(),
+                            ..gnu_sort()
+                        }),
+                    },
                 },
                 perf_image_mib: 512,
                 truncate_sizes_mib: vec![1, 4, 16, 64],
@@ -182,6 +196,10 @@ impl Plan {
                         run_lines: 200_000,
                         ..Default::default()
                     },
+                    external: External {
+                        postmark: Some(debian_postmark()),
+                        gnu_sort: Some(gnu_sort()),
+                    },
                 },
                 perf_image_mib: 2048,
                 truncate_sizes_mib: vec![1, 4, 16, 64, 256, 1024, 4096],
@@ -195,6 +213,30 @@ impl Plan {
         } else {
             "full"
         }
+    }
+}
+
+/// Debian's postmark as the issue asks for it (full size).
+fn debian_postmark() -> external::Postmark {
+    external::Postmark {
+        number: 5000,
+        transactions: 50000,
+        subdirectories: 50,
+        read: 4096,
+        write: 4096,
+        buffering: false,
+        seed: 42,
+        deadline: Duration::from_secs(900),
+    }
+}
+
+/// GNU sort of 100 MiB with a 16 MiB buffer (full size).
+fn gnu_sort() -> external::GnuSort {
+    external::GnuSort {
+        input_bytes: 100 << 20,
+        buffer: "16M".into(),
+        seed: 42,
+        deadline: Duration::from_secs(900),
     }
 }
 
