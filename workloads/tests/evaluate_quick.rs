@@ -394,6 +394,47 @@ fn quick_evaluation_fills_every_table() {
         "svg with provenance"
     );
 
+    // Scale: every size and phase under every peer that ran, and the plot.
+    let scale = csv(
+        &results,
+        "scale",
+        &["files", "phase", "peer", "secs", "ratio_vs_kernel", "note"],
+    );
+    for ph in ["create", "lookup", "list", "unlink"] {
+        assert!(
+            scale
+                .iter()
+                .any(|r| r[1] == ph && r[2] == "ext2-mfr" && r[5] == "ok"),
+            "scale: {ph} measured under ext2-mfr"
+        );
+    }
+    let threads = csv(
+        &results,
+        "scale-threads",
+        &[
+            "threads",
+            "directories",
+            "peer",
+            "create_secs",
+            "ratio_vs_kernel",
+            "note",
+        ],
+    );
+    for t in ["1", "16"] {
+        for d in ["own", "one shared"] {
+            assert!(
+                threads
+                    .iter()
+                    .any(|r| r[0] == t && r[1] == d && r[2] == "ext2-mfr" && num(&r[3]) > 0.0),
+                "scale-threads: {t} threads, {d}"
+            );
+        }
+    }
+    let svg = std::fs::read_to_string(results.join("scale.svg")).expect("scale svg");
+    assert!(svg.contains("<circle") && svg.contains("command:"));
+    let md = std::fs::read_to_string(results.join("scale.md")).unwrap();
+    assert!(md.contains("The issue asks"), "scale: the issue's goals");
+
     // The README lists every table and compares with the papers.
     for id in [
         "robustness",
@@ -402,6 +443,8 @@ fn quick_evaluation_fills_every_table() {
         "performance-cpu",
         "space",
         "figure8-truncate",
+        "scale",
+        "scale-threads",
     ] {
         assert!(readme.contains(&format!("({id}.md)")), "README lists {id}");
     }

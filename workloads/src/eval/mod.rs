@@ -29,6 +29,7 @@ pub mod proc;
 pub mod report;
 pub mod robustness;
 pub mod safety;
+pub mod scale;
 pub mod signals;
 pub mod space;
 pub mod stats;

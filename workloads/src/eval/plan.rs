@@ -13,21 +13,23 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The four parts of the evaluation.
+/// The five parts of the evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     Robustness,
     Safety,
     Performance,
     Space,
+    Scale,
 }
 
 impl Part {
-    pub const ALL: [Part; 4] = [
+    pub const ALL: [Part; 5] = [
         Part::Robustness,
         Part::Safety,
         Part::Performance,
         Part::Space,
+        Part::Scale,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +38,7 @@ impl Part {
             Part::Safety => "safety",
             Part::Performance => "performance",
             Part::Space => "space",
+            Part::Scale => "scale",
         }
     }
 
@@ -43,7 +46,9 @@ impl Part {
         Part::ALL
             .into_iter()
             .find(|p| p.name() == s.trim())
-            .ok_or_else(|| format!("unknown part '{s}' (robustness, safety, performance, space)"))
+            .ok_or_else(|| {
+                format!("unknown part '{s}' (robustness, safety, performance, space, scale)")
+            })
     }
 }
 
@@ -75,6 +80,26 @@ pub struct Plan {
     pub perf_image_mib: u64,
     // Figure 8: file sizes truncated to 0.
     pub truncate_sizes_mib: Vec<u64>,
+    pub scale: ScalePlan,
+}
+
+/// The scale part: directory growth and creating threads (`dirscale`).
+#[derive(Clone, Debug)]
+pub struct ScalePlan {
+    /// Files created in one directory, one fresh image each.
+    pub sizes: Vec<usize>,
+    /// Random cold lookups per size (at most the size).
+    pub lookups: usize,
+    /// Creating threads, each in its own directory and all in one.
+    pub threads: Vec<usize>,
+    /// Files the threads create in all.
+    pub thread_files: usize,
+    pub image_mib: u64,
+    /// Inodes in the image (`mkfs.ext2 -N`): room for the largest size.
+    pub inodes: u64,
+    /// Deadline of one dirscale run; a peer that misses it skips the
+    /// larger sizes.
+    pub deadline: Duration,
 }
 
 impl Plan {
@@ -143,6 +168,15 @@ impl Plan {
                 },
                 perf_image_mib: 512,
                 truncate_sizes_mib: vec![1, 4, 16, 64],
+                scale: ScalePlan {
+                    sizes: vec![2000, 4000, 8000],
+                    lookups: 1000,
+                    threads: vec![1, 2, 4, 8, 16],
+                    thread_files: 2000,
+                    image_mib: 256,
+                    inodes: 16384,
+                    deadline: Duration::from_secs(60),
+                },
             }
         } else {
             Plan {
@@ -203,6 +237,15 @@ impl Plan {
                 },
                 perf_image_mib: 2048,
                 truncate_sizes_mib: vec![1, 4, 16, 64, 256, 1024, 4096],
+                scale: ScalePlan {
+                    sizes: vec![10_000, 20_000, 40_000, 80_000, 160_000],
+                    lookups: 10_000,
+                    threads: vec![1, 2, 4, 8, 16],
+                    thread_files: 16_000,
+                    image_mib: 1024,
+                    inodes: 200_000,
+                    deadline: Duration::from_secs(120),
+                },
             }
         }
     }
