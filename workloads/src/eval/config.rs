@@ -194,12 +194,15 @@ pub fn uring_peers() -> [Peer; 2] {
     ]
 }
 
+/// Configurations that cannot run, each with why.
+pub type Refusals = Vec<(String, String)>;
+
 /// The peers to add for io_uring, and the ones that cannot run with why:
 /// the module switch first, then the daemon's own answer (its probe mount).
 pub fn uring_available(
     peers: &[Peer],
     mut available: impl FnMut(&str) -> Result<Result<(), String>, String>,
-) -> Result<(Vec<Peer>, Vec<(String, String)>), String> {
+) -> Result<(Vec<Peer>, Refusals), String> {
     let mut ok = Vec::new();
     let mut not_run = Vec::new();
     let switch = enable_uring();

@@ -51,13 +51,13 @@ impl External {
         let mut v = Vec::new();
         if let Some(p) = &self.postmark {
             v.push(format!(
-                "Debian postmark: {} files, {} transactions, {} subdirectories, read/write {}/{} B, buffering {}, seed {}",
+                "Debian postmark: {} files, {} transactions, {} subdirectories, read/write {}/{} B, buffering {}, seed {}, after sync and a cache drop",
                 p.number, p.transactions, p.subdirectories, p.read, p.write, p.buffering, p.seed
             ));
         }
         if let Some(s) = &self.gnu_sort {
             v.push(format!(
-                "GNU sort: {} MiB of random text, `LC_ALL=C sort -S {} -T` on the mount, seed {} (the sort alone is timed)",
+                "GNU sort: {} MiB of random text, `LC_ALL=C sort -S {} -T` on the mount, seed {} (the input is written, synced and dropped from the caches first; the sort alone is timed)",
                 s.input_bytes >> 20,
                 s.buffer,
                 s.seed
@@ -152,15 +152,21 @@ fn random_text(path: &Path, bytes: u64, seed: u64) -> Result<(), String> {
     w.flush().map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// GNU sort in `dir` (created): the input is written first and the caches
-/// dropped, then only the sort is timed; the output must have the input's
-/// size. Wall seconds.
+/// GNU sort's input in `dir` (created), written, synced and dropped from
+/// the caches: untimed, before [`gnu_sort`].
+pub fn gnu_sort_prepare(dir: &Path, c: &GnuSort) -> Result<(), String> {
+    std::fs::create_dir_all(dir.join("tmp")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    random_text(&dir.join("input.txt"), c.input_bytes, c.seed)?;
+    image::quiesce();
+    Ok(())
+}
+
+/// GNU sort of the input [`gnu_sort_prepare`] wrote in `dir`, its
+/// temporary files in `dir/tmp`; only the sort is timed, and the output
+/// must have the input's size. Wall seconds.
 pub fn gnu_sort(dir: &Path, c: &GnuSort) -> Result<f64, String> {
     let tmp = dir.join("tmp");
-    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let (input, output) = (dir.join("input.txt"), dir.join("sorted.txt"));
-    random_text(&input, c.input_bytes, c.seed)?;
-    image::quiesce();
     let mut cmd = Command::new("sort");
     cmd.env("LC_ALL", "C")
         .arg("-T")
