@@ -298,6 +298,48 @@ fn quick_evaluation_fills_every_table() {
         }
     }
 
+    // The independent counterparts: measured, or a note says why not.
+    let perf_md = std::fs::read_to_string(results.join("performance.md")).unwrap();
+    for w in ["postmark (Debian)", "GNU sort"] {
+        if !perf.iter().any(|r| r[0] == w) {
+            assert!(
+                perf_md.contains(&format!("{w}: not run: ")),
+                "{w}: neither measured nor explained"
+            );
+        }
+    }
+    // io_uring: both configurations measured, or explained.
+    for peer in ["baseline (io_uring)", "ext2-mfr (io_uring)"] {
+        if !perf.iter().any(|r| r[1] == peer) {
+            assert!(
+                perf_md.contains(&format!("{peer} (`-o ")) && perf_md.contains("not run"),
+                "{peer}: neither measured nor explained"
+            );
+        }
+    }
+    // Against the kernel's ext2 (where it ran): every other peer, with the
+    // issue's goals beside the table.
+    if perf.iter().any(|r| r[1] == "kernel ext2") {
+        let k = csv(
+            &results,
+            "performance-kernel",
+            &[
+                "workload",
+                "peer",
+                "median_secs",
+                "ratio_vs_kernel",
+                "fuse2fs_over_peer",
+            ],
+        );
+        assert!(k.iter().all(|r| r[1] != "kernel ext2"));
+        assert!(k.iter().any(|r| r[0] == "postmark" && r[1] == "ext2-mfr"));
+        for r in &k {
+            assert!(num(&r[3]) > 0.0, "{} {}: ratio", r[0], r[1]);
+        }
+        let md = std::fs::read_to_string(results.join("performance-kernel.md")).unwrap();
+        assert!(md.contains("Goal: ext2mfr within 2.5x"), "the issue's goal");
+    }
+
     // The daemon's CPU time per load, for every peer with a daemon.
     let cpu = csv(
         &results,
@@ -352,6 +394,47 @@ fn quick_evaluation_fills_every_table() {
         "svg with provenance"
     );
 
+    // Scale: every size and phase under every peer that ran, and the plot.
+    let scale = csv(
+        &results,
+        "scale",
+        &["files", "phase", "peer", "secs", "ratio_vs_kernel", "note"],
+    );
+    for ph in ["create", "lookup", "list", "unlink"] {
+        assert!(
+            scale
+                .iter()
+                .any(|r| r[1] == ph && r[2] == "ext2-mfr" && r[5] == "ok"),
+            "scale: {ph} measured under ext2-mfr"
+        );
+    }
+    let threads = csv(
+        &results,
+        "scale-threads",
+        &[
+            "threads",
+            "directories",
+            "peer",
+            "create_secs",
+            "ratio_vs_kernel",
+            "note",
+        ],
+    );
+    for t in ["1", "16"] {
+        for d in ["own", "one shared"] {
+            assert!(
+                threads
+                    .iter()
+                    .any(|r| r[0] == t && r[1] == d && r[2] == "ext2-mfr" && num(&r[3]) > 0.0),
+                "scale-threads: {t} threads, {d}"
+            );
+        }
+    }
+    let svg = std::fs::read_to_string(results.join("scale.svg")).expect("scale svg");
+    assert!(svg.contains("<circle") && svg.contains("command:"));
+    let md = std::fs::read_to_string(results.join("scale.md")).unwrap();
+    assert!(md.contains("The issue asks"), "scale: the issue's goals");
+
     // The README lists every table and compares with the papers.
     for id in [
         "robustness",
@@ -360,6 +443,8 @@ fn quick_evaluation_fills_every_table() {
         "performance-cpu",
         "space",
         "figure8-truncate",
+        "scale",
+        "scale-threads",
     ] {
         assert!(readme.contains(&format!("({id}.md)")), "README lists {id}");
     }

@@ -14,7 +14,7 @@ use workloads::eval::plan::Part;
 
 #[derive(Parser)]
 #[command(
-    about = "Run the ext2-mfr evaluation (robustness, memory-safety faults, performance, space) into results/",
+    about = "Run the ext2-mfr evaluation (robustness, memory-safety faults, performance, space, scale) into results/",
     args_conflicts_with_subcommands = true
 )]
 struct Args {
@@ -24,7 +24,7 @@ struct Args {
     /// Where tables, figures and the README go.
     #[arg(long, default_value = "results")]
     out: PathBuf,
-    /// Parts to run, comma-separated: robustness, safety, performance, space (default: all).
+    /// Parts to run, comma-separated: robustness, safety, performance, space, scale (default: all).
     #[arg(long, value_delimiter = ',', value_parser = Part::parse)]
     parts: Option<Vec<Part>>,
     /// Robustness runs per cell (quick 2, full 15).

@@ -4,6 +4,7 @@
 //! ends with an unmount and a clean `e2fsck -fn`, so a fast but broken peer
 //! cannot win. Rounds rotate the peer order; the median round counts.
 
+use super::external::{self, External};
 use super::image;
 use super::mount::{Mount, Peer, Tools};
 use super::workdir::WorkDir;
@@ -15,6 +16,8 @@ pub struct Loads {
     pub postmark: postmark::Config,
     pub micro: micro::Config,
     pub sort: sort::Config,
+    /// Independent counterparts (Debian's postmark, GNU sort), where set.
+    pub external: External,
 }
 
 impl Loads {
@@ -37,6 +40,7 @@ impl Loads {
                 run_lines: 20_000,
                 ..Default::default()
             },
+            external: External::default(),
         }
     }
 
@@ -58,6 +62,7 @@ impl Loads {
                 run_lines: 100_000,
                 ..Default::default()
             },
+            external: External::default(),
         }
     }
 
@@ -79,7 +84,10 @@ impl Loads {
             self.sort.input_bytes >> 20,
             self.sort.run_lines,
             self.sort.seed
-        )
+        ) + &match self.external.describe() {
+            e if e.is_empty() => String::new(),
+            e => format!("; {e}"),
+        }
     }
 }
 
@@ -91,9 +99,13 @@ pub struct Sample {
     pub sort_secs: f64,
     /// seq-write, seq-read, rand-write, rand-read, in that order.
     pub micro: Vec<micro::Phase>,
+    /// Debian's postmark and GNU sort (`None`: not configured).
+    pub ext_postmark_secs: Option<f64>,
+    pub gnu_sort_secs: Option<f64>,
     /// The daemon's CPU seconds during postmark, the four micro phases
-    /// together, and sort (`None` without a daemon: the kernel's ext2).
-    pub daemon_cpu: Option<[f64; 3]>,
+    /// together, sort, Debian's postmark and GNU sort (NaN for a load not
+    /// configured; `None` without a daemon: the kernel's ext2).
+    pub daemon_cpu: Option<[f64; 5]>,
 }
 
 /// One run of all loads under `peer` on a fresh `image_mib` MiB image.
@@ -122,8 +134,42 @@ pub fn one_run(
     let cpu2 = m.daemon_cpu_secs();
     let sr = sort::run(&w, &loads.sort).map_err(|e| format!("{name}: sort: {e}"))?;
     let cpu3 = m.daemon_cpu_secs();
-    let daemon_cpu = match (cpu0, cpu1, cpu2, cpu3) {
-        (Some(a), Some(b), Some(c), Some(d)) => Some([b - a, c - b, d - c]),
+    // The independent loads start quiet too (untimed, outside their CPU
+    // readings): the kernel's ext2 would otherwise write back the earlier
+    // loads' dirty pages during them, which a daemon already took.
+    let (cpu3b, ext_postmark_secs) = match &loads.external.postmark {
+        Some(c) => {
+            image::quiesce();
+            let c0 = m.daemon_cpu_secs();
+            let secs = external::postmark(&w.join("postmark-debian"), c)
+                .map_err(|e| format!("{name}: {e}"))?;
+            (c0, Some(secs))
+        }
+        None => (cpu3, None),
+    };
+    let cpu4 = m.daemon_cpu_secs();
+    let (cpu4b, gnu_sort_secs) = match &loads.external.gnu_sort {
+        Some(c) => {
+            let dir = w.join("gnu-sort");
+            external::gnu_sort_prepare(&dir, c).map_err(|e| format!("{name}: {e}"))?;
+            let c0 = m.daemon_cpu_secs();
+            let secs = external::gnu_sort(&dir, c).map_err(|e| format!("{name}: {e}"))?;
+            (c0, Some(secs))
+        }
+        None => (cpu4, None),
+    };
+    let cpu5 = m.daemon_cpu_secs();
+    let daemon_cpu = match (cpu0, cpu1, cpu2, cpu3, cpu3b, cpu4, cpu4b, cpu5) {
+        (Some(a), Some(b), Some(c), Some(d), Some(d2), Some(e), Some(e2), Some(f)) => {
+            let or_nan = |ran: bool, x: f64| if ran { x } else { f64::NAN };
+            Some([
+                b - a,
+                c - b,
+                d - c,
+                or_nan(ext_postmark_secs.is_some(), e - d2),
+                or_nan(gnu_sort_secs.is_some(), f - e2),
+            ])
+        }
         _ => None,
     };
     let end = m.unmount().map_err(|e| format!("{name}: {e}"))?;
@@ -145,6 +191,8 @@ pub fn one_run(
         postmark_secs: r.total_secs,
         sort_secs: sr.total_secs,
         micro: phases,
+        ext_postmark_secs,
+        gnu_sort_secs,
         daemon_cpu,
     })
 }

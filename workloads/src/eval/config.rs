@@ -144,3 +144,80 @@ fn probe(tools: &Tools, work: &WorkDir, opts: &str) -> Result<Result<(), String>
     let _ = std::fs::remove_file(&img);
     r
 }
+
+/// The fuse module's switch for FUSE over io_uring (Linux 6.14+).
+pub const URING_PARAM: &str = "/sys/module/fuse/parameters/enable_uring";
+
+/// Does the kernel offer FUSE over io_uring? Turns the module's switch on
+/// where it is off and writable (as `scripts/bench_transport.sh` does); Err
+/// says why not, for the reports' "not run" notes.
+pub fn enable_uring() -> Result<(), String> {
+    let p = std::path::Path::new(URING_PARAM);
+    let on = || {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim() == "Y" || s.trim() == "1")
+            .unwrap_or(false)
+    };
+    if !p.exists() {
+        return Err(format!(
+            "the kernel offers no FUSE over io_uring ({URING_PARAM} is absent: needs Linux 6.14+ with \
+             CONFIG_FUSE_IO_URING)"
+        ));
+    }
+    if on() {
+        return Ok(());
+    }
+    if let Err(e) = std::fs::write(p, "Y") {
+        return Err(format!(
+            "FUSE over io_uring is off and `echo Y > {URING_PARAM}` failed: {e}"
+        ));
+    }
+    if on() {
+        Ok(())
+    } else {
+        Err(format!("{URING_PARAM} stays off after writing Y"))
+    }
+}
+
+/// The daemon over FUSE over io_uring, beside the same configurations over
+/// /dev/fuse: the baseline and both mechanisms.
+pub fn uring_peers() -> [Peer; 2] {
+    [
+        Peer::Daemon {
+            label: "baseline (io_uring)".into(),
+            opts: format!("{},transport=uring", Mechanisms::Baseline.opts()),
+        },
+        Peer::Daemon {
+            label: "ext2-mfr (io_uring)".into(),
+            opts: format!("{},transport=uring", Mechanisms::Ext2Mfr.opts()),
+        },
+    ]
+}
+
+/// Configurations that cannot run, each with why.
+pub type Refusals = Vec<(String, String)>;
+
+/// The peers to add for io_uring, and the ones that cannot run with why:
+/// the module switch first, then the daemon's own answer (its probe mount).
+pub fn uring_available(
+    peers: &[Peer],
+    mut available: impl FnMut(&str) -> Result<Result<(), String>, String>,
+) -> Result<(Vec<Peer>, Refusals), String> {
+    let mut ok = Vec::new();
+    let mut not_run = Vec::new();
+    let switch = enable_uring();
+    for p in peers {
+        let Peer::Daemon { label, opts } = p else {
+            continue;
+        };
+        let r = match &switch {
+            Err(why) => Err(why.clone()),
+            Ok(()) => available(opts)?,
+        };
+        match r {
+            Ok(()) => ok.push(p.clone()),
+            Err(why) => not_run.push((format!("{label} (`-o {opts}`)"), why)),
+        }
+    }
+    Ok((ok, not_run))
+}

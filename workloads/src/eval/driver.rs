@@ -9,7 +9,7 @@ use super::mount::Tools;
 use super::plan::{Ctx, Part, Plan};
 use super::report::{self, Figure, Section};
 use super::workdir::WorkDir;
-use super::{performance, robustness, safety, space, truncate};
+use super::{performance, robustness, safety, scale, space, truncate};
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -226,6 +226,30 @@ fn run_part(ctx: &Ctx, part: Part) -> Section {
             }
             if !errors.is_empty() {
                 s.failed = Some(errors.join("; "));
+            }
+            s
+        }
+        Part::Scale => {
+            let mut s = Section {
+                heading: "Scale".into(),
+                reproduces: "issue \"Scale: indexed directories, big images, many threads\"".into(),
+                ..Default::default()
+            };
+            match scale::run(ctx) {
+                Ok(sc) => {
+                    println!(
+                        "== Scale: seconds (ratio to the kernel's ext2)\n{}",
+                        scale::print(&sc)
+                    );
+                    s.figures.push(Figure {
+                        id: sc.table.id.clone(),
+                        title: sc.table.title.clone(),
+                        svg: sc.svg,
+                        data: sc.table,
+                    });
+                    s.tables.push(sc.threads_table);
+                }
+                Err(e) => s.failed = Some(e),
             }
             s
         }

@@ -8,10 +8,16 @@ use std::time::Duration;
 
 /// A fresh ext2 image of `mib` MiB with 4 KiB blocks (a sparse file).
 pub fn make(img: &Path, mib: u64) -> Result<(), String> {
+    make_with(img, mib, &[])
+}
+
+/// [`make`] with further `mkfs.ext2` options (e.g. `-N` inodes).
+pub fn make_with(img: &Path, mib: u64, extra: &[&str]) -> Result<(), String> {
     let _ = std::fs::remove_file(img);
     run_ok(
         Command::new("mkfs.ext2")
             .args(["-q", "-F", "-b", "4096"])
+            .args(extra)
             .arg(img)
             .arg(format!("{mib}M")),
         Duration::from_secs(120),

@@ -4,7 +4,7 @@
 //! and where a figure differs the runs' own recorded reasons say why.
 
 use super::config::{Mechanisms, Policy};
-use super::performance::{Performance, WORKLOADS};
+use super::performance::{Performance, FUSE2FS_SPEEDUP_GOAL, KERNEL_POSTMARK_GOAL};
 use super::robustness::{Cell, NotRun};
 use super::safety::Row;
 use super::space::{Space, CONFIGS as SPACE_CONFIGS};
@@ -289,13 +289,13 @@ fn range(v: &[f64]) -> (f64, f64) {
 pub fn performance(p: &Performance) -> Vec<String> {
     let mut out = Vec::new();
     let ratios = |label: &str| -> Option<Vec<(usize, f64)>> {
-        (0..WORKLOADS.len())
+        (0..p.workloads.len())
             .map(|w| p.ratio(w, label).map(|r| (w, r)))
             .collect()
     };
     let list = |v: &[(usize, f64)]| {
         v.iter()
-            .map(|(w, r)| format!("{} {}", WORKLOADS[*w].0, ratio(*r)))
+            .map(|(w, r)| format!("{} {}", p.workloads[*w].0, ratio(*r)))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -357,10 +357,7 @@ pub fn performance(p: &Performance) -> Vec<String> {
             ratio(*spreads.last().expect("non-empty"))
         ));
     }
-    let pm = WORKLOADS
-        .iter()
-        .position(|(n, _)| *n == "postmark")
-        .expect("postmark row");
+    let pm = p.workload_index("postmark").expect("postmark row");
     match p.ratio(pm, Mechanisms::RecoveryOnly.label()) {
         Some(r) => out.push(format!(
             "Recovery-domains paper, Table 4: recovery costs postmark {AKESO_POSTMARK_OVERHEAD}x. Measured \
@@ -395,8 +392,10 @@ pub fn performance_cpu(p: &Performance) -> Vec<String> {
         ),
         (Mechanisms::Ext2Mfr, "both mechanisms".to_string()),
     ] {
-        let v: Option<Vec<String>> = (0..CPU_LOADS.len())
-            .map(|l| {
+        let v: Option<Vec<String>> = p
+            .cpu_loads
+            .iter()
+            .map(|&l| {
                 p.cpu_ratio(l, m.label())
                     .map(|r| format!("{} {}", CPU_LOADS[l], ratio(r)))
             })
@@ -408,6 +407,55 @@ pub fn performance_cpu(p: &Performance) -> Vec<String> {
                 v.join(", ")
             ));
         }
+    }
+    out
+}
+
+/// Beside the table against the kernel: the issue's goals (ext2mfr within
+/// 2.5x of the kernel's ext2 on postmark, at least 3x faster than fuse2fs),
+/// per transport and for both postmarks (ours and Debian's).
+pub fn performance_kernel(p: &Performance) -> Vec<String> {
+    let mut out = Vec::new();
+    let kernel = "kernel ext2";
+    for label in [Mechanisms::Ext2Mfr.label(), "ext2-mfr (io_uring)"] {
+        if p.peer_index(label).is_none() {
+            continue;
+        }
+        for load in ["postmark", "postmark (Debian)"] {
+            let Some(w) = p.workload_index(load) else {
+                continue;
+            };
+            if let Some(r) = p.ratio_to(w, label, kernel) {
+                out.push(format!(
+                    "Goal: ext2mfr within {KERNEL_POSTMARK_GOAL}x of the kernel on postmark. {label} / kernel \
+                     ext2 on {load}: {}: {}",
+                    ratio(r),
+                    if r <= KERNEL_POSTMARK_GOAL { "**met**" } else { "**not met**" }
+                ));
+            }
+            if let Some(r) = p.ratio_to(w, "fuse2fs", label) {
+                out.push(format!(
+                    "Goal: ext2mfr at least {FUSE2FS_SPEEDUP_GOAL}x faster than fuse2fs. fuse2fs / {label} on \
+                     {load}: {}: {}",
+                    ratio(r),
+                    if r >= FUSE2FS_SPEEDUP_GOAL { "**met**" } else { "**not met**" }
+                ));
+            }
+        }
+    }
+    // The transports side by side, over every workload.
+    let (d, u) = (Mechanisms::Ext2Mfr.label(), "ext2-mfr (io_uring)");
+    let v: Option<Vec<String>> = (0..p.workloads.len())
+        .map(|w| {
+            p.ratio_to(w, u, d)
+                .map(|r| format!("{} {}", p.workloads[w].0, ratio(r)))
+        })
+        .collect();
+    if let Some(v) = v {
+        out.push(format!(
+            "io_uring / /dev/fuse (ext2-mfr, time; <1: io_uring is faster): {}",
+            v.join(", ")
+        ));
     }
     out
 }

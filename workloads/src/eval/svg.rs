@@ -14,20 +14,34 @@ pub struct Series {
 /// (log 0 does not exist); the figure's caption says so.
 pub const LOG_FLOOR: f64 = 0.5;
 
-const COLORS: [RGBColor; 4] = [
+const COLORS: [RGBColor; 6] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x8c, 0x56, 0x4b),
 ];
 
 /// A log-log line chart with markers and a legend.
 pub fn log_log(title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> String {
+    log_log_from(title, x_desc, y_desc, series, LOG_FLOOR)
+}
+
+/// [`log_log`] whose y axis starts at `floor` (values at or below it are
+/// drawn on the bottom edge).
+pub fn log_log_from(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    floor: f64,
+) -> String {
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (860, 540)).into_drawing_area();
         let _ = root.fill(&WHITE);
-        if let Err(e) = draw(&root, title, x_desc, y_desc, series) {
+        if let Err(e) = draw(&root, title, x_desc, y_desc, series, floor) {
             let _ = root.draw(&Text::new(
                 format!("no plot: {e}"),
                 (40, 270),
@@ -45,13 +59,14 @@ fn draw(
     x_desc: &str,
     y_desc: &str,
     series: &[Series],
+    floor: f64,
 ) -> Result<(), String> {
     let pts = || series.iter().flat_map(|s| s.points.iter().copied());
     if pts().next().is_none() {
         return Err("no configuration could be measured (see the table's notes)".into());
     }
     let (xmin, xmax) = pts().fold((f64::MAX, f64::MIN), |(a, b), (x, _)| (a.min(x), b.max(x)));
-    let ymax = pts().fold(1.0f64, |m, (_, y)| m.max(y));
+    let ymax = pts().fold(floor * 2.0, |m, (_, y)| m.max(y));
     let e = |x: &dyn std::fmt::Debug| format!("{x:?}");
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
@@ -60,7 +75,7 @@ fn draw(
         .y_label_area_size(70)
         .build_cartesian_2d(
             (xmin / 1.5..xmax * 1.5).log_scale(),
-            (LOG_FLOOR..ymax * 2.0).log_scale(),
+            (floor..ymax * 2.0).log_scale(),
         )
         .map_err(|x| e(&x))?;
     chart
@@ -74,11 +89,7 @@ fn draw(
         .map_err(|x| e(&x))?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let pts: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .map(|&(x, y)| (x, y.max(LOG_FLOOR)))
-            .collect();
+        let pts: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| (x, y.max(floor))).collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
             .map_err(|x| e(&x))?
