@@ -387,9 +387,11 @@ impl Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         // (fuser hands both here; the kernel sends RENAME2 only with flags.)
-        self.fs
-            .fuse_requests
-            .count(if flags.is_empty() { op::RENAME } else { op::RENAME2 });
+        self.fs.fuse_requests.count(if flags.is_empty() {
+            op::RENAME
+        } else {
+            op::RENAME2
+        });
         let r = Op::Rename {
             old_parent: to_ext2(parent),
             old_name: name.as_bytes(),
