@@ -11,11 +11,15 @@
 //! - Nesting through a per-thread domain stack.
 //! - Logged state: clients register objects ([`LoggedObject`]); the first
 //!   write of an object inside a domain records its before-image in the
-//!   object's [`VersionChain`]. Inverses ([`Runtime::log_undo`]) and deferred
+//!   object's [`VersionChain`] (a write that names its bytes,
+//!   [`Runtime::write_range`], keeps only their chunks). Inverses ([`Runtime::log_undo`]) and deferred
 //!   releases ([`Runtime::defer`], run only at commit) cover state that is
 //!   not an object.
 //! - Dependences: reading or writing an object whose newest version belongs
-//!   to another uncommitted domain adds an edge. A completed domain commits
+//!   to another uncommitted domain adds an edge. A domain enters the graph
+//!   only at its first logged write or first edge; one that does neither
+//!   (a read-only request) commits alone at completion, without the
+//!   graph's lock. A completed domain commits
 //!   when every domain it (transitively) depends on has completed; cycles of
 //!   completed domains commit together (Speculative → Completed → Committed).
 //! - Rollback: a panic (an injected bounds-check failure, a real one, or
