@@ -196,7 +196,7 @@ mod tests {
         assert!(negative_entry(&Err(FsError::NotFound), b"x"));
         assert!(!negative_entry(&Err(FsError::NotFound), b"."));
         assert!(!negative_entry(&Err(FsError::NotFound), b".."));
-        assert!(!negative_entry(&Err(FsError::Io), b"x"));
+        assert!(!negative_entry(&Err(FsError::Access), b"x"));
         assert!(!negative_entry(&Ok(Reply::Done), b"x"));
     }
 
