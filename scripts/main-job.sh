@@ -10,6 +10,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v fusermount3 >/dev/null || need="$need fuse3"
   command -v fuse2fs >/dev/null || need="$need fuse2fs"
   command -v postmark >/dev/null || need="$need postmark"
+  command -v valgrind >/dev/null || need="$need valgrind"
   if [ -n "$need" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
   fi

@@ -364,6 +364,39 @@ fn quick_evaluation_fills_every_table() {
         }
     }
 
+    // The daemon's instructions (callgrind), where valgrind is installed;
+    // otherwise the CPU table says why they are missing.
+    let cpu_md = std::fs::read_to_string(results.join("performance-cpu.md")).unwrap();
+    if results.join("performance-instructions.csv").exists() {
+        let ins = csv(
+            &results,
+            "performance-instructions",
+            &[
+                "load",
+                "peer",
+                "median_instructions",
+                "ratio_vs_baseline",
+                "fuse_requests",
+                "instructions_per_request",
+                "instructions_per_run",
+            ],
+        );
+        for l in ["postmark", "sort"] {
+            let mine: Vec<_> = ins.iter().filter(|r| r[0] == l).collect();
+            assert!(mine.iter().any(|r| r[1] == "baseline"), "{l}: baseline");
+            for r in &mine {
+                assert!(num(&r[2]) > 1e6, "{l} {}: instructions", r[1]);
+                // The same load makes (nearly) the same requests in every
+                // configuration, or the ratios would compare unlike work.
+                let (a, b) = (num(&r[4]), num(&mine[0][4]));
+                assert!((a - b).abs() <= 0.01 * b + 2.0, "{l}: requests {a} vs {b}");
+            }
+        }
+        assert!(cpu_md.contains("performance-instructions.md"));
+    } else {
+        assert!(cpu_md.contains("instruction counts: not run"));
+    }
+
     // Space and Figure 8: measured, or every missing configuration explained.
     for (id, columns) in [
         (

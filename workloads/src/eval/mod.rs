@@ -18,6 +18,7 @@ pub mod driver;
 pub mod external;
 pub mod image;
 pub mod injected;
+pub mod instructions;
 pub mod machine;
 pub mod mixed;
 pub mod mount;

@@ -154,6 +154,20 @@ impl Mount {
         mnt: &Path,
         log: Option<&Path>,
     ) -> Result<Mount, MountError> {
+        Mount::start_under(peer, tools, img, mnt, log, &[])
+    }
+
+    /// [`Mount::start`], with our daemon run under `wrapper` (a program and
+    /// its arguments, e.g. valgrind's) when it is not empty; the kernel's
+    /// ext2 and fuse2fs ignore it.
+    pub fn start_under(
+        peer: &Peer,
+        tools: &Tools,
+        img: &Path,
+        mnt: &Path,
+        log: Option<&Path>,
+        wrapper: &[String],
+    ) -> Result<Mount, MountError> {
         std::fs::create_dir_all(mnt)
             .map_err(|e| MountError::Failed(format!("{}: {e}", mnt.display())))?;
         if is_mounted(mnt) {
@@ -202,7 +216,14 @@ impl Mount {
                     .map_err(|e| MountError::Failed(format!("fuse2fs: {e}")))?,
             ),
             Peer::Daemon { opts, .. } => {
-                let mut c = Command::new(&tools.ext2mfr);
+                let mut c = match wrapper.split_first() {
+                    Some((program, args)) => {
+                        let mut c = Command::new(program);
+                        c.args(args).arg(&tools.ext2mfr);
+                        c
+                    }
+                    None => Command::new(&tools.ext2mfr),
+                };
                 c.arg(img).arg(mnt).arg("-f");
                 if !opts.is_empty() {
                     c.arg("-o").arg(opts);

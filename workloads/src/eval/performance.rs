@@ -10,11 +10,12 @@
 
 use super::compare::{self, Sample};
 use super::config::{self, Mechanisms};
+use super::instructions;
 use super::mount::Peer;
 use super::paper;
 use super::plan::Ctx;
+use super::proc::on_path;
 use super::table::{ratio, Table};
-use std::path::Path;
 
 /// Reads one workload's seconds from a sample.
 pub type Seconds = fn(&Sample) -> f64;
@@ -116,12 +117,6 @@ pub fn kernel_has_ext2() -> bool {
             .status();
     }
     has()
-}
-
-pub fn on_path(prog: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| Path::new(&d).join(prog).is_file()))
-        .unwrap_or(false)
 }
 
 pub fn run(ctx: &Ctx) -> Result<Performance, String> {
@@ -265,7 +260,22 @@ pub fn run(ctx: &Ctx) -> Result<Performance, String> {
     }
     let mut c = cpu_table(ctx, &perf, &samples);
     c.comparison = paper::performance_cpu(&perf);
-    perf.tables.push(c);
+    match instructions::run(ctx)? {
+        Ok(i) => {
+            c.notes.push(
+                "Instructions, the same configurations' exact counts beside these times: \
+                 [`performance-instructions`](performance-instructions.md)."
+                    .into(),
+            );
+            c.comparison.extend(i.comparison.iter().cloned());
+            perf.tables.push(c);
+            perf.tables.push(i);
+        }
+        Err(why) => {
+            c.notes.push(format!("instruction counts: not run: {why}"));
+            perf.tables.push(c);
+        }
+    }
     Ok(perf)
 }
 

@@ -4,6 +4,7 @@
 use super::compare::Loads;
 use super::config::Availability;
 use super::external::{self, External};
+use super::instructions;
 use super::machine::Provenance;
 use super::mixed::MixedConfig;
 use super::mount::Tools;
@@ -78,6 +79,9 @@ pub struct Plan {
     pub ama_pair_rounds: usize,
     pub loads: Loads,
     pub perf_image_mib: u64,
+    /// The loads the daemon's instructions are counted over (under
+    /// valgrind, some 50x slower than the performance runs).
+    pub instructions: instructions::Loads,
     // Figure 8: file sizes truncated to 0.
     pub truncate_sizes_mib: Vec<u64>,
     pub scale: ScalePlan,
@@ -167,6 +171,20 @@ impl Plan {
                     },
                 },
                 perf_image_mib: 512,
+                instructions: instructions::Loads {
+                    postmark: postmark::Config {
+                        number: 300,
+                        transactions: 1500,
+                        subdirectories: 10,
+                        ..Default::default()
+                    },
+                    sort: sort::Config {
+                        input_bytes: 2 << 20,
+                        run_lines: 10_000,
+                        ..Default::default()
+                    },
+                    runs: 1,
+                },
                 truncate_sizes_mib: vec![1, 4, 16, 64],
                 scale: ScalePlan {
                     sizes: vec![2000, 4000, 8000],
@@ -240,6 +258,20 @@ impl Plan {
                     },
                 },
                 perf_image_mib: 2048,
+                instructions: instructions::Loads {
+                    postmark: postmark::Config {
+                        number: 2000,
+                        transactions: 20000,
+                        subdirectories: 20,
+                        ..Default::default()
+                    },
+                    sort: sort::Config {
+                        input_bytes: 32 << 20,
+                        run_lines: 100_000,
+                        ..Default::default()
+                    },
+                    runs: 2,
+                },
                 truncate_sizes_mib: vec![1, 4, 16, 64, 256, 1024, 4096],
                 scale: ScalePlan {
                     sizes: vec![10_000, 20_000, 40_000, 80_000, 160_000],

@@ -160,3 +160,10 @@ pub fn require_root(what: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Is `prog` an executable file in a directory of `$PATH`?
+pub fn on_path(prog: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| std::path::Path::new(&d).join(prog).is_file()))
+        .unwrap_or(false)
+}

@@ -15,8 +15,9 @@
 use super::config;
 use super::image;
 use super::mount::{Mount, Peer};
-use super::performance::{kernel_has_ext2, on_path};
+use super::performance::kernel_has_ext2;
 use super::plan::Ctx;
+use super::proc::on_path;
 use super::proc::{run_for, Finished};
 use super::svg::{self, Series};
 use super::table::{ratio, Table};
