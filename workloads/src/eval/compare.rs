@@ -9,6 +9,7 @@ use super::image;
 use super::mount::{Mount, Peer, Tools};
 use super::workdir::WorkDir;
 use crate::{micro, postmark, sort};
+use std::path::Path;
 
 /// The loads of one run.
 #[derive(Clone, Debug)]
@@ -172,20 +173,7 @@ pub fn one_run(
         }
         _ => None,
     };
-    let end = m.unmount().map_err(|e| format!("{name}: {e}"))?;
-    if !end.clean() {
-        return Err(format!(
-            "{name}: daemon did not exit cleanly after unmount: {end:?}"
-        ));
-    }
-    let fsck = image::check(&img)?;
-    if !fsck.clean {
-        return Err(format!(
-            "{name}: e2fsck -fn not clean: {}",
-            fsck.first_problem
-        ));
-    }
-    let _ = std::fs::remove_file(&img);
+    unmount_and_check(m, &img, name)?;
     Ok(Sample {
         postmark_tps: r.transactions_per_sec,
         postmark_secs: r.total_secs,
@@ -195,6 +183,26 @@ pub fn one_run(
         gnu_sort_secs,
         daemon_cpu,
     })
+}
+
+/// End a run: unmount, require a clean daemon exit and a clean
+/// `e2fsck -fn`, then remove the image. Errors start with `name`.
+pub fn unmount_and_check(m: Mount, img: &Path, name: &str) -> Result<(), String> {
+    let end = m.unmount().map_err(|e| format!("{name}: {e}"))?;
+    if !end.clean() {
+        return Err(format!(
+            "{name}: daemon did not exit cleanly after unmount: {end:?}"
+        ));
+    }
+    let fsck = image::check(img)?;
+    if !fsck.clean {
+        return Err(format!(
+            "{name}: e2fsck -fn not clean: {}",
+            fsck.first_problem
+        ));
+    }
+    let _ = std::fs::remove_file(img);
+    Ok(())
 }
 
 /// Rounds of all peers, rotating the order each round so a noisy

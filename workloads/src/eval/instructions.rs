@@ -15,6 +15,7 @@
 //! write-back); an idle run (mount, unmount) per configuration is
 //! subtracted, so that what the load cost remains.
 
+use super::compare::unmount_and_check;
 use super::config::Mechanisms;
 use super::image;
 use super::mount::{Mount, Peer};
@@ -136,22 +137,9 @@ fn one_run(ctx: &Ctx, peer: &Peer, load: Option<&str>) -> Result<(u64, u64), Str
     };
     // Less the two reads of the counters themselves.
     let during = requests(m.path()).map(|after| after.saturating_sub(before + 1));
-    let end = m.unmount();
+    let finished = unmount_and_check(m, &img, &format!("{label} under valgrind"));
     ran.map_err(|e| format!("{label} under valgrind: {e}"))?;
-    let end = end.map_err(|e| format!("{label} under valgrind: {e}"))?;
-    if !end.clean() {
-        return Err(format!(
-            "{label} under valgrind did not exit cleanly: {end:?}"
-        ));
-    }
-    let fsck = image::check(&img)?;
-    if !fsck.clean {
-        return Err(format!(
-            "{label} under valgrind: e2fsck -fn not clean: {}",
-            fsck.first_problem
-        ));
-    }
-    let _ = std::fs::remove_file(&img);
+    finished?;
     let text =
         std::fs::read_to_string(&vg_log).map_err(|e| format!("{}: {e}", vg_log.display()))?;
     let n = collected(&text).ok_or_else(|| {
