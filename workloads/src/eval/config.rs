@@ -88,6 +88,30 @@ pub fn options(m: Mechanisms, p: Option<Policy>) -> String {
     }
 }
 
+/// The fault experiments run every configuration over /dev/fuse (the
+/// daemon's default transport) and ext2-mfr again over FUSE over io_uring,
+/// to show that the transport changes none of their outcomes.
+pub const URING_OPTION: &str = "transport=uring";
+
+/// A configuration's name in the fault tables: the mechanisms, and
+/// " (io_uring)" over FUSE over io_uring, as the performance tables name it.
+pub fn config_label(m: Mechanisms, uring: bool) -> String {
+    if uring {
+        format!("{} (io_uring)", m.label())
+    } else {
+        m.label().to_string()
+    }
+}
+
+/// [`options`], with the io_uring transport where `uring`.
+pub fn transport_options(m: Mechanisms, p: Option<Policy>, uring: bool) -> String {
+    if uring {
+        format!("{},{URING_OPTION}", options(m, p))
+    } else {
+        options(m, p)
+    }
+}
+
 /// Which option sets the daemon accepts; refused ones with its message.
 #[derive(Default)]
 pub struct Availability {

@@ -28,10 +28,15 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
+/// The cells of one configuration over /dev/fuse (the paper's tables).
 fn find(cells: &[Cell], m: Mechanisms, p: Option<Policy>) -> Vec<&Cell> {
+    find_over(cells, m, p, false)
+}
+
+fn find_over(cells: &[Cell], m: Mechanisms, p: Option<Policy>, uring: bool) -> Vec<&Cell> {
     cells
         .iter()
-        .filter(|c| c.mech == m && c.policy == p)
+        .filter(|c| c.mech == m && c.policy == p && c.uring == uring)
         .collect()
 }
 
@@ -73,7 +78,7 @@ fn faulty(v: Vec<&Cell>) -> Vec<&Cell> {
 fn not_run_reason(not_run: &[NotRun], m: Mechanisms, p: Option<Policy>) -> Option<String> {
     not_run
         .iter()
-        .find(|n| n.mech == m && n.policy == p)
+        .find(|n| n.mech == m && n.policy == p && !n.uring)
         .map(|n| n.why.clone())
 }
 
@@ -98,7 +103,7 @@ pub fn robustness(cells: &[Cell], not_run: &[NotRun]) -> Vec<String> {
                 "0/0/0/0 in every configuration:".to_string()
             } else {
                 bad.iter()
-                    .map(|c| format!("{} {} {}", c.mech.label(), super::robustness::policy_label(c.policy), c.counts()))
+                    .map(|c| format!("{} {} {}", c.label(), super::robustness::policy_label(c.policy), c.counts()))
                     .collect::<Vec<_>>()
                     .join(", ")
                     + ":"
@@ -212,12 +217,49 @@ pub fn robustness(cells: &[Cell], not_run: &[NotRun]) -> Vec<String> {
             ));
         }
     }
+    // ext2-mfr again over FUSE over io_uring (issue 16): the transport must
+    // change no outcome of Tables 4 and 7.
+    for p in Policy::ALL {
+        let over = faulty(find_over(cells, Mechanisms::Ext2Mfr, Some(p), true));
+        if over.is_empty() {
+            if let Some(n) = not_run.iter().find(|n| n.uring && n.policy == Some(p)) {
+                out.push(format!(
+                    "ext2-mfr with {} over io_uring: not run: {}",
+                    p.label(),
+                    n.why
+                ));
+            }
+            continue;
+        }
+        let dev = faulty(find(cells, Mechanisms::Ext2Mfr, Some(p)));
+        // The paper's outcome for the policy: retry hides every failure;
+        // fail-fast shows errors and nothing worse.
+        let (table, expected, holds): (&str, &str, fn(&Cell) -> bool) = match p {
+            Policy::Retry => ("Table 4", "0/0/0/0", |c| c.all_zero()),
+            Policy::FailFast => ("Table 7", "only Error", |c| {
+                c.abort + c.unusable + c.inconsistent == 0
+            }),
+        };
+        let ok = !dev.is_empty() && over.iter().chain(dev.iter()).all(|c| holds(c));
+        out.push(format!(
+            "{table} over FUSE over io_uring (ext2-mfr, {}): paper {expected}. Measured over io_uring {}; over /dev/fuse {}: {}{}",
+            p.label(),
+            counts_by_p(&over),
+            if dev.is_empty() { "not run".to_string() } else { counts_by_p(&dev) },
+            verdict(ok),
+            if ok { String::new() } else { format!(". Why: {}", reasons(&over)) }
+        ));
+    }
     out
 }
 
 pub fn safety(rows: &[Row], not_run: &[(String, String)]) -> Vec<String> {
     let mut out = Vec::new();
-    let pick = |m: Mechanisms, p: &str| rows.iter().find(|r| r.mech == Some(m) && r.policy == p);
+    let pick_over = |m: Mechanisms, p: &str, uring: bool| {
+        rows.iter()
+            .find(|r| r.mech == Some(m) && r.policy == p && r.uring == uring)
+    };
+    let pick = |m: Mechanisms, p: &str| pick_over(m, p, false);
     let describe = |r: &Row| {
         format!(
             "{} ({}): {} of {} faults survived ({:.1}%) in {} runs ({} requests rolled back, {} cascaded), daemon \
@@ -266,6 +308,24 @@ pub fn safety(rows: &[Row], not_run: &[(String, String)]) -> Vec<String> {
             "Paper: 97.2% of faults survived. Cannot compare: no configuration with recovery ran."
                 .into(),
         );
+    }
+    // ext2-mfr again over FUSE over io_uring (issue 16): every fault
+    // survived and the image clean, as over /dev/fuse; under retry the
+    // workload sees no error.
+    for p in ["retry", "fail-fast"] {
+        if let Some(r) = pick_over(Mechanisms::Ext2Mfr, p, true) {
+            let ok = r.injected > 0
+                && r.survived == r.injected
+                && r.daemon_died == 0
+                && r.fsck_clean == r.runs
+                && (p != "retry" || r.workload_errors == 0);
+            out.push(format!(
+                "Over FUSE over io_uring, as over /dev/fuse (every fault survived, e2fsck clean{}). Measured {}: {}",
+                if p == "retry" { ", no error seen by the workload" } else { "" },
+                describe(r),
+                if r.injected == 0 { "no fault fired: cannot compare" } else { verdict(ok) }
+            ));
+        }
     }
     if let Some(b) = pick(Mechanisms::Baseline, "-") {
         out.push(format!(

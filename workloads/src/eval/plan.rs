@@ -339,7 +339,14 @@ impl Ctx {
     }
 
     /// Does the daemon accept these options? (Asked once per option set.)
+    /// Options naming FUSE over io_uring first turn the fuse module's
+    /// switch on, and are refused with why where the kernel cannot.
     pub fn available(&self, opts: &str) -> Result<Result<(), String>, String> {
+        if opts.split(',').any(|o| o == super::config::URING_OPTION) {
+            if let Err(why) = super::config::enable_uring() {
+                return Ok(Err(why));
+            }
+        }
         self.avail.borrow_mut().check(&self.tools, &self.work, opts)
     }
 }

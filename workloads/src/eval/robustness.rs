@@ -2,8 +2,10 @@
 //! every configuration (baseline, recovery only, ama only, ext2-mfr) under
 //! each policy, with `inject_alloc` at each probability, N runs per cell,
 //! each run with its own seed, each run classified (see [`super::classify`]).
+//! Then ext2-mfr's cells again over FUSE over io_uring: the transport must
+//! change no outcome.
 
-use super::config::{options, Mechanisms, Policy};
+use super::config::{config_label, transport_options, Mechanisms, Policy};
 use super::injected::{self, InjectedRun};
 use super::paper;
 use super::plan::Ctx;
@@ -15,6 +17,8 @@ use super::table::{seed_ranges, Table};
 pub struct Cell {
     pub mech: Mechanisms,
     pub policy: Option<Policy>,
+    /// Over FUSE over io_uring (else /dev/fuse).
+    pub uring: bool,
     pub p: f64,
     pub runs: usize,
     pub error: usize,
@@ -33,6 +37,9 @@ impl Cell {
     pub fn all_zero(&self) -> bool {
         self.error + self.abort + self.unusable + self.inconsistent == 0
     }
+    pub fn label(&self) -> String {
+        config_label(self.mech, self.uring)
+    }
     pub fn counts(&self) -> String {
         format!(
             "{}/{}/{}/{}",
@@ -46,6 +53,7 @@ impl Cell {
 pub struct NotRun {
     pub mech: Mechanisms,
     pub policy: Option<Policy>,
+    pub uring: bool,
     pub why: String,
 }
 
@@ -72,6 +80,19 @@ pub fn policy_label(p: Option<Policy>) -> &'static str {
 /// the same runs.
 pub fn seed_of(base: u64, cell_index: usize, run: usize) -> u64 {
     base + 1 + cell_index as u64 * 1000 + run as u64
+}
+
+/// The matrix's rows in order: every configuration and policy over
+/// /dev/fuse, then ext2-mfr under each policy over io_uring (after the
+/// others, so the /dev/fuse cells keep their seeds).
+fn configurations() -> Vec<(Mechanisms, Option<Policy>, bool)> {
+    let dev = Mechanisms::ALL
+        .into_iter()
+        .flat_map(|m| policies(m).into_iter().map(move |p| (m, p, false)));
+    let uring = Policy::ALL
+        .into_iter()
+        .map(|p| (Mechanisms::Ext2Mfr, Some(p), true));
+    dev.chain(uring).collect()
 }
 
 pub fn run(ctx: &Ctx) -> Result<Robustness, String> {
@@ -101,115 +122,116 @@ pub fn run(ctx: &Ctx) -> Result<Robustness, String> {
         ],
     );
     let mut cell_index = 0usize;
-    for mech in Mechanisms::ALL {
-        for policy in policies(mech) {
-            let opts = options(mech, policy);
-            if let Err(why) = ctx.available(&opts)? {
-                cell_index += plan.probabilities.len();
-                ctx.say(&format!(
-                    "robustness: {} ({}) not run: {why}",
-                    mech.label(),
-                    opts
-                ));
-                not_run.push(NotRun { mech, policy, why });
-                continue;
-            }
-            for &p in &plan.probabilities {
-                cell_index += 1;
-                let mut cell = Cell {
-                    mech,
-                    policy,
-                    p,
-                    runs: 0,
-                    error: 0,
-                    abort: 0,
-                    unusable: 0,
-                    inconsistent: 0,
-                    seeds: Vec::new(),
-                    inactive: 0,
-                    reasons: Vec::new(),
-                };
-                for n in 0..plan.robustness_runs {
-                    let seed = seed_of(plan.seed, cell_index, n);
-                    let r = injected::run(
-                        ctx,
-                        &InjectedRun {
-                            opts: opts.clone(),
-                            inject: format!("inject_alloc={p}"),
-                            seed,
-                            workload: plan.robustness_workload.clone(),
-                            timeout: plan.run_timeout,
-                            image_mib: plan.robustness_image_mib,
-                        },
-                    )?;
-                    let o = &r.outcome;
-                    cell.runs += 1;
-                    cell.error += o.error as usize;
-                    cell.abort += o.abort as usize;
-                    cell.unusable += o.unusable as usize;
-                    cell.inconsistent += o.inconsistent as usize;
-                    cell.seeds.push(seed);
-                    let checks = r
-                        .counters
-                        .as_ref()
-                        .and_then(|v| stats::get(v, "faults_injected.alloc_checks"));
-                    if p > 0.0 && checks == Some(0) {
-                        cell.inactive += 1;
-                    }
-                    if !o.detail.is_empty() {
-                        let key = reason_key(&o.detail);
-                        match cell.reasons.iter_mut().find(|(k, _)| *k == key) {
-                            Some((_, c)) => *c += 1,
-                            None => cell.reasons.push((key, 1)),
-                        }
-                    }
-                    let c = |k: &str| {
-                        r.counters
-                            .as_ref()
-                            .and_then(|v| stats::get(v, k))
-                            .map_or("n/a (daemon died)".to_string(), |x| x.to_string())
-                    };
-                    ctx.say(&format!(
-                        "robustness: {} {} P={p} run {}/{} seed {}: {} ({:.1} s){}",
-                        mech.label(),
-                        policy_label(policy),
-                        n + 1,
-                        plan.robustness_runs,
+    for (mech, policy, uring) in configurations() {
+        let opts = transport_options(mech, policy, uring);
+        let label = config_label(mech, uring);
+        if let Err(why) = ctx.available(&opts)? {
+            cell_index += plan.probabilities.len();
+            ctx.say(&format!("robustness: {label} ({opts}) not run: {why}"));
+            not_run.push(NotRun {
+                mech,
+                policy,
+                uring,
+                why,
+            });
+            continue;
+        }
+        for &p in &plan.probabilities {
+            cell_index += 1;
+            let mut cell = Cell {
+                mech,
+                policy,
+                uring,
+                p,
+                runs: 0,
+                error: 0,
+                abort: 0,
+                unusable: 0,
+                inconsistent: 0,
+                seeds: Vec::new(),
+                inactive: 0,
+                reasons: Vec::new(),
+            };
+            for n in 0..plan.robustness_runs {
+                let seed = seed_of(plan.seed, cell_index, n);
+                let r = injected::run(
+                    ctx,
+                    &InjectedRun {
+                        opts: opts.clone(),
+                        inject: format!("inject_alloc={p}"),
                         seed,
-                        flags(o),
-                        r.secs,
-                        if o.detail.is_empty() {
-                            String::new()
-                        } else {
-                            format!(": {}", o.detail)
-                        }
-                    ));
-                    runs_table.push(vec![
-                        mech.label().into(),
-                        policy_label(policy).into(),
-                        format!("{p}"),
-                        (n + 1).to_string(),
-                        seed.to_string(),
-                        (o.error as u8).to_string(),
-                        (o.abort as u8).to_string(),
-                        (o.unusable as u8).to_string(),
-                        (o.inconsistent as u8).to_string(),
-                        workload_word(&r.workload).into(),
-                        c("faults_injected.alloc_faults"),
-                        c("requests.faulted"),
-                        c("requests.retries"),
-                        c("requests.failed_after_fault"),
-                        format!("{:.2}", r.secs),
-                        if o.detail.is_empty() {
-                            "clean run".into()
-                        } else {
-                            o.detail.clone()
-                        },
-                    ]);
+                        workload: plan.robustness_workload.clone(),
+                        timeout: plan.run_timeout,
+                        image_mib: plan.robustness_image_mib,
+                    },
+                )?;
+                let o = &r.outcome;
+                cell.runs += 1;
+                cell.error += o.error as usize;
+                cell.abort += o.abort as usize;
+                cell.unusable += o.unusable as usize;
+                cell.inconsistent += o.inconsistent as usize;
+                cell.seeds.push(seed);
+                let checks = r
+                    .counters
+                    .as_ref()
+                    .and_then(|v| stats::get(v, "faults_injected.alloc_checks"));
+                if p > 0.0 && checks == Some(0) {
+                    cell.inactive += 1;
                 }
-                cell.reasons.sort_by_key(|x| std::cmp::Reverse(x.1));
-                cells.push(cell);
+                if !o.detail.is_empty() {
+                    let key = reason_key(&o.detail);
+                    match cell.reasons.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, c)) => *c += 1,
+                        None => cell.reasons.push((key, 1)),
+                    }
+                }
+                let c = |k: &str| {
+                    r.counters
+                        .as_ref()
+                        .and_then(|v| stats::get(v, k))
+                        .map_or("n/a (daemon died)".to_string(), |x| x.to_string())
+                };
+                ctx.say(&format!(
+                    "robustness: {} {} P={p} run {}/{} seed {}: {} ({:.1} s){}",
+                    label,
+                    policy_label(policy),
+                    n + 1,
+                    plan.robustness_runs,
+                    seed,
+                    flags(o),
+                    r.secs,
+                    if o.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", o.detail)
+                    }
+                ));
+                runs_table.push(vec![
+                    label.clone(),
+                    policy_label(policy).into(),
+                    format!("{p}"),
+                    (n + 1).to_string(),
+                    seed.to_string(),
+                    (o.error as u8).to_string(),
+                    (o.abort as u8).to_string(),
+                    (o.unusable as u8).to_string(),
+                    (o.inconsistent as u8).to_string(),
+                    workload_word(&r.workload).into(),
+                    c("faults_injected.alloc_faults"),
+                    c("requests.faulted"),
+                    c("requests.retries"),
+                    c("requests.failed_after_fault"),
+                    format!("{:.2}", r.secs),
+                    if o.detail.is_empty() {
+                        "clean run".into()
+                    } else {
+                        o.detail.clone()
+                    },
+                ]);
             }
+            cell.reasons.sort_by_key(|x| std::cmp::Reverse(x.1));
+            cells.push(cell);
         }
     }
     let mut summary = summary_table(ctx, &cells, &not_run);
@@ -323,12 +345,13 @@ fn summary_table(ctx: &Ctx, cells: &[Cell], not_run: &[NotRun]) -> Table {
          mount of the image could not be listed, stat'ed or written. Inconsistent: `e2fsck -fn` found problems \
          after the unmount. Outcomes are not exclusive. Configurations: baseline = `baseline` \
          (ama=off, recovery=off); recovery only = `ama=off,recovery=on`; ama only = `ama=on,recovery=off`; \
-         ext2-mfr = `ama=on,recovery=on`. Workload: {}. Every run: [robustness-runs.md](robustness-runs.md).",
+         ext2-mfr = `ama=on,recovery=on`; all over /dev/fuse, and ext2-mfr again over FUSE over io_uring \
+         (`transport=uring`, \"(io_uring)\"). Workload: {}. Every run: [robustness-runs.md](robustness-runs.md).",
         describe_workload(ctx)
     );
     for c in cells {
         t.push(vec![
-            c.mech.label().into(),
+            c.label(),
             policy_label(c.policy).into(),
             format!("{:.0}%", c.p * 100.0),
             c.runs.to_string(),
@@ -348,10 +371,15 @@ fn summary_table(ctx: &Ctx, cells: &[Cell], not_run: &[NotRun]) -> Table {
     }
     for n in not_run {
         t.notes.push(format!(
-            "{} with policy {} (`-o {}`): not run, the daemon refused the options: {}",
-            n.mech.label(),
+            "{} with policy {} (`-o {}`): not run, {}: {}",
+            config_label(n.mech, n.uring),
             policy_label(n.policy),
-            options(n.mech, n.policy),
+            transport_options(n.mech, n.policy, n.uring),
+            if n.uring {
+                "FUSE over io_uring is not available"
+            } else {
+                "the daemon refused the options"
+            },
             n.why
         ));
     }
@@ -367,13 +395,13 @@ fn summary_table(ctx: &Ctx, cells: &[Cell], not_run: &[NotRun]) -> Table {
 /// The cells as a plain-text table, for the main job's output.
 pub fn print(r: &Robustness) -> String {
     let mut s = format!(
-        "{:<14} {:<10} {:>6} {:>5} {:>6} {:>6} {:>9} {:>13}\n",
+        "{:<20} {:<10} {:>6} {:>5} {:>6} {:>6} {:>9} {:>13}\n",
         "configuration", "policy", "P", "runs", "Error", "Abort", "Unusable", "Inconsistent"
     );
     for c in &r.cells {
         s.push_str(&format!(
-            "{:<14} {:<10} {:>5.0}% {:>5} {:>6} {:>6} {:>9} {:>13}\n",
-            c.mech.label(),
+            "{:<20} {:<10} {:>5.0}% {:>5} {:>6} {:>6} {:>9} {:>13}\n",
+            c.label(),
             policy_label(c.policy),
             c.p * 100.0,
             c.runs,
@@ -385,8 +413,8 @@ pub fn print(r: &Robustness) -> String {
     }
     for n in &r.not_run {
         s.push_str(&format!(
-            "{:<14} {:<10} not run: {}\n",
-            n.mech.label(),
+            "{:<20} {:<10} not run: {}\n",
+            config_label(n.mech, n.uring),
             policy_label(n.policy),
             n.why
         ));

@@ -8,8 +8,11 @@
 //! N is calibrated, not guessed: one run with an interval too large to
 //! fire counts the fault-point hits of the workload, and N is set so that a
 //! run sees about `safety_target_faults` faults (the paper's runs saw 17-72).
+//!
+//! Every configuration runs over /dev/fuse, and ext2-mfr again over FUSE
+//! over io_uring: the transport must change no outcome.
 
-use super::config::{options, Mechanisms, Policy};
+use super::config::{config_label, transport_options, Mechanisms, Policy};
 use super::injected::{self, InjectedRun};
 use super::paper;
 use super::plan::Ctx;
@@ -23,6 +26,8 @@ pub struct Row {
     pub label: String,
     pub policy: String,
     pub mech: Option<Mechanisms>,
+    /// Over FUSE over io_uring (else /dev/fuse).
+    pub uring: bool,
     pub runs: usize,
     pub injected: u64,
     pub survived: u64,
@@ -60,12 +65,16 @@ pub struct Safety {
     pub tables: Vec<Table>,
 }
 
-const CONFIGS: [(Mechanisms, Option<Policy>); 5] = [
-    (Mechanisms::Baseline, None),
-    (Mechanisms::RecoveryOnly, Some(Policy::Retry)),
-    (Mechanisms::RecoveryOnly, Some(Policy::FailFast)),
-    (Mechanisms::Ext2Mfr, Some(Policy::Retry)),
-    (Mechanisms::Ext2Mfr, Some(Policy::FailFast)),
+/// Mechanisms, policy, and whether over io_uring. The io_uring rows come
+/// last so the /dev/fuse rows keep their seeds.
+const CONFIGS: [(Mechanisms, Option<Policy>, bool); 7] = [
+    (Mechanisms::Baseline, None, false),
+    (Mechanisms::RecoveryOnly, Some(Policy::Retry), false),
+    (Mechanisms::RecoveryOnly, Some(Policy::FailFast), false),
+    (Mechanisms::Ext2Mfr, Some(Policy::Retry), false),
+    (Mechanisms::Ext2Mfr, Some(Policy::FailFast), false),
+    (Mechanisms::Ext2Mfr, Some(Policy::Retry), true),
+    (Mechanisms::Ext2Mfr, Some(Policy::FailFast), true),
 ];
 
 /// Seeds of this part start here (apart from the robustness matrix's).
@@ -102,24 +111,22 @@ pub fn run(ctx: &Ctx) -> Result<Safety, String> {
             "detail",
         ],
     );
-    for (ci, (mech, policy)) in CONFIGS.into_iter().enumerate() {
-        let opts = options(mech, policy);
+    for (ci, (mech, policy, uring)) in CONFIGS.into_iter().enumerate() {
+        let opts = transport_options(mech, policy, uring);
+        let label = config_label(mech, uring);
         if let Err(why) = ctx.available(&opts)? {
-            ctx.say(&format!("safety: {} ({opts}) not run: {why}", mech.label()));
+            ctx.say(&format!("safety: {label} ({opts}) not run: {why}"));
             not_run.push((
-                format!(
-                    "{} with policy {} (`-o {opts}`)",
-                    mech.label(),
-                    policy_label(policy)
-                ),
+                format!("{label} with policy {} (`-o {opts}`)", policy_label(policy)),
                 why,
             ));
             continue;
         }
         let mut row = Row {
-            label: mech.label().into(),
+            label: label.clone(),
             policy: policy_label(policy).into(),
             mech: Some(mech),
+            uring,
             ..Default::default()
         };
         for n in 0..plan.safety_runs {
@@ -161,7 +168,7 @@ pub fn run(ctx: &Ctx) -> Result<Safety, String> {
             row.seeds.push(seed);
             ctx.say(&format!(
                 "safety: {} {} run {}/{} seed {seed}: {injected} faults, {survived} survived, daemon {}, e2fsck {} ({:.1} s)",
-                mech.label(),
+                label,
                 policy_label(policy),
                 n + 1,
                 plan.safety_runs,
@@ -170,7 +177,7 @@ pub fn run(ctx: &Ctx) -> Result<Safety, String> {
                 r.secs
             ));
             runs_table.push(vec![
-                mech.label().into(),
+                label.clone(),
                 policy_label(policy).into(),
                 (n + 1).to_string(),
                 seed.to_string(),
@@ -231,7 +238,7 @@ fn calibrate(ctx: &Ctx) -> Result<(u64, u64), String> {
     let r = injected::run(
         ctx,
         &InjectedRun {
-            opts: options(Mechanisms::Baseline, None),
+            opts: transport_options(Mechanisms::Baseline, None, false),
             inject: "inject_interval=1000000000000".into(),
             seed: plan.seed + SEED_OFFSET,
             workload: plan.safety_workload.clone(),
@@ -295,7 +302,8 @@ fn summary_table(
          back with a faulting request), requests answered with an error after a fault, and all domains rolled \
          back (`recovery.rolled_back`, which also counts requests that ended in an ordinary error such as a \
          negative lookup); then runs in which the workload saw an error, the daemon died, the file system was \
-         unusable afterwards, and `e2fsck -fn` was clean. \
+         unusable afterwards, and `e2fsck -fn` was clean. All configurations run over /dev/fuse, and ext2-mfr \
+         again over FUSE over io_uring (`transport=uring`, \"(io_uring)\"). \
          Every run: [safety-runs.md](safety-runs.md).",
         ctx.plan.safety_target_faults, w.files, w.transactions, w.rounds
     );
