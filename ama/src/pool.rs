@@ -209,6 +209,28 @@ impl Pool {
         one.ok_or(NoMem)
     }
 
+    /// Account for a page's worth of memory that the caller keeps in a
+    /// smaller form of its own (a before-image of a few bytes): from the
+    /// active reserve one page is spoken for, exactly as [`alloc_page`]
+    /// would take it (so an estimate of a page per image stays exact, and
+    /// a reserve too short for it is found stale or under-allocated the
+    /// same way), but no page moves; without a reserve it is an injection
+    /// point, as an allocation would be.
+    ///
+    /// [`alloc_page`]: Pool::alloc_page
+    pub fn charge_page(self: &Arc<Self>, site: &'static str) -> Result<(), NoMem> {
+        match reserve::charge_page(self, site) {
+            reserve::Served::Charged => return Ok(()),
+            reserve::Served::Stale => return Err(NoMem),
+            reserve::Served::Under => self.under(site),
+            _ => {}
+        }
+        if self.injected(site) {
+            return Err(NoMem);
+        }
+        Ok(())
+    }
+
     /// Account for one object of kind `kind` (an index into the kinds given
     /// to [`Pool::new`]): served from the active reserve, or else an
     /// injection point. The object itself lives on the Rust heap; the pool

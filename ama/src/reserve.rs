@@ -20,6 +20,9 @@ pub(crate) struct State {
     filled: bool,
     aad: Aad,
     pages: Vec<Page>,
+    /// Pages of `pages` spoken for by [charges](Pool::charge_page): they
+    /// stay in the vector (and go back at the end) but serve nothing.
+    charged: u32,
     scratch: Option<Page>,
     objects: [u32; MAX_OBJECT_KINDS],
     used_pages: u32,
@@ -65,6 +68,7 @@ impl State {
             scratch: false,
         },
         pages: Vec::new(),
+        charged: 0,
         scratch: None,
         objects: [0; MAX_OBJECT_KINDS],
         used_pages: 0,
@@ -101,6 +105,8 @@ pub struct Reserve {
 pub(crate) enum Served {
     Page(Page),
     Object,
+    /// A page of the reserve is spoken for (see [`Pool::charge_page`]).
+    Charged,
     /// No reserve of this pool is active on this thread.
     NoReserve,
     /// The active reserve had nothing left: an under-allocation.
@@ -126,6 +132,7 @@ impl Pool {
             st.aad = Aad::default();
             st.objects = [0; MAX_OBJECT_KINDS];
             st.used_pages = 0;
+            st.charged = 0;
             st.used_objects = [0; MAX_OBJECT_KINDS];
             st.peeked = 0;
             st.under = 0;
@@ -403,13 +410,31 @@ pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
         if !st.filled || st.pool().id != pool.id {
             return Served::NoReserve;
         }
-        match st.pages.pop() {
-            Some(p) => {
-                st.used_pages += 1;
-                Served::Page(p)
-            }
-            None => beyond_reserve(st, "a page", site),
+        if st.pages.len() <= st.charged as usize {
+            return beyond_reserve(st, "a page", site);
         }
+        st.used_pages += 1;
+        Served::Page(st.pages.pop().expect("a page beyond the charged ones"))
+    })
+}
+
+/// Speak for one page of the active reserve without taking it (see
+/// [`Pool::charge_page`]).
+pub(crate) fn charge_page(pool: &Arc<Pool>, site: &'static str) -> Served {
+    ACTIVE.with(|a| {
+        let mut a = a.borrow_mut();
+        let Some(st) = active_mut(&mut a) else {
+            return Served::NoReserve;
+        };
+        if !st.filled || st.pool().id != pool.id {
+            return Served::NoReserve;
+        }
+        if st.pages.len() <= st.charged as usize {
+            return beyond_reserve(st, "a page", site);
+        }
+        st.charged += 1;
+        st.used_pages += 1;
+        Served::Charged
     })
 }
 

@@ -68,6 +68,34 @@ fn an_allocation_beyond_the_reserve_is_an_under_allocation() {
     assert_eq!(s.by_op["tight"].under_allocations, 2);
 }
 
+/// A charge speaks for a page of the reserve as an allocation would take
+/// it (the same used count, the same under-allocation beyond it), but no
+/// page leaves the reserve: all go back to the pool at its end.
+#[test]
+fn a_charge_counts_like_a_page_but_takes_none() {
+    let p = pool(8, None);
+    {
+        let mut r = p.begin("charged");
+        r.fill(Aad::pages(2)).unwrap();
+        p.charge_page("compact").unwrap();
+        let page = p.alloc_page("page").unwrap();
+        assert_eq!(p.free_pages(), 6, "nothing taken beyond the reserve");
+        // Both pages are spoken for: the next is beyond the reserve.
+        p.charge_page("compact again").unwrap();
+        drop(page);
+    }
+    assert_eq!(p.free_pages(), 8, "the charged page went back unused");
+    let s = p.space();
+    assert_eq!(s.by_op["charged"].used_pages, 2);
+    assert_eq!(
+        s.under_allocations, 1,
+        "the third page was beyond the reserve"
+    );
+    // Without a reserve a charge takes nothing from the pool.
+    p.charge_page("bare").unwrap();
+    assert_eq!(p.free_pages(), 8);
+}
+
 #[test]
 fn with_a_reserve_only_the_reservation_meets_injected_failures() {
     // Every allocation attempt fails: the reservation does, and nothing

@@ -152,6 +152,24 @@ impl LoggedObject for Buf {
         recovery_rt::copy_chunks(image, &mut self.data.write(), mask);
         self.dirty.store(true, Ordering::Release);
     }
+    /// Before-bytes kept compact (an inode, a bitmap byte, a directory
+    /// entry, a block pointer) are copied straight from the block.
+    fn read_bytes(&self, f: &mut dyn FnMut(&[u8])) -> bool {
+        f(&self.data.read());
+        true
+    }
+    fn write_bytes(&self, f: &mut dyn FnMut(&mut [u8])) {
+        f(&mut self.data.write());
+        self.dirty.store(true, Ordering::Release);
+    }
+    /// Compact before-bytes are charged a page of the reserve, as an image
+    /// would take one (AMA's estimate of a page per written block stays
+    /// exact), though none moves; without a reserve, an injection point.
+    fn charge_compact(&self) {
+        if self.pool.charge_page("undo image").is_err() {
+            recovery_rt::fault(libc::ENOMEM)
+        }
+    }
 }
 
 #[derive(Default)]

@@ -37,6 +37,7 @@ mod runtime;
 
 pub use object::{
     copy_chunks, Committed, Image, ImageBytes, Locked, LoggedObject, VersionChain, CHUNKS,
+    INLINE_BYTES,
 };
 pub use runtime::{fault, is_runtime_payload, resume, Fault, Kind, Runtime, Stats};
 

@@ -13,8 +13,13 @@
 //! an object that offers a [blank](LoggedObject::blank) image then keeps
 //! only those bytes, in [chunks](CHUNKS) of 1/64 of it, at their own places
 //! in the image. A 128-byte inode in a 4 KiB block costs a 128-byte copy
-//! instead of a 4 KiB one; the image's memory is the same (one page), so
-//! that an allocator reserving a page per written block stays exact.
+//! instead of a 4 KiB one. Where the chunks fit in [`INLINE_BYTES`] and the
+//! object lends its bytes ([`LoggedObject::read_bytes`]), they are kept one
+//! after another in a small buffer that threads recycle (a bitmap byte, an
+//! inode, a block pointer, a directory entry: most writes), so that such a
+//! write allocates nothing in the steady state; otherwise in an image of
+//! the object's size (one page), so that an allocator reserving a page per
+//! written block stays an upper bound.
 
 use crate::DomainId;
 use parking_lot::Mutex;
@@ -32,6 +37,154 @@ impl<T: AsRef<[u8]> + AsMut<[u8]> + Send + Sync> ImageBytes for T {}
 pub const CHUNKS: usize = 64;
 /// The mask of a whole image.
 pub(crate) const FULL: u64 = u64::MAX;
+
+/// Before-bytes up to this many, and up to a quarter of the object, are
+/// kept compact, without an image.
+pub const INLINE_BYTES: usize = 512;
+
+/// Do `bytes` of an object of `len` bytes fit compact?
+fn fits_compact(bytes: usize, len: usize) -> bool {
+    bytes <= INLINE_BYTES.min(len / 4)
+}
+
+/// Chunks kept compact: those of the version's mask, in chunk order, in a
+/// buffer that goes back to its thread's spares when dropped.
+pub(crate) struct ChunkBytes(Vec<u8>);
+
+thread_local! {
+    /// Emptied chunk buffers, for the next versions of this thread.
+    static SPARE_CHUNKS: std::cell::RefCell<Vec<Vec<u8>>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+impl ChunkBytes {
+    fn new() -> ChunkBytes {
+        let v = SPARE_CHUNKS
+            .with(|s| s.borrow_mut().pop())
+            .unwrap_or_else(|| Vec::with_capacity(INLINE_BYTES));
+        ChunkBytes(v)
+    }
+    fn extend_from_slice(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(b);
+    }
+}
+
+impl std::ops::Deref for ChunkBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for ChunkBytes {
+    fn drop(&mut self) {
+        let mut v = std::mem::take(&mut self.0);
+        if v.capacity() == 0 {
+            return;
+        }
+        v.clear();
+        // (At thread exit the spares are gone: then it is simply freed.)
+        let _ = SPARE_CHUNKS.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < 64 {
+                s.push(v);
+            }
+        });
+    }
+}
+
+/// What a version keeps of the object as it was before the domain's writes.
+pub(crate) enum Before {
+    /// Nothing: the object was new to the domain (see
+    /// `Runtime::write_new`); what it held before does not matter.
+    New,
+    /// An image of the object's size; the version's mask says which of
+    /// its chunks hold before-bytes.
+    Image(Image),
+    /// The chunks of the version's mask, one after another.
+    Chunks(ChunkBytes),
+}
+
+/// The chunks in `mask` of `full`, appended to `out` in chunk order (a
+/// run of chunks at once: a range's chunks are one run).
+fn gather(full: &[u8], mask: u64, out: &mut ChunkBytes) {
+    let c = full.len() / CHUNKS;
+    for (first, n) in runs(mask) {
+        out.extend_from_slice(&full[first * c..(first + n) * c]);
+    }
+}
+
+/// The runs of set bits of `mask`, lowest first: (first bit, length).
+fn runs(mut mask: u64) -> impl Iterator<Item = (usize, usize)> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let first = mask.trailing_zeros() as usize;
+            let n = (mask >> first).trailing_ones() as usize;
+            mask = if first + n >= 64 {
+                0
+            } else {
+                mask & !(((1u64 << n) - 1) << first)
+            };
+            (first, n)
+        })
+    })
+}
+
+/// Of the chunks `compact` holds (those of `held`, in chunk order), copy
+/// those in `which` to their places in `full`.
+fn scatter(compact: &[u8], held: u64, which: u64, full: &mut [u8]) {
+    let c = full.len() / CHUNKS;
+    if which == held {
+        // All of them: run by run.
+        let mut at = 0;
+        for (first, n) in runs(held) {
+            full[first * c..(first + n) * c].copy_from_slice(&compact[at..at + n * c]);
+            at += n * c;
+        }
+        return;
+    }
+    for (i, k) in bits(held).enumerate() {
+        if which >> k & 1 == 1 {
+            full[k * c..(k + 1) * c].copy_from_slice(&compact[i * c..(i + 1) * c]);
+        }
+    }
+}
+
+/// The chunks of two compact sets together, in chunk order; `a`'s bytes
+/// win where both hold a chunk. `c` is the chunk size.
+fn merge(a: &[u8], a_mask: u64, b: &[u8], b_mask: u64, c: usize) -> ChunkBytes {
+    let mut out = ChunkBytes::new();
+    for k in bits(a_mask | b_mask) {
+        let (src, held) = if a_mask >> k & 1 == 1 {
+            (a, a_mask)
+        } else {
+            (b, b_mask)
+        };
+        let i = (held & ((1u64 << k) - 1)).count_ones() as usize;
+        out.extend_from_slice(&src[i * c..(i + 1) * c]);
+    }
+    out
+}
+
+/// The indices of the set bits of `mask`, lowest first.
+fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let k = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            k
+        })
+    })
+}
+
+/// The chunk size of a compact set (0 when it holds none).
+fn chunk_size(compact: &[u8], mask: u64) -> usize {
+    compact
+        .len()
+        .checked_div(mask.count_ones() as usize)
+        .unwrap_or(0)
+}
 
 /// Copy the chunks in `mask` from `src` to `dst` (both of one object's
 /// size, a multiple of [`CHUNKS`]): how partial images are saved and
@@ -91,61 +244,197 @@ pub trait LoggedObject: Send + Sync {
     fn save_chunks(&self, _image: &mut [u8], _mask: u64) {}
     /// Put back the chunks in `mask` from `image`.
     fn restore_chunks(&self, _image: &[u8], _mask: u64) {}
+    /// Run `f` on the object's current bytes, for before-bytes kept inline
+    /// in their version; false (without calling `f`) if the object does
+    /// not lend its bytes.
+    fn read_bytes(&self, _f: &mut dyn FnMut(&[u8])) -> bool {
+        false
+    }
+    /// Run `f` on the object's bytes to change them (putting compact
+    /// before-bytes back); only called on an object that lends its bytes.
+    fn write_bytes(&self, _f: &mut dyn FnMut(&mut [u8])) {}
+    /// A version keeps this object's before-bytes compact, without an
+    /// image: account for them as for an image (against a memory reserve,
+    /// say), once per version. It may raise a fault, as
+    /// [`LoggedObject::snapshot`] may.
+    fn charge_compact(&self) {}
 }
 
 pub(crate) struct Version {
     pub(crate) domain: DomainId,
-    /// `None`: the object was new to the domain (see `Runtime::write_new`);
-    /// what it held before does not matter.
-    pub(crate) before: Option<Image>,
-    /// The chunks of `before` that hold before-bytes ([`FULL`]: all).
+    pub(crate) before: Before,
+    /// The chunks `before` holds ([`FULL`]: all).
     pub(crate) mask: u64,
 }
 
 impl Version {
-    /// Put the object back as it was before this version's writes.
-    pub(crate) fn restore(&self, obj: &dyn LoggedObject) {
-        match &self.before {
-            Some(image) if self.mask == FULL => obj.restore((**image).as_ref()),
-            Some(image) => obj.restore_chunks((**image).as_ref(), self.mask),
-            None => {}
+    /// The version of a write of `range` of `obj` (all of it if `None`)
+    /// by a domain new to the object: the before-bytes of what it touches,
+    /// inline where they fit. (A whole image may raise a fault, as
+    /// [`LoggedObject::snapshot`] may.)
+    pub(crate) fn first(
+        domain: DomainId,
+        obj: &dyn LoggedObject,
+        range: Option<std::ops::Range<usize>>,
+    ) -> Version {
+        let Some(r) = range else {
+            return Version {
+                domain,
+                before: Before::Image(obj.snapshot()),
+                mask: FULL,
+            };
+        };
+        let mut inline = None;
+        obj.read_bytes(&mut |b| {
+            let mask = chunk_mask(r.clone(), b.len());
+            if mask != FULL
+                && fits_compact(mask.count_ones() as usize * (b.len() / CHUNKS), b.len())
+            {
+                let mut out = ChunkBytes::new();
+                gather(b, mask, &mut out);
+                inline = Some((out, mask));
+            }
+        });
+        if let Some((bytes, mask)) = inline {
+            obj.charge_compact();
+            return Version {
+                domain,
+                before: Before::Chunks(bytes),
+                mask,
+            };
+        }
+        match obj.blank() {
+            Some(mut blank) => {
+                let mask = chunk_mask(r, (*blank).as_ref().len());
+                obj.save_chunks((*blank).as_mut(), mask);
+                Version {
+                    domain,
+                    before: Before::Image(blank),
+                    mask,
+                }
+            }
+            None => Version {
+                domain,
+                before: Before::Image(obj.snapshot()),
+                mask: FULL,
+            },
         }
     }
 
-    /// This version's domain writes `mask` of `obj` (it already has the
-    /// version): keep the before-bytes of the chunks not yet kept.
-    pub(crate) fn extend(&mut self, obj: &dyn LoggedObject, mask: u64) {
-        let missing = mask & !self.mask;
-        if missing == 0 {
+    /// Put the object back as it was before this version's writes.
+    pub(crate) fn restore(&self, obj: &dyn LoggedObject) {
+        match &self.before {
+            Before::Image(image) if self.mask == FULL => obj.restore((**image).as_ref()),
+            Before::Image(image) => obj.restore_chunks((**image).as_ref(), self.mask),
+            Before::Chunks(bytes) => {
+                obj.write_bytes(&mut |b| scatter(bytes, self.mask, self.mask, b))
+            }
+            Before::New => {}
+        }
+    }
+
+    /// Copy this version's before-bytes of the chunks in `which` (a subset
+    /// of its mask) to their places in `full`, an image of the object's size.
+    fn put(&self, which: u64, full: &mut [u8]) {
+        match &self.before {
+            Before::Image(image) => copy_chunks((**image).as_ref(), full, which),
+            Before::Chunks(bytes) => scatter(bytes, self.mask, which, full),
+            Before::New => {}
+        }
+    }
+
+    /// This version's domain writes `range` of `obj` again (all of it if
+    /// `None`): keep the before-bytes of the chunks not yet kept, inline
+    /// while they fit, else in an image (which may raise a fault).
+    pub(crate) fn extend(&mut self, obj: &dyn LoggedObject, range: Option<std::ops::Range<usize>>) {
+        if self.mask == FULL || matches!(self.before, Before::New) {
             return;
         }
-        if let Some(image) = &mut self.before {
-            obj.save_chunks((**image).as_mut(), missing);
+        let held = self.mask;
+        if let Before::Chunks(bytes) = &mut self.before {
+            let mut missing = 0;
+            let mut grown = false;
+            obj.read_bytes(&mut |b| {
+                let mask = range.clone().map_or(FULL, |r| chunk_mask(r, b.len()));
+                missing = mask & !held;
+                let c = b.len() / CHUNKS;
+                if missing != 0 && fits_compact((held | missing).count_ones() as usize * c, b.len())
+                {
+                    let mut theirs = ChunkBytes::new();
+                    gather(b, missing, &mut theirs);
+                    *bytes = merge(bytes, held, &theirs, missing, c);
+                    grown = true;
+                }
+            });
+            if missing == 0 {
+                return;
+            }
+            if grown {
+                self.mask |= missing;
+                return;
+            }
+            // Too many to keep compact: into an image of the object's
+            // size, on the heap (the version has had its charge: see
+            // `charge_compact`), with the current bytes of what this write
+            // adds.
+            let mut image = Vec::new();
+            obj.read_bytes(&mut |b| {
+                image = vec![0u8; b.len()];
+                copy_chunks(b, &mut image, missing);
+            });
+            scatter(bytes, held, held, &mut image);
+            self.before = Before::Image(Box::new(image));
+            self.mask |= missing;
+            return;
         }
-        self.mask |= missing;
+        let Before::Image(image) = &mut self.before else {
+            return;
+        };
+        let mask = range.map_or(FULL, |r| chunk_mask(r, (**image).as_ref().len()));
+        let missing = mask & !held;
+        if missing != 0 {
+            obj.save_chunks((**image).as_mut(), missing);
+            self.mask |= missing;
+        }
     }
 
     /// `older`, the version just before this one, is gone (rolled back or
     /// merged): this one takes over its before-bytes, which are older than
     /// its own wherever both have them, so that undoing this version puts
-    /// the object back as it was before `older` too.
+    /// the object back as it was before `older` too. (Allocates nothing
+    /// beyond a merge of two inline sets: it runs in rollbacks.)
     pub(crate) fn absorb(&mut self, older: Version) {
         match (&mut self.before, older.before) {
-            (_, None) => {
+            (_, Before::New) => {
                 // `older` found the object new: nothing before it matters.
-                self.before = None;
+                self.before = Before::New;
                 self.mask = FULL;
             }
-            (None, Some(image)) => {
-                self.before = Some(image);
+            (Before::New, theirs) => {
+                self.before = theirs;
                 self.mask = older.mask;
             }
-            (Some(mine), Some(theirs)) => {
-                if older.mask == FULL {
-                    self.before = Some(theirs);
-                } else {
-                    copy_chunks((*theirs).as_ref(), (**mine).as_mut(), older.mask);
-                }
+            (_, Before::Image(theirs)) if older.mask == FULL => {
+                self.before = Before::Image(theirs);
+                self.mask = FULL;
+            }
+            (Before::Image(mine), theirs) => {
+                let older = Version {
+                    before: theirs,
+                    ..older
+                };
+                older.put(older.mask, (**mine).as_mut());
+                self.mask |= older.mask;
+            }
+            (Before::Chunks(mine), Before::Image(mut theirs)) => {
+                // Their image, with my chunks where it has none.
+                scatter(mine, self.mask, self.mask & !older.mask, (*theirs).as_mut());
+                self.before = Before::Image(theirs);
+                self.mask |= older.mask;
+            }
+            (Before::Chunks(mine), Before::Chunks(theirs)) => {
+                let c = chunk_size(mine, self.mask).max(chunk_size(&theirs, older.mask));
+                *mine = merge(&theirs, older.mask, mine, self.mask, c);
                 self.mask |= older.mask;
             }
         }
@@ -155,19 +444,43 @@ impl Version {
     /// (a merged child's), goes: its before-bytes of chunks this one does
     /// not hold yet are this domain's before-bytes there too.
     pub(crate) fn fill_gaps(&mut self, newer: Version) {
-        let (Some(mine), Some(theirs)) = (&mut self.before, newer.before) else {
-            return; // this one found the object new: it covers everything
-        };
         let missing = newer.mask & !self.mask;
-        copy_chunks((*theirs).as_ref(), (**mine).as_mut(), missing);
-        self.mask |= missing;
+        match (&mut self.before, newer.before) {
+            // This one found the object new: it covers everything.
+            (Before::New, _) | (_, Before::New) => {}
+            _ if missing == 0 => {}
+            (Before::Image(mine), theirs) => {
+                let newer = Version {
+                    before: theirs,
+                    ..newer
+                };
+                newer.put(missing, (**mine).as_mut());
+                self.mask |= missing;
+            }
+            (Before::Chunks(mine), Before::Image(mut theirs)) => {
+                // Their image, with all my chunks (mine are older).
+                scatter(mine, self.mask, self.mask, (*theirs).as_mut());
+                self.before = Before::Image(theirs);
+                self.mask |= newer.mask;
+            }
+            (Before::Chunks(mine), Before::Chunks(theirs)) => {
+                let c = chunk_size(mine, self.mask).max(chunk_size(&theirs, newer.mask));
+                *mine = merge(mine, self.mask, &theirs, newer.mask, c);
+                self.mask |= newer.mask;
+            }
+        }
     }
 }
+
+/// An object's versions, oldest first. Most objects written have one
+/// version at a time, kept inline: a block new to the cache costs no heap
+/// allocation at its first write.
+pub(crate) type Versions = smallvec::SmallVec<[Version; 1]>;
 
 /// Uncommitted versions of one object, oldest first.
 #[derive(Default)]
 pub struct VersionChain {
-    pub(crate) versions: Mutex<Vec<Version>>,
+    pub(crate) versions: Mutex<Versions>,
 }
 
 impl VersionChain {
@@ -188,7 +501,7 @@ impl VersionChain {
 }
 
 /// A held version chain (see [`VersionChain::versions_for_writeback`]).
-pub struct Locked<'a>(parking_lot::MutexGuard<'a, Vec<Version>>);
+pub struct Locked<'a>(parking_lot::MutexGuard<'a, Versions>);
 
 /// What of an object is committed (see [`Locked::committed`]).
 pub enum Committed<'a> {
@@ -207,18 +520,19 @@ impl Locked<'_> {
     pub fn committed<'a>(&'a self, current: &[u8]) -> Committed<'a> {
         match self.0.first() {
             None => Committed::Current,
-            Some(Version { before: None, .. }) => Committed::Nothing,
             Some(Version {
-                before: Some(image),
+                before: Before::New,
+                ..
+            }) => Committed::Nothing,
+            Some(Version {
+                before: Before::Image(image),
                 mask: FULL,
                 ..
             }) => Committed::Image(std::borrow::Cow::Borrowed((**image).as_ref())),
             Some(_) => {
                 let mut bytes = current.to_vec();
                 for v in self.0.iter().rev() {
-                    if let Some(image) = &v.before {
-                        copy_chunks((**image).as_ref(), &mut bytes, v.mask);
-                    }
+                    v.put(v.mask, &mut bytes);
                 }
                 Committed::Image(std::borrow::Cow::Owned(bytes))
             }

@@ -1,6 +1,6 @@
 //! Domains, the per-thread stack, the dependence graph, commit and rollback.
 
-use crate::object::{chunk_mask, LoggedObject, Version, FULL};
+use crate::object::{Before, LoggedObject, Version, FULL};
 use crate::DomainId;
 use parking_lot::{Condvar, Mutex};
 use std::any::Any;
@@ -588,14 +588,10 @@ impl Runtime {
         if newest == Some(id) {
             // Written before in this domain: keep the before-bytes of what
             // this write touches that the version does not hold yet.
-            let v = chain.last_mut().expect("newest");
-            if v.mask != FULL {
-                let mask = match (&range, &v.before) {
-                    (Some(r), Some(image)) => chunk_mask(r.clone(), (**image).as_ref().len()),
-                    _ => FULL,
-                };
-                v.extend(obj.as_ref(), mask);
-            }
+            chain
+                .last_mut()
+                .expect("newest")
+                .extend(obj.as_ref(), range);
             return;
         }
         let mut orphans = Vec::new();
@@ -623,22 +619,14 @@ impl Runtime {
         // An object new to the domain has no older version to keep, unless
         // another uncommitted domain wrote it (then it is not new after all).
         let image = image || newest.is_some();
-        let (before, mask) = match (image, range) {
-            (false, _) => (None, FULL),
-            (true, Some(r)) => match obj.blank() {
-                Some(mut blank) => {
-                    let mask = chunk_mask(r, (*blank).as_ref().len());
-                    obj.save_chunks((*blank).as_mut(), mask);
-                    (Some(blank), mask)
-                }
-                None => (Some(obj.snapshot()), FULL),
-            },
-            (true, None) => (Some(obj.snapshot()), FULL),
-        };
-        chain.push(Version {
-            domain: id,
-            before,
-            mask,
+        chain.push(if image {
+            Version::first(id, obj.as_ref(), range)
+        } else {
+            Version {
+                domain: id,
+                before: Before::New,
+                mask: FULL,
+            }
         });
         drop(chain);
         STACK.with(|s| {
@@ -798,12 +786,12 @@ impl Runtime {
     }
 
     /// Undo a domain's effects: versions, then inverses newest first.
-    fn undo_logs(&self, id: DomainId, logs: Logs) {
+    fn undo_logs(&self, id: DomainId, mut logs: Logs) {
         for obj in &logs.writes {
             unversion(obj.as_ref(), id);
         }
         let mut actions: Vec<Action> = Vec::new();
-        for u in logs.undo.into_iter().rev() {
+        for u in logs.undo.drain(..).rev() {
             match u {
                 Undo::Inverse(f) => actions.push(f),
                 Undo::Child(child, f) => {
@@ -830,6 +818,9 @@ impl Runtime {
         }
         self.run_unlogged(actions);
         self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
+        // (Its deferred releases are dropped unrun: what they would have
+        // released stays in use.)
+        recycle_logs(logs);
     }
 
     #[inline]
@@ -868,6 +859,7 @@ impl Runtime {
                 self.drop_node(frame.id);
             }
             self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
+            recycle_logs(frame.logs);
             return;
         }
         if !frame.registered {
@@ -884,8 +876,41 @@ impl Runtime {
 
     /// Try to commit `id` and then whatever its commit unblocks.
     fn try_commit(&self, id: DomainId) {
+        self.commit_from(Some(id), Vec::new());
+    }
+
+    /// Mark a registered domain completed, with its logs. One that depends
+    /// on nobody commits at once, under the same hold of the graph's lock
+    /// (the common case: a completion and a commit cost one lock); true if
+    /// it did. Others wait in the graph for what they depend on.
+    fn complete(&self, id: DomainId, logs: Logs) -> bool {
+        let alone = {
+            let mut g = self.graph.lock();
+            let Some(n) = g.nodes.get_mut(&id) else {
+                return false;
+            };
+            n.state = State::Completed;
+            n.logs = logs;
+            if !n.deps.is_empty() || n.doomed.load(Ordering::Acquire) {
+                return false;
+            }
+            g.remove(id)
+        };
+        let Some(n) = alone else {
+            return false;
+        };
         let mut work = Vec::new();
-        let mut next = Some(id);
+        self.finish_commit(&mut [(id, n)], &mut work);
+        if !work.is_empty() {
+            self.commit_from(None, work);
+        }
+        true
+    }
+
+    /// Try to commit `first`, then the domains in `work`, and whatever
+    /// their commits unblock.
+    fn commit_from(&self, first: Option<DomainId>, mut work: Vec<DomainId>) {
+        let mut next = first;
         while let Some(id) = next.take().or_else(|| work.pop()) {
             let mut one = None;
             let mut many = Vec::new();
@@ -911,20 +936,35 @@ impl Runtime {
                 Some(pair) => std::slice::from_mut(pair),
                 None => &mut many[..],
             };
-            // Their versions are committed now: drop them from the chains,
-            // then run their deferred releases.
-            for (d, n) in done.iter() {
-                for obj in &n.logs.writes {
-                    obj.chain().versions.lock().retain(|v| v.domain != *d);
+            self.finish_commit(done, &mut work);
+        }
+    }
+
+    /// Domains removed from the graph as committed: their versions are
+    /// final now (dropped from the chains), then their deferred releases
+    /// run. Their dependents go to `work`, to be tried next.
+    fn finish_commit(&self, done: &mut [(DomainId, Node)], work: &mut Vec<DomainId>) {
+        for (d, n) in done.iter() {
+            for obj in &n.logs.writes {
+                // (A merged child's version can leave its parent with two
+                // of one object, when another domain's came in between.)
+                let mut chain = obj.chain().versions.lock();
+                let mut i = 0;
+                while i < chain.len() {
+                    if chain[i].domain == *d {
+                        chain.remove(i);
+                    } else {
+                        i += 1;
+                    }
                 }
-                self.stats.committed.fetch_add(1, Ordering::Relaxed);
             }
-            self.changed.notify_all();
-            for (_, n) in done.iter_mut() {
-                self.run_unlogged(std::mem::take(&mut n.logs.deferred));
-                work.extend(n.rdeps.iter().copied());
-                recycle_logs(std::mem::take(&mut n.logs));
-            }
+            self.stats.committed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.changed.notify_all();
+        for (_, n) in done.iter_mut() {
+            self.run_unlogged(std::mem::take(&mut n.logs.deferred));
+            work.extend(n.rdeps.iter().copied());
+            recycle_logs(std::mem::take(&mut n.logs));
         }
     }
 
@@ -974,21 +1014,20 @@ impl Runtime {
                 } else {
                     None
                 };
-                let registered = frame.registered;
-                if registered {
-                    let mut g = self.graph.lock();
-                    if let Some(n) = g.nodes.get_mut(&id) {
-                        n.state = State::Completed;
-                        n.logs = frame.logs;
-                    }
+                // Still in the graph after its completion: it waits for a
+                // domain it depends on.
+                let pending = if frame.registered {
+                    let Frame { logs, .. } = frame;
+                    !self.complete(id, logs)
                 } else {
                     self.commit_alone(frame);
-                }
+                    false
+                };
                 if has_parent {
                     let parent = STACK
                         .with(|s| s.borrow().last().map(|f| f.id))
                         .expect("parent");
-                    if kind == Kind::Reversible && registered {
+                    if kind == Kind::Reversible && pending {
                         // The parent must not commit before this child does.
                         let orphans = {
                             let mut g = self.graph.lock();
@@ -1003,7 +1042,9 @@ impl Runtime {
                         self.with_top(|fr| fr.logs.undo.push(Undo::Child(id, Box::new(|| {}))));
                     }
                 }
-                if registered {
+                if pending {
+                    // Its dependences may all be completed (a cycle that
+                    // commits together).
                     self.try_commit(id);
                 }
             }
@@ -1114,12 +1155,8 @@ impl Runtime {
             self.commit_alone(frame);
             return Ok(value);
         }
-        {
-            let mut g = self.graph.lock();
-            if let Some(n) = g.nodes.get_mut(&id) {
-                n.state = State::Completed;
-                n.logs = frame.logs;
-            }
+        if self.complete(id, frame.logs) {
+            return Ok(value);
         }
         self.try_commit(id);
         let mut g = self.graph.lock();
