@@ -17,23 +17,33 @@ pub fn clear(bits: &mut [u8], i: usize) {
 /// First clear bit in `start..end`, then wrapping around to `0..start`.
 pub fn find_clear(bits: &[u8], start: usize, end: usize) -> Option<usize> {
     let end = end.min(bits.len() * 8);
-    let scan = |from: usize, to: usize| -> Option<usize> {
-        let mut i = from;
-        while i < to {
-            // Skip whole full bytes quickly.
-            if i % 8 == 0 && i + 8 <= to && bits[i / 8] == 0xff {
-                i += 8;
+    let start = start.min(end);
+    first_clear(bits, start, end).or_else(|| first_clear(bits, 0, start))
+}
+
+/// First clear bit in `from..to`. Whole 64-bit words are tested at once:
+/// an allocator scans past every used item of its group on each call (the
+/// kernel's find_next_zero_bit does the same), and a group of a full
+/// directory has tens of thousands of them.
+fn first_clear(bits: &[u8], from: usize, to: usize) -> Option<usize> {
+    let mut i = from;
+    while i < to {
+        if i % 64 == 0 && i + 64 <= to {
+            let word: [u8; 8] = bits[i / 8..i / 8 + 8].try_into().expect("8 bytes");
+            // Bit k of the little-endian word is bit k % 8 of byte k / 8.
+            let word = u64::from_le_bytes(word);
+            if word == u64::MAX {
+                i += 64;
                 continue;
             }
-            if !test(bits, i) {
-                return Some(i);
-            }
-            i += 1;
+            return Some(i + word.trailing_ones() as usize);
         }
-        None
-    };
-    let start = start.min(end);
-    scan(start, end).or_else(|| scan(0, start))
+        if !test(bits, i) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Number of set bits among the first `n`.
@@ -74,5 +84,33 @@ mod tests {
         assert_eq!(find_clear(&b, 0, 32), Some(3));
         assert_eq!(count_set(&b, 21), 19);
         assert!(test(&b, 1000));
+    }
+
+    /// The word-at-a-time scan finds what a bit-by-bit one finds, at any
+    /// alignment of start and end.
+    #[test]
+    fn find_clear_matches_a_bit_by_bit_scan() {
+        let naive = |b: &[u8], start: usize, end: usize| {
+            let end = end.min(b.len() * 8);
+            let start = start.min(end);
+            (start..end).chain(0..start).find(|&i| !test(b, i))
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..2000 {
+            let len = 1 + (next() % 40) as usize;
+            // Mostly full bitmaps, as an allocator meets them.
+            let b: Vec<u8> = (0..len)
+                .map(|_| if next() % 4 == 0 { next() as u8 } else { 0xff })
+                .collect();
+            let end = (next() % (len as u64 * 8 + 16)) as usize;
+            let start = (next() % (end as u64 + 1)) as usize;
+            assert_eq!(find_clear(&b, start, end), naive(&b, start, end), "{b:?} {start} {end}");
+        }
     }
 }

@@ -62,15 +62,13 @@ pub struct DirEntry<'a> {
 
 impl DirEntry<'_> {
     /// Is this entry in use and named `name`? Scans of large directories
-    /// spend most of their time here: the last byte is compared first, as
-    /// names in one directory mostly share their beginnings (`file001`,
-    /// `file002`, ...), so most entries are rejected without a `memcmp`.
+    /// spend most of their time here, so no `memcmp` call per entry: names
+    /// in one directory mostly share their beginnings and often their ends
+    /// (`file_00001_data`, `file_00002_data`), so the last eight bytes are
+    /// compared first, as one word, and then the rest a word at a time.
     #[inline]
     pub fn is(&self, name: &[u8]) -> bool {
-        self.inode != 0
-            && self.name.len() == name.len()
-            && self.name.last() == name.last()
-            && self.name == name
+        self.inode != 0 && same_name(self.name, name)
     }
 
     /// Bytes of `rec_len` not needed by this entry itself (0 for an unused slot
@@ -90,6 +88,23 @@ pub fn parse_block(block: &[u8], max_ino: u32) -> Result<Vec<DirEntry<'_>>, Form
     let mut out = Vec::with_capacity(block.len() / 32);
     visit_block(block, max_ino, |e| out.push(e))?;
     Ok(out)
+}
+
+/// `a == b`, without a call (see [`DirEntry::is`]).
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    if word(a, n - 8) != word(b, n - 8) {
+        return false;
+    }
+    (0..n - 8).step_by(8).all(|at| word(a, at) == word(b, at))
 }
 
 /// [`parse_block`] without collecting: `f` sees every entry in order (the
@@ -169,6 +184,19 @@ pub fn empty_block(block: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_compare_like_slices() {
+        let names: [&[u8]; 10] = [
+            b"", b"a", b"ab", b"abcdefg", b"abcdefgh", b"abcdefgi", b"xbcdefgh",
+            b"file_00_00001234_data", b"file_00_00001235_data", b"file_01_00001234_data",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(same_name(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn parse_and_reject() {

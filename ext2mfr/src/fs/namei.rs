@@ -11,28 +11,33 @@ use crate::error::{corrupt, FsError, Result};
 use crate::format::dirent::{file_type_of, MAX_NAME_LEN};
 use crate::format::inode::{FileKind, Inode, Timestamp, MAX_LINKS, ROOT_INO, S_IFMT, S_ISGID};
 use crate::format::le::{Le16, Le32};
-use std::collections::HashMap;
 
 /// Inodes read for one operation, written back together at its end, so an
 /// operation on one directory as both source and target sees one copy.
+/// (At most four, for a rename: kept inline and searched in order, where a
+/// hash map would cost a heap allocation per request.)
 struct WorkingSet<'a> {
     fs: &'a Ext2,
-    inodes: HashMap<u32, Inode>,
+    inodes: smallvec::SmallVec<[(u32, Inode); 2]>,
 }
 
 impl<'a> WorkingSet<'a> {
     fn new(fs: &'a Ext2) -> Self {
         WorkingSet {
             fs,
-            inodes: HashMap::new(),
+            inodes: smallvec::SmallVec::new(),
         }
     }
     fn get(&mut self, ino: u32) -> Result<&mut Inode> {
-        if !self.inodes.contains_key(&ino) {
-            let i = self.fs.read_inode(ino)?;
-            self.inodes.insert(ino, i);
-        }
-        Ok(self.inodes.get_mut(&ino).expect("just inserted"))
+        let at = match self.inodes.iter().position(|(i, _)| *i == ino) {
+            Some(at) => at,
+            None => {
+                let i = self.fs.read_inode(ino)?;
+                self.inodes.push((ino, i));
+                self.inodes.len() - 1
+            }
+        };
+        Ok(&mut self.inodes[at].1)
     }
     fn write_back(self) -> Result<()> {
         for (ino, i) in &self.inodes {
