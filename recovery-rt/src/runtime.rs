@@ -595,22 +595,23 @@ impl Runtime {
             return;
         }
         let mut orphans = Vec::new();
-        {
-            // Its version makes it visible to other domains: it needs its
-            // node (once per domain).
-            let edge = newest.filter(|&w| w != id && !self.in_nest(w));
-            if !registered || edge.is_some() {
-                let mut g = self.graph.lock();
-                self.register_current(&mut g);
-                if let Some(w) = edge {
-                    let w = g.resolve(w);
-                    if w != id && !self.in_nest(w) {
-                        orphans = g.add_edge(id, w, &self.stats);
-                    }
+        // Its version makes it visible to other domains: it needs its node
+        // (once per domain).
+        let edge = newest.filter(|&w| w != id && !self.in_nest(w));
+        if !registered || edge.is_some() {
+            let mut g = self.graph.lock();
+            self.register_current(&mut g);
+            if let Some(w) = edge {
+                let w = g.resolve(w);
+                if w != id && !self.in_nest(w) {
+                    orphans = g.add_edge(id, w, &self.stats);
                 }
             }
         }
-        if self.current().is_some_and(|(_, doomed)| doomed) {
+        // Only a new edge can have doomed it since the check above (to a
+        // domain being rolled back); a doom by another thread any later is
+        // seen at the next access or at completion.
+        if edge.is_some() && self.current().is_some_and(|(_, doomed)| doomed) {
             drop(chain);
             self.undo_orphans(orphans);
             std::panic::panic_any(Doomed);
@@ -890,15 +891,18 @@ impl Runtime {
                 return false;
             };
             n.state = State::Completed;
-            n.logs = logs;
             if !n.deps.is_empty() || n.doomed.load(Ordering::Acquire) {
+                n.logs = logs;
                 return false;
             }
+            // (Its logs go with it straight to the commit, not through
+            // the node.)
             g.remove(id)
         };
-        let Some(n) = alone else {
+        let Some(mut n) = alone else {
             return false;
         };
+        n.logs = logs;
         let mut work = Vec::new();
         self.finish_commit(&mut [(id, n)], &mut work);
         if !work.is_empty() {

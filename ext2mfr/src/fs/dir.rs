@@ -235,11 +235,15 @@ impl Ext2 {
     /// Write an entry into a slot found with room for it.
     pub(super) fn write_in_slot(&self, s: &Slot, name: &[u8], ino: u32, ft: u8) -> Result<()> {
         let b = self.cache.get(s.blk as u64)?;
-        let mut d = b.write();
+        // Only the entries' bytes change: the undo log keeps those, not
+        // a copy of the whole block.
+        let end = |at: usize| at + dirent::DIRENT_HEADER + name.len();
         if s.ino == 0 {
+            let mut d = b.write_range(s.offset..end(s.offset));
             dirent::write_entry(&mut d, s.offset, ino, s.rec_len, ft, name);
         } else {
             let used = rec_len_for(s.name_len);
+            let mut d = b.write_range(s.offset + 4..end(s.offset + used));
             dirent::set_rec_len(&mut d, s.offset, used);
             dirent::write_entry(&mut d, s.offset + used, ino, s.rec_len - used, ft, name);
         }
@@ -265,14 +269,20 @@ impl Ext2 {
     pub(crate) fn dir_remove(&self, dir: &mut Inode, f: &Found) -> Result<()> {
         self.dx_or_unflag(dir)?;
         let b = self.cache.get(f.blk as u64)?;
-        let mut d = b.write();
-        let rec_len = u16::from_le_bytes([d[f.offset + 4], d[f.offset + 5]]) as usize;
+        // (Ranged writes: the undo log keeps the entry's bytes only.)
         match f.prev {
             Some(p) => {
+                let mut d = b.write_range(p + 4..p + 6);
+                let rec_len = u16::from_le_bytes([d[f.offset + 4], d[f.offset + 5]]) as usize;
                 let prev_len = u16::from_le_bytes([d[p + 4], d[p + 5]]) as usize;
                 dirent::set_rec_len(&mut d, p, prev_len + rec_len);
             }
-            None => dirent::set_inode(&mut d, f.offset, 0, 0),
+            None => dirent::set_inode(
+                &mut b.write_range(f.offset..f.offset + dirent::DIRENT_HEADER),
+                f.offset,
+                0,
+                0,
+            ),
         }
         Ok(())
     }
