@@ -110,7 +110,11 @@ mod tests {
                 .collect();
             let end = (next() % (len as u64 * 8 + 16)) as usize;
             let start = (next() % (end as u64 + 1)) as usize;
-            assert_eq!(find_clear(&b, start, end), naive(&b, start, end), "{b:?} {start} {end}");
+            assert_eq!(
+                find_clear(&b, start, end),
+                naive(&b, start, end),
+                "{b:?} {start} {end}"
+            );
         }
     }
 }

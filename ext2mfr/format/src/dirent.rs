@@ -4,6 +4,7 @@
 
 use super::inode::FileKind;
 use super::FormatError;
+use std::ops::ControlFlow;
 
 pub const DIRENT_HEADER: usize = 8;
 pub const MAX_NAME_LEN: usize = 255;
@@ -114,6 +115,20 @@ pub fn visit_block<'a>(
     max_ino: u32,
     mut f: impl FnMut(DirEntry<'a>),
 ) -> Result<(), FormatError> {
+    visit_block_until(block, max_ino, |e| {
+        f(e);
+        ControlFlow::Continue(())
+    })
+}
+
+/// [`visit_block`] until `f` breaks: entries after that are not looked at
+/// (nor checked), as the kernel's search of a directory block stops at the
+/// name it finds.
+pub fn visit_block_until<'a>(
+    block: &'a [u8],
+    max_ino: u32,
+    mut f: impl FnMut(DirEntry<'a>) -> ControlFlow<()>,
+) -> Result<(), FormatError> {
     let mut off = 0;
     while off < block.len() {
         let bad = |m: &str| Err(FormatError::BadDirEntry(off, m.to_string()));
@@ -142,13 +157,16 @@ pub fn visit_block<'a>(
             return bad("inode number out of range");
         }
         let name_end = (off + DIRENT_HEADER + name_len).min(off + rec_len);
-        f(DirEntry {
+        let seen = f(DirEntry {
             offset: off,
             inode,
             rec_len,
             file_type,
             name: &block[off + DIRENT_HEADER..name_end],
         });
+        if seen.is_break() {
+            break;
+        }
         off += rec_len;
     }
     Ok(())
@@ -188,8 +206,16 @@ mod tests {
     #[test]
     fn names_compare_like_slices() {
         let names: [&[u8]; 10] = [
-            b"", b"a", b"ab", b"abcdefg", b"abcdefgh", b"abcdefgi", b"xbcdefgh",
-            b"file_00_00001234_data", b"file_00_00001235_data", b"file_01_00001234_data",
+            b"",
+            b"a",
+            b"ab",
+            b"abcdefg",
+            b"abcdefgh",
+            b"abcdefgi",
+            b"xbcdefgh",
+            b"file_00_00001234_data",
+            b"file_00_00001235_data",
+            b"file_01_00001234_data",
         ];
         for a in names {
             for b in names {

@@ -8,6 +8,7 @@ use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
 use crate::format::dirent::{self, rec_len_for, DirEntry, FT_DIR};
 use crate::format::inode::{Inode, INDEX_FL};
+use std::ops::ControlFlow;
 
 /// Where a name was found.
 #[derive(Clone, Copy, Debug)]
@@ -172,17 +173,19 @@ impl Ext2 {
     ) -> Result<Option<Found>> {
         self.cache.read_with(blk as u64, |d| {
             let (mut prev, mut found) = (None, None);
-            self.visit_dir_block(d, blk, |e| {
-                if found.is_some() {
-                    return;
-                }
+            // (The scan ends at the name, as the kernel's does.)
+            dirent::visit_block_until(d, self.geo.inodes_count, |e| {
                 if e.is(name) {
                     found = Some(Found::at(blk, &e, prev));
-                } else if room.is_none() && need.is_some_and(|n| e.slack() >= n) {
+                    return ControlFlow::Break(());
+                }
+                if room.is_none() && need.is_some_and(|n| e.slack() >= n) {
                     *room = Some(Slot::at(blk, &e));
                 }
                 prev = Some(e.offset);
-            })?;
+                ControlFlow::Continue(())
+            })
+            .map_err(|e| corrupt(format!("directory block {blk}: {e}")))?;
             Ok(found)
         })
     }
