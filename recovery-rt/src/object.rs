@@ -23,6 +23,7 @@
 
 use crate::DomainId;
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A before-image: any owner of bytes (a `Vec<u8>`, or a page of the
 /// client's allocator, so that logging can draw on a memory reserve).
@@ -480,12 +481,56 @@ pub(crate) type Versions = smallvec::SmallVec<[Version; 1]>;
 /// Uncommitted versions of one object, oldest first.
 #[derive(Default)]
 pub struct VersionChain {
-    pub(crate) versions: Mutex<Versions>,
+    versions: Mutex<Versions>,
+    /// The newest version's domain (0: none), published whenever the chain
+    /// is let go (see [`ChainGuard`]): a read hook, run on every cached
+    /// block a domain reads, needs the chain's lock only when another
+    /// domain has an uncommitted version.
+    newest: AtomicU64,
+}
+
+/// The held chain; letting go of it publishes its newest version's domain.
+pub(crate) struct ChainGuard<'a> {
+    versions: parking_lot::MutexGuard<'a, Versions>,
+    newest: &'a AtomicU64,
+}
+
+impl std::ops::Deref for ChainGuard<'_> {
+    type Target = Versions;
+    fn deref(&self) -> &Versions {
+        &self.versions
+    }
+}
+
+impl std::ops::DerefMut for ChainGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Versions {
+        &mut self.versions
+    }
+}
+
+impl Drop for ChainGuard<'_> {
+    fn drop(&mut self) {
+        let newest = self.versions.last().map_or(0, |v| v.domain);
+        self.newest.store(newest, Ordering::Release);
+    }
 }
 
 impl VersionChain {
     pub fn new() -> VersionChain {
         VersionChain::default()
+    }
+
+    pub(crate) fn lock(&self) -> ChainGuard<'_> {
+        ChainGuard {
+            versions: self.versions.lock(),
+            newest: &self.newest,
+        }
+    }
+
+    /// The domain of the newest version as last published (0: none), read
+    /// without the lock: what the chain held when it was last let go.
+    pub(crate) fn newest(&self) -> DomainId {
+        self.newest.load(Ordering::Acquire)
     }
 
     /// Does any uncommitted domain have a version of this object?

@@ -418,7 +418,7 @@ fn fault_of(payload: Box<dyn Any + Send>) -> Fault {
 /// the object ends where it was before the oldest rolled-back write whatever
 /// the order of rollbacks.
 fn unversion(obj: &dyn LoggedObject, id: DomainId) {
-    let mut chain = obj.chain().versions.lock();
+    let mut chain = obj.chain().lock();
     let Some(i) = chain.iter().position(|v| v.domain == id) else {
         return;
     };
@@ -524,7 +524,15 @@ impl Runtime {
         if doomed {
             std::panic::panic_any(Doomed);
         }
-        let chain = obj.chain().versions.lock();
+        // Nobody else's uncommitted version (the common case): no lock.
+        // (A version pushed just after this load is one a reader holding
+        // the chain's lock would have missed the same way: writers push
+        // their version before they change the object.)
+        let newest = obj.chain().newest();
+        if newest == 0 || newest == id {
+            return;
+        }
+        let chain = obj.chain().lock();
         let mut orphans = Vec::new();
         let mut edge = false;
         if let Some(w) = chain.last().map(|v| v.domain) {
@@ -583,7 +591,7 @@ impl Runtime {
         if doomed {
             std::panic::panic_any(Doomed);
         }
-        let mut chain = obj.chain().versions.lock();
+        let mut chain = obj.chain().lock();
         let newest = chain.last().map(|v| v.domain);
         if newest == Some(id) {
             // Written before in this domain: keep the before-bytes of what
@@ -952,7 +960,7 @@ impl Runtime {
             for obj in &n.logs.writes {
                 // (A merged child's version can leave its parent with two
                 // of one object, when another domain's came in between.)
-                let mut chain = obj.chain().versions.lock();
+                let mut chain = obj.chain().lock();
                 let mut i = 0;
                 while i < chain.len() {
                     if chain[i].domain == *d {
@@ -1072,7 +1080,7 @@ impl Runtime {
             self.register_parent(&mut self.graph.lock());
         }
         for obj in &child.logs.writes {
-            let mut chain = obj.chain().versions.lock();
+            let mut chain = obj.chain().lock();
             let Some(i) = chain.iter().position(|v| v.domain == child.id) else {
                 continue;
             };
