@@ -53,10 +53,6 @@ impl LoggedObject for Obj {
     }
 }
 
-fn obj() -> Arc<Obj> {
-    obj_lending(false)
-}
-
 fn obj_lending(lends: bool) -> Arc<Obj> {
     Arc::new(Obj {
         chain: VersionChain::new(),

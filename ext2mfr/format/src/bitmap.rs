@@ -28,7 +28,7 @@ pub fn find_clear(bits: &[u8], start: usize, end: usize) -> Option<usize> {
 fn first_clear(bits: &[u8], from: usize, to: usize) -> Option<usize> {
     let mut i = from;
     while i < to {
-        if i % 64 == 0 && i + 64 <= to {
+        if i.is_multiple_of(64) && i + 64 <= to {
             let word: [u8; 8] = bits[i / 8..i / 8 + 8].try_into().expect("8 bytes");
             // Bit k of the little-endian word is bit k % 8 of byte k / 8.
             let word = u64::from_le_bytes(word);
