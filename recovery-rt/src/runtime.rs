@@ -325,6 +325,13 @@ impl Graph {
             .collect()
     }
 
+    /// Remove a node that commits, with the logs it held while it waited.
+    fn remove_with_logs(&mut self, id: DomainId) -> Option<(DomainId, Node, Logs)> {
+        let mut n = self.remove(id)?;
+        let logs = std::mem::take(&mut n.logs);
+        Some((id, n, logs))
+    }
+
     fn remove(&mut self, id: DomainId) -> Option<Node> {
         let n = self.nodes.remove(&id)?;
         for d in &n.deps {
@@ -501,6 +508,32 @@ impl Runtime {
         })
     }
 
+    /// [`Runtime::current_frame`], and `obj` recorded in the frame's write
+    /// log unless `published` (its chain's newest version) is the frame's
+    /// own; whether it was, last. Nothing is recorded in a doomed frame.
+    fn current_frame_recording(
+        &self,
+        obj: &Arc<dyn LoggedObject>,
+        published: DomainId,
+    ) -> Option<(DomainId, bool, bool, bool)> {
+        if !self.enabled {
+            return None;
+        }
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            let top = s.last_mut()?;
+            if top.rt != self.key() || top.kind == Kind::Unlogged {
+                return None;
+            }
+            let doomed = top.doomed.load(Ordering::Acquire);
+            let record = !doomed && published != top.id;
+            if record {
+                top.logs.writes.push(obj.clone());
+            }
+            Some((top.id, doomed, top.registered, record))
+        })
+    }
+
     /// Raise [`Doomed`] in the current domain if it has been doomed.
     fn check_current(&self) {
         if let Some((_, true)) = self.current() {
@@ -583,7 +616,13 @@ impl Runtime {
         image: bool,
         range: Option<std::ops::Range<usize>>,
     ) {
-        let Some((id, doomed, registered)) = self.current_frame() else {
+        // The frame, and (in the same access to it) the object recorded in
+        // its log, unless the chain says this domain wrote it last. (An
+        // entry with no version of the domain behind it is harmless: its
+        // commit and its rollback find nothing of it to finish or undo.)
+        let published = obj.chain().newest();
+        let Some((id, doomed, registered, recorded)) = self.current_frame_recording(obj, published)
+        else {
             self.stats.unlogged_writes.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -638,14 +677,17 @@ impl Runtime {
             }
         });
         drop(chain);
-        STACK.with(|s| {
-            s.borrow_mut()
-                .last_mut()
-                .expect("current frame")
-                .logs
-                .writes
-                .push(obj.clone())
-        });
+        if !recorded {
+            // Another domain's version came on top of this one's since.
+            STACK.with(|s| {
+                s.borrow_mut()
+                    .last_mut()
+                    .expect("current frame")
+                    .logs
+                    .writes
+                    .push(obj.clone())
+            });
+        }
     }
 
     /// Log an inverse with the current domain: run if it rolls back.
@@ -703,14 +745,23 @@ impl Runtime {
     }
 
     fn push_frame(&self, kind: Kind, owner_waits: bool) -> DomainId {
+        self.push_frame_under(kind, owner_waits).0
+    }
+
+    /// Push a frame; its id, and whether the frame it is pushed on is a
+    /// logged one of this runtime (in one access to the stack).
+    fn push_frame_under(&self, kind: Kind, owner_waits: bool) -> (DomainId, bool) {
         let id = if kind == Kind::Unlogged {
             0
         } else {
             self.stats.started.fetch_add(1, Ordering::Relaxed);
             self.next_id.fetch_add(1, Ordering::Relaxed)
         };
-        STACK.with(|s| {
+        let parent_logged = STACK.with(|s| {
             let mut t = s.borrow_mut();
+            let parent_logged = t
+                .last()
+                .is_some_and(|f| f.rt == self.key() && f.kind != Kind::Unlogged);
             let doomed = t.fresh_flag();
             // (An unlogged frame logs nothing.)
             let logs = if kind == Kind::Unlogged {
@@ -726,9 +777,10 @@ impl Runtime {
                 logs,
                 owner_waits,
                 registered: false,
-            })
+            });
+            parent_logged
         });
-        id
+        (id, parent_logged)
     }
 
     /// Give the current domain its node in the graph (see
@@ -762,7 +814,7 @@ impl Runtime {
     /// nobody, so it commits now.
     fn commit_alone(&self, mut frame: Frame) {
         self.stats.committed.fetch_add(1, Ordering::Relaxed);
-        self.run_unlogged(std::mem::take(&mut frame.logs.deferred));
+        self.run_unlogged(&mut frame.logs.deferred);
         recycle_logs(std::mem::take(&mut frame.logs));
     }
 
@@ -770,25 +822,15 @@ impl Runtime {
         STACK.with(|s| s.borrow_mut().pop().expect("domain frame"))
     }
 
-    /// The logged parent frame's kind, if any.
-    fn parent_logged(&self) -> bool {
-        STACK.with(|s| {
-            let s = s.borrow();
-            s.iter()
-                .rev()
-                .nth(1)
-                .is_some_and(|f| f.rt == self.key() && f.kind != Kind::Unlogged)
-        })
-    }
-
     /// Run client actions (inverses, deferred releases) outside any logged
     /// domain: their effects are final.
-    fn run_unlogged(&self, actions: Vec<Action>) {
+    /// (Drained, so that a recycled log keeps its vector.)
+    fn run_unlogged(&self, actions: &mut Vec<Action>) {
         if actions.is_empty() {
             return;
         }
         self.push_frame(Kind::Unlogged, false);
-        for a in actions {
+        for a in actions.drain(..) {
             a();
         }
         self.pop_frame();
@@ -825,7 +867,7 @@ impl Runtime {
                 }
             }
         }
-        self.run_unlogged(actions);
+        self.run_unlogged(&mut actions);
         self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
         // (Its deferred releases are dropped unrun: what they would have
         // released stays in use.)
@@ -907,12 +949,11 @@ impl Runtime {
             // the node.)
             g.remove(id)
         };
-        let Some(mut n) = alone else {
+        let Some(n) = alone else {
             return false;
         };
-        n.logs = logs;
         let mut work = Vec::new();
-        self.finish_commit(&mut [(id, n)], &mut work);
+        self.finish_commit(&mut [(id, n, logs)], &mut work);
         if !work.is_empty() {
             self.commit_from(None, work);
         }
@@ -936,16 +977,16 @@ impl Runtime {
                     if n.state != State::Completed || n.doomed.load(Ordering::Acquire) {
                         continue;
                     }
-                    one = g.remove(id).map(|n| (id, n));
+                    one = g.remove_with_logs(id);
                 } else {
                     let Some(set) = g.commit_set(id) else {
                         continue;
                     };
-                    many.extend(set.into_iter().filter_map(|d| g.remove(d).map(|n| (d, n))));
+                    many.extend(set.into_iter().filter_map(|d| g.remove_with_logs(d)));
                 }
             }
             let done = match &mut one {
-                Some(pair) => std::slice::from_mut(pair),
+                Some(one) => std::slice::from_mut(one),
                 None => &mut many[..],
             };
             self.finish_commit(done, &mut work);
@@ -955,9 +996,9 @@ impl Runtime {
     /// Domains removed from the graph as committed: their versions are
     /// final now (dropped from the chains), then their deferred releases
     /// run. Their dependents go to `work`, to be tried next.
-    fn finish_commit(&self, done: &mut [(DomainId, Node)], work: &mut Vec<DomainId>) {
-        for (d, n) in done.iter() {
-            for obj in &n.logs.writes {
+    fn finish_commit(&self, done: &mut [(DomainId, Node, Logs)], work: &mut Vec<DomainId>) {
+        for (d, _, logs) in done.iter() {
+            for obj in &logs.writes {
                 // (A merged child's version can leave its parent with two
                 // of one object, when another domain's came in between.)
                 let mut chain = obj.chain().lock();
@@ -973,10 +1014,10 @@ impl Runtime {
             self.stats.committed.fetch_add(1, Ordering::Relaxed);
         }
         self.changed.notify_all();
-        for (_, n) in done.iter_mut() {
-            self.run_unlogged(std::mem::take(&mut n.logs.deferred));
+        for (_, n, logs) in done.iter_mut() {
+            self.run_unlogged(&mut logs.deferred);
             work.extend(n.rdeps.iter().copied());
-            recycle_logs(std::mem::take(&mut n.logs));
+            recycle_logs(std::mem::take(logs));
         }
     }
 
@@ -1065,8 +1106,7 @@ impl Runtime {
     }
 
     fn parent_logged_after_push(&self, kind: Kind) -> bool {
-        self.push_frame(kind, false);
-        self.parent_logged()
+        self.push_frame_under(kind, false).1
     }
 
     /// A Basic child completed: its versions, logs and edges become its parent's.
