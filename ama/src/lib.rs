@@ -7,8 +7,10 @@
 //!
 //! - [`Pool`]: a bounded page pool over one anonymous memory map, plus typed
 //!   object quotas (the client names its object kinds and their sizes).
-//! - [`Reserve`]: begun before the requirement is computed so that *cache
-//!   peeking* can pin objects in it ([`Reserve::pin`]); then filled by
+//! - [`Reserve`]: begun before the requirement is computed, with a sequence
+//!   number ([`pin_seq`]) with which a cache marks what the request reads,
+//!   so that *cache peeking* can count on it staying ([`Reserve::note_peeked`],
+//!   [`Pool::oldest_active`]); then filled by
 //!   [`Reserve::fill`]; while it is active on its thread, [`Pool::alloc_page`]
 //!   and [`Pool::take_object`] are served from it, call sites unchanged.
 //!   Dropping it returns what was not used and records the accounting.
@@ -30,6 +32,7 @@
 //! The crate knows nothing of file systems.
 
 mod aad;
+mod active;
 mod policy;
 mod pool;
 mod reserve;
@@ -39,6 +42,7 @@ pub use aad::{Aad, ObjectKind, MAX_OBJECT_KINDS};
 pub use policy::{acquire, Backoff, Policy, BACKOFF_CAP};
 pub use pool::{NoMem, Page, Pool};
 pub use reserve::{
-    active, assumption_failed, note_change, outside_reserve, pin, with_scratch, Reserve, Restart,
+    active, assumption_failed, note_change, outside_reserve, pin_seq, with_scratch, Reserve,
+    Restart,
 };
 pub use stats::{OpSpace, Space};

@@ -3,6 +3,7 @@
 //! gives pages back when the pool runs dry.
 
 use crate::aad::{ObjectKind, MAX_OBJECT_KINDS};
+use crate::active::ActiveSet;
 use crate::reserve;
 use crate::stats::Counters;
 use faultinject::Injector;
@@ -47,6 +48,8 @@ pub struct Pool {
     short_every: AtomicU64,
     fills: AtomicU64,
     pub(crate) counters: Counters,
+    /// The requests holding a reserve on this pool.
+    pub(crate) active: ActiveSet,
 }
 
 // SAFETY: the region is only reached through `Page`s, each of which owns a
@@ -82,6 +85,7 @@ impl Pool {
             short_every: AtomicU64::new(0),
             fills: AtomicU64::new(0),
             counters: Counters::default(),
+            active: ActiveSet::new(),
         }))
     }
 
@@ -150,6 +154,9 @@ impl Pool {
 
     /// Take `n` pages at once, each handed to `put`. All or nothing.
     fn take(self: &Arc<Self>, n: usize, mut put: impl FnMut(Page)) -> bool {
+        if n == 0 {
+            return true; // (most reserves: all they need was peeked at)
+        }
         for attempt in 0..2 {
             {
                 let mut free = self.free.lock();
@@ -251,6 +258,13 @@ impl Pool {
 
     fn give_back(&self, idx: u32) {
         self.free.lock().push(idx);
+    }
+
+    /// The sequence number of the oldest request holding a reserve on
+    /// this pool (`u64::MAX` when none does): what a request marked with
+    /// [`crate::pin_seq`] at or above it may still use.
+    pub fn oldest_active(&self) -> u64 {
+        self.active.oldest()
     }
 
     pub fn space(&self) -> crate::Space {

@@ -1,13 +1,13 @@
 //! Per-thread reserves. A request begins a [`Reserve`] (nothing allocated
-//! yet), pins what cache peeking found, fills it with its [`Aad`] in one bulk
-//! request, and from then on every allocation from the same pool on this
-//! thread is served from it. Dropping it returns the unused rest and records
-//! reserved / used / returned for the operation.
+//! yet, but a sequence number with which the cache marks what it reads, see
+//! `active.rs`), counts what cache peeking found, fills it with its [`Aad`]
+//! in one bulk request, and from then on every allocation from the same pool
+//! on this thread is served from it. Dropping it returns the unused rest and
+//! records reserved / used / returned for the operation.
 
 use crate::aad::{Aad, MAX_OBJECT_KINDS};
 use crate::pool::{NoMem, Page, Pool};
-use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 pub(crate) struct State {
@@ -28,7 +28,6 @@ pub(crate) struct State {
     used_pages: u32,
     used_objects: [u32; MAX_OBJECT_KINDS],
     peeked: u32,
-    pins: Vec<Arc<dyn Any + Send + Sync>>,
     under: u32,
     restart: Restart,
     /// The request has changed shared state (see [`note_change`]).
@@ -54,6 +53,12 @@ pub enum Restart {
 
 thread_local! {
     static ACTIVE: RefCell<State> = const { RefCell::new(State::IDLE) };
+    /// The sequence number of the request whose reserve is active on this
+    /// thread (0: none), apart from `ACTIVE`: the cache reads it at every
+    /// block it touches, and a plain cell costs no borrow.
+    static PIN: Cell<u64> = const { Cell::new(0) };
+    /// The slot of the pool's active set this thread had last.
+    static SLOT_HINT: Cell<usize> = const { Cell::new(0) };
 }
 
 impl State {
@@ -74,7 +79,6 @@ impl State {
         used_pages: 0,
         used_objects: [0; MAX_OBJECT_KINDS],
         peeked: 0,
-        pins: Vec::new(),
         under: 0,
         restart: Restart::Never,
         changed: false,
@@ -100,6 +104,10 @@ fn active_mut(s: &mut State) -> Option<&mut State> {
 /// ends the reserve). A nested `begin` while one is active is inert.
 pub struct Reserve {
     owner: bool,
+    /// The owner's slot in the pool's active set.
+    slot: usize,
+    /// This thread's sequence number before (see [`outside_reserve`]).
+    prev_pin: u64,
 }
 
 pub(crate) enum Served {
@@ -121,7 +129,11 @@ impl Pool {
         ACTIVE.with(|a| {
             let mut st = a.borrow_mut();
             if st.on {
-                return Reserve { owner: false };
+                return Reserve {
+                    owner: false,
+                    slot: 0,
+                    prev_pin: 0,
+                };
             }
             // The vectors are empty (left so by the last reserve's end).
             let st = &mut *st;
@@ -140,7 +152,13 @@ impl Pool {
             st.changed = false;
             st.stale = false;
             st.assumed = false;
-            Reserve { owner: true }
+            let (seq, slot) = self.active.enter(SLOT_HINT.get());
+            SLOT_HINT.set(slot);
+            Reserve {
+                owner: true,
+                slot,
+                prev_pin: PIN.replace(seq),
+            }
         })
     }
 }
@@ -155,7 +173,7 @@ impl Reserve {
         ACTIVE.with(|a| {
             let mut a = a.borrow_mut();
             let st = active_mut(&mut a).expect("owner has state");
-            let pool = st.pool().clone();
+            let pool = st.pool.as_ref().expect("an active reserve has its pool");
             pool.counters.reservation_attempt();
             // Nothing to take (all peeked at, or nothing needed): nothing
             // that could fail, as an allocation of nothing cannot.
@@ -183,15 +201,15 @@ impl Reserve {
         })
     }
 
-    /// Hold `obj` until the reserve ends. Cache peeking pins what it found
-    /// cached, so it cannot be evicted before the request uses it.
-    pub fn pin_peeked(&mut self, obj: Arc<dyn Any + Send + Sync>) {
+    /// Count a block that cache peeking found cached (and the cache marked
+    /// with this request's [sequence number](pin_seq), so that it stays
+    /// until the request ends): one frame the reserve need not hold.
+    pub fn note_peeked(&mut self) {
         if self.owner {
             ACTIVE.with(|a| {
-                let mut a = a.borrow_mut();
-                let st = active_mut(&mut a).expect("owner has state");
-                st.peeked += 1;
-                st.pins.push(obj);
+                if let Some(st) = active_mut(&mut a.borrow_mut()) {
+                    st.peeked += 1;
+                }
             });
         }
     }
@@ -250,11 +268,9 @@ impl Drop for Reserve {
         if !self.owner {
             return;
         }
-        // Unused pages and the scratch page go back; the pins are dropped
-        // outside the thread-local borrow (dropping one may free a cached
-        // buffer and its frame), and their vector is put back for the next
-        // reserve.
-        let (pool, mut pins) = ACTIVE.with(|a| {
+        // Unused pages and the scratch page go back (dropped outside the
+        // thread-local borrow, as the pool is).
+        let (pool, scratch) = ACTIVE.with(|a| {
             let mut st = a.borrow_mut();
             let st = &mut *st;
             let pool = st.pool.take().expect("owner has state");
@@ -263,36 +279,22 @@ impl Drop for Reserve {
                     .record(st.op, st.aad, st.used_pages, st.peeked, st.under, st.stale);
             }
             pool.give_back_all(&mut st.pages);
-            st.scratch = None;
             st.on = false;
-            (pool, std::mem::take(&mut st.pins))
+            (pool, st.scratch.take())
         });
-        pins.clear();
-        ACTIVE.with(|a| a.borrow_mut().pins = pins);
-        drop(pool);
+        drop(scratch);
+        pool.active.leave(self.slot);
+        PIN.set(self.prev_pin);
     }
 }
 
-/// Hold `obj` until this thread's active reserve ends (no-op without one).
-/// The cache pins every block it reads for a request this way, so that a
-/// block cannot be evicted and read again (needing a second page) within it.
-/// (Takes a reference: the object is cloned only when there is a reserve
-/// to hold it, so that a pool without reserves pays nothing per call.)
-pub fn pin<T: Any + Send + Sync>(obj: &Arc<T>) -> bool {
-    ACTIVE.with(|a| match active_mut(&mut a.borrow_mut()) {
-        Some(st) if st.filled => {
-            // A request reads the same few blocks again and again (its
-            // inode's table block above all): one pin each is enough.
-            let same = |p: &Arc<dyn Any + Send + Sync>| {
-                std::ptr::addr_eq(Arc::as_ptr(p), Arc::as_ptr(obj))
-            };
-            if !st.pins.iter().rev().take(4).any(same) {
-                st.pins.push(obj.clone());
-            }
-            true
-        }
-        _ => false,
-    })
+/// The sequence number of the request whose reserve is active on this
+/// thread, or 0. A cache marks every buffer a request reads with it (the
+/// largest mark wins) and evicts a buffer only when its mark is below
+/// [`Pool::oldest_active`]: a block read for a request stays until the
+/// request ends, so it is never read twice (needing a second frame).
+pub fn pin_seq() -> u64 {
+    PIN.get()
 }
 
 /// The request on this thread is about to change shared state: from now on
@@ -310,7 +312,9 @@ pub fn note_change() {
 /// from the pool the ordinary way (and may fail there), as it would on a
 /// thread without a request. For work that is no part of the request the
 /// reserve was estimated for, e.g. commit work of other requests that its
-/// commit unblocks, run on this thread by a recovery runtime.
+/// commit unblocks, run on this thread by a recovery runtime. (What `f`
+/// reads is still marked with this thread's [`pin_seq`]: kept until the
+/// request ends, which only errs on the side of keeping.)
 pub fn outside_reserve<R>(f: impl FnOnce() -> R) -> R {
     struct Restore(Option<State>);
     impl Drop for Restore {

@@ -158,12 +158,16 @@ fn a_requirement_larger_than_the_pool_fails_even_under_retry() {
 }
 
 #[test]
-fn the_scratch_page_is_recycled_and_pins_live_until_the_end() {
+fn the_scratch_page_is_recycled_and_a_request_stays_active_until_the_end() {
     let p = pool(8, None);
-    let pinned = Arc::new(42u32);
+    assert_eq!(ama::pin_seq(), 0, "no request");
+    assert_eq!(p.oldest_active(), u64::MAX);
     {
         let mut r = p.begin("scan");
-        r.pin_peeked(pinned.clone());
+        let seq = ama::pin_seq();
+        assert_ne!(seq, 0);
+        assert_eq!(p.oldest_active(), seq);
+        r.note_peeked();
         r.fill(Aad::pages(0).with_scratch()).unwrap();
         for i in 0..100u8 {
             let got = ama::with_scratch(|page| {
@@ -174,10 +178,22 @@ fn the_scratch_page_is_recycled_and_pins_live_until_the_end() {
             });
             assert_eq!(got, Some(i));
         }
-        assert!(ama::pin(&Arc::new(1u8)));
-        assert_eq!(Arc::strong_count(&pinned), 2);
+        // A nested begin is inert: same request, same number.
+        drop(p.begin("nested"));
+        assert_eq!(ama::pin_seq(), seq);
+        assert_eq!(p.oldest_active(), seq);
+        // Another thread's request is newer.
+        let p2 = p.clone();
+        std::thread::spawn(move || {
+            let _r = p2.begin("other");
+            assert!(ama::pin_seq() > seq);
+            assert_eq!(p2.oldest_active(), seq);
+        })
+        .join()
+        .unwrap();
     }
-    assert_eq!(Arc::strong_count(&pinned), 1, "unpinned at cleanup");
+    assert_eq!(ama::pin_seq(), 0, "ended at cleanup");
+    assert_eq!(p.oldest_active(), u64::MAX);
     assert!(ama::with_scratch(|_| ()).is_none());
     let s = p.space();
     assert_eq!(s.by_op["scan"].pinned_pages, 1);

@@ -41,6 +41,9 @@ pub struct Buf {
     dirty: AtomicBool,
     /// Second-chance bit for the clock eviction.
     referenced: AtomicBool,
+    /// The newest request (AMA's sequence number) that read it: it stays
+    /// until that request and all older ones have ended (see `pinned`).
+    read_by: AtomicU64,
     chain: VersionChain,
     rt: Arc<Runtime>,
     pool: Arc<Pool>,
@@ -202,6 +205,22 @@ pub struct BlockCache {
     forgotten: AtomicU64,
 }
 
+/// Mark `b` read by the request running on this thread, if AMA gave it a
+/// sequence number (under its shard's lock: see `ama::pin_seq`).
+fn mark_read(b: &Buf) {
+    let seq = ama::pin_seq();
+    if seq != 0 && b.read_by.load(Ordering::Relaxed) < seq {
+        b.read_by.fetch_max(seq, Ordering::Relaxed);
+    }
+}
+
+/// Did a request that is still running read `b` (`oldest`: the oldest
+/// running request's sequence number)?
+fn pinned(b: &Buf, oldest: u64) -> bool {
+    let r = b.read_by.load(Ordering::Relaxed);
+    r != 0 && r >= oldest
+}
+
 impl BlockCache {
     pub fn new(
         dev: Arc<Device>,
@@ -276,7 +295,10 @@ impl BlockCache {
         let Some(b) = shard.map.get(&blk) else {
             return;
         };
-        if Arc::strong_count(b) > 1 || b.chain.is_speculative() {
+        if Arc::strong_count(b) > 1
+            || b.chain.is_speculative()
+            || pinned(b, self.pool.oldest_active())
+        {
             return;
         }
         shard.map.remove(&blk);
@@ -303,7 +325,11 @@ impl BlockCache {
 
     /// The block if it is cached, without reading or allocating.
     pub fn peek(&self, blk: u64) -> Option<BufRef> {
-        self.shard(blk).lock().map.get(&blk).cloned()
+        let shard = self.shard(blk).lock();
+        let b = shard.map.get(&blk)?;
+        // A request's estimate counts on what it peeks at staying.
+        mark_read(b);
+        Some(b.clone())
     }
 
     fn lookup(&self, blk: u64, fresh: bool) -> Result<BufRef> {
@@ -314,7 +340,7 @@ impl BlockCache {
             self.hits.fetch_add(1, Ordering::Relaxed);
             // Pinned for the request (see below), also when it was cached
             // but not peeked at (a block a concurrent request added).
-            ama::pin(b);
+            mark_read(b);
             return Ok(b.clone());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
@@ -337,6 +363,7 @@ impl BlockCache {
             data: RwLock::new(frame),
             dirty: AtomicBool::new(false),
             referenced: AtomicBool::new(false),
+            read_by: AtomicU64::new(0),
             chain: VersionChain::new(),
             rt: self.rt.clone(),
             pool: self.pool.clone(),
@@ -345,7 +372,7 @@ impl BlockCache {
         shard.clock.push_back(blk);
         // With AMA, a block read for a request stays pinned until the
         // request ends: evicted and read again it would need a second frame.
-        ama::pin(&b);
+        mark_read(&b);
         Ok(b)
     }
 
@@ -358,6 +385,8 @@ impl BlockCache {
     /// Evict until the shard holds at most `target` buffers (or nothing more
     /// can go).
     fn evict_to(&self, shard: &mut Shard, target: usize) -> Result<()> {
+        // (Under the shard's lock, as every mark in it is made.)
+        let oldest = self.pool.oldest_active();
         let mut budget = shard.clock.len() * 2;
         while shard.map.len() > target && budget > 0 {
             budget -= 1;
@@ -367,9 +396,11 @@ impl BlockCache {
             let Some(b) = shard.map.get(&blk) else {
                 continue;
             };
-            // In use, recently used, or holding uncommitted versions (whose
-            // data exists nowhere else): not a victim.
+            // In use, read by a request still running, recently used, or
+            // holding uncommitted versions (whose data exists nowhere
+            // else): not a victim.
             if Arc::strong_count(b) > 1
+                || pinned(b, oldest)
                 || b.referenced.swap(false, Ordering::Relaxed)
                 || b.chain.is_speculative()
             {

@@ -316,6 +316,16 @@ pub fn ibody_raw(slot: &[u8]) -> Result<Vec<Entry>, &'static str> {
     }
 }
 
+/// Does the extra space of a large inode's on-disk slot hold any entry?
+/// (A look at the first entry only, without parsing the list: for
+/// estimates, where a malformed list may count as holding entries.)
+pub fn ibody_has_entries(slot: &[u8]) -> bool {
+    match ibody_start(slot) {
+        Some(start) if u32_at(slot, start) == MAGIC => u32_at(slot, start + 4) != 0,
+        _ => false,
+    }
+}
+
 /// The attributes in the extra space of a large inode's on-disk slot.
 pub fn ibody_entries(slot: &[u8]) -> Result<Vec<Attribute>, &'static str> {
     ibody_raw(slot).map(attributes)
@@ -411,11 +421,14 @@ mod tests {
         let mut slot = vec![0u8; 256];
         slot[128..130].copy_from_slice(&32u16.to_le_bytes());
         let entries = vec![e(INDEX_USER, "b", b"xyz"), e(INDEX_USER, "a", b"")];
+        assert!(!ibody_has_entries(&slot), "no magic: none");
         assert!(encode_ibody(&entries, &mut slot));
         assert_eq!(ibody_raw(&slot).unwrap(), entries);
+        assert!(ibody_has_entries(&slot));
         assert!(encode_ibody(&[], &mut slot));
         assert_eq!(u32_at(&slot, 160), 0);
         assert!(ibody_raw(&slot).unwrap().is_empty());
+        assert!(!ibody_has_entries(&slot));
         // 256 - 160 - 4 (magic) = 92 bytes: 16 + 4 name + 68 value + 4 end.
         assert!(encode_ibody(&[e(INDEX_USER, "k", &[1; 68])], &mut slot));
         assert!(!encode_ibody(&[e(INDEX_USER, "k", &[1; 69])], &mut slot));

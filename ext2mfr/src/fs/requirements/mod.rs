@@ -610,7 +610,7 @@ impl Ext2 {
             margins: restart == ama::Restart::Never,
             rollback: restart == ama::Restart::Anywhere,
             optimistic: first && ama.peek && !alternate && restart != ama::Restart::Never,
-            pinned: Vec::with_capacity(8),
+            pinned: smallvec::SmallVec::new(),
             frames: 0,
             images: 0,
             scratch: false,

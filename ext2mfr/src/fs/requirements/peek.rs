@@ -8,6 +8,9 @@ use crate::format::inode::{Inode, INODE_STRUCT_SIZE};
 use crate::format::xattr;
 use crate::fs::Ext2;
 
+/// Where an inode's xattr block number lies in its slot.
+const I_FILE_ACL: usize = std::mem::offset_of!(Inode, i_file_acl);
+
 impl Ext2 {
     /// The inode `name` names in `parent` (for the child of an unlink or
     /// rename, whose size decides what freeing it costs). Blocks come from
@@ -138,15 +141,17 @@ impl Ext2 {
     pub(super) fn estimate_has_xattrs(&self, ino: u32) -> Option<bool> {
         let (blk, off) = self.inode_pos(ino).ok()?;
         let size = self.geo.inode_size as usize;
-        let mut slot = vec![0u8; size];
-        match self.cache.peek(blk) {
-            Some(b) => slot.copy_from_slice(&b.peek_bytes()[off..off + size]),
-            None => {
-                let pos = blk * self.geo.block_size as u64 + off as u64;
-                self.cache.device().read_at(pos, &mut slot).ok()?;
-            }
+        let has = |slot: &[u8]| {
+            let acl = u32::from_le_bytes(slot[I_FILE_ACL..I_FILE_ACL + 4].try_into().unwrap());
+            acl != 0 || xattr::ibody_has_entries(slot)
+        };
+        // Looked at in place when cached (no copy, no allocation).
+        if let Some(b) = self.cache.peek(blk) {
+            return Some(has(&b.peek_bytes()[off..off + size]));
         }
-        let i = Inode::from_slot(&slot);
-        Some(i.i_file_acl.get() != 0 || !xattr::ibody_raw(&slot).ok()?.is_empty())
+        let mut slot = vec![0u8; size];
+        let pos = blk * self.geo.block_size as u64 + off as u64;
+        self.cache.device().read_at(pos, &mut slot).ok()?;
+        Some(has(&slot))
     }
 }
