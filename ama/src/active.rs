@@ -55,7 +55,9 @@ impl ActiveSet {
                     .compare_exchange(FREE, seq, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
                 {
-                    self.high.fetch_max(i + 1, Ordering::SeqCst);
+                    if self.high.load(Ordering::SeqCst) <= i {
+                        self.high.fetch_max(i + 1, Ordering::SeqCst);
+                    }
                     return (seq, i);
                 }
             }

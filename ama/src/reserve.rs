@@ -108,6 +108,9 @@ pub struct Reserve {
     slot: usize,
     /// This thread's sequence number before (see [`outside_reserve`]).
     prev_pin: u64,
+    /// Blocks peeking found cached (counted here, not in the thread's
+    /// state: an estimate counts many, and each access to that costs).
+    peeked: u32,
 }
 
 pub(crate) enum Served {
@@ -133,6 +136,7 @@ impl Pool {
                     owner: false,
                     slot: 0,
                     prev_pin: 0,
+                    peeked: 0,
                 };
             }
             // The vectors are empty (left so by the last reserve's end).
@@ -158,6 +162,7 @@ impl Pool {
                 owner: true,
                 slot,
                 prev_pin: PIN.replace(seq),
+                peeked: 0,
             }
         })
     }
@@ -195,6 +200,7 @@ impl Reserve {
                 }
             }
             st.objects = aad.objects;
+            st.peeked = self.peeked;
             st.aad = aad;
             st.filled = true;
             Ok(())
@@ -204,14 +210,9 @@ impl Reserve {
     /// Count a block that cache peeking found cached (and the cache marked
     /// with this request's [sequence number](pin_seq), so that it stays
     /// until the request ends): one frame the reserve need not hold.
+    /// (Before [`Reserve::fill`], which records the count.)
     pub fn note_peeked(&mut self) {
-        if self.owner {
-            ACTIVE.with(|a| {
-                if let Some(st) = active_mut(&mut a.borrow_mut()) {
-                    st.peeked += 1;
-                }
-            });
-        }
+        self.peeked += 1;
     }
 
     /// The requirement was computed from what the request saw on entry; a

@@ -287,6 +287,11 @@ impl Inode {
         // Only what i_extra_isize covers is ours: later bytes of the slot are
         // the in-inode attributes.
         let n = INODE_STRUCT_SIZE + extra.min(INODE_KNOWN_SIZE - INODE_STRUCT_SIZE);
+        if n == INODE_KNOWN_SIZE {
+            // Every field is there (mkfs's default 256-byte inodes): read
+            // in place, without zeroing a copy first.
+            return bytemuck::pod_read_unaligned(&slot[..INODE_KNOWN_SIZE]);
+        }
         let mut raw = [0u8; INODE_KNOWN_SIZE];
         raw[..n].copy_from_slice(&slot[..n]);
         let mut i: Inode = bytemuck::pod_read_unaligned(&raw);
