@@ -87,6 +87,11 @@ struct Frame {
     /// does (a lookup, a getattr) never takes the graph's lock, and
     /// commits by itself at completion.
     registered: bool,
+    /// Its caller holds, from before it begins until after it ends, a lock
+    /// that guards everything it reads and writes (see
+    /// [`Runtime::exclusive_domain`]): nobody can come to depend on it, so
+    /// its writes need no node either.
+    exclusive: bool,
 }
 
 /// A thread's domains and what it keeps for new ones, in one
@@ -420,6 +425,23 @@ fn fault_of(payload: Box<dyn Any + Send>) -> Fault {
     }
 }
 
+/// A committed domain's versions are final: dropped from the chains of
+/// the objects it wrote. (A merged child's version can leave its parent with
+/// two of one object, when another domain's came in between.)
+fn drop_versions(id: DomainId, writes: &[Arc<dyn LoggedObject>]) {
+    for obj in writes {
+        let mut chain = obj.chain().lock();
+        let mut i = 0;
+        while i < chain.len() {
+            if chain[i].domain == id {
+                chain.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
 /// Remove `id`'s version from an object: the newest version restores its
 /// before-image; an older one hands its before-image to the next version, so
 /// the object ends where it was before the oldest rolled-back write whatever
@@ -530,7 +552,8 @@ impl Runtime {
             if record {
                 top.logs.writes.push(obj.clone());
             }
-            Some((top.id, doomed, top.registered, record))
+            // (An exclusive domain needs no node for its writes.)
+            Some((top.id, doomed, top.registered || top.exclusive, record))
         })
     }
 
@@ -745,12 +768,12 @@ impl Runtime {
     }
 
     fn push_frame(&self, kind: Kind, owner_waits: bool) -> DomainId {
-        self.push_frame_under(kind, owner_waits).0
+        self.push_frame_under(kind, owner_waits, false).0
     }
 
     /// Push a frame; its id, and whether the frame it is pushed on is a
     /// logged one of this runtime (in one access to the stack).
-    fn push_frame_under(&self, kind: Kind, owner_waits: bool) -> (DomainId, bool) {
+    fn push_frame_under(&self, kind: Kind, owner_waits: bool, exclusive: bool) -> (DomainId, bool) {
         let id = if kind == Kind::Unlogged {
             0
         } else {
@@ -777,6 +800,7 @@ impl Runtime {
                 logs,
                 owner_waits,
                 registered: false,
+                exclusive,
             });
             parent_logged
         });
@@ -811,8 +835,9 @@ impl Runtime {
     }
 
     /// An unregistered domain completed: nobody depends on it and it on
-    /// nobody, so it commits now.
+    /// nobody, so it commits now. (Only an exclusive one has versions.)
     fn commit_alone(&self, mut frame: Frame) {
+        drop_versions(frame.id, &frame.logs.writes);
         self.stats.committed.fetch_add(1, Ordering::Relaxed);
         self.run_unlogged(&mut frame.logs.deferred);
         recycle_logs(std::mem::take(&mut frame.logs));
@@ -998,19 +1023,7 @@ impl Runtime {
     /// run. Their dependents go to `work`, to be tried next.
     fn finish_commit(&self, done: &mut [(DomainId, Node, Logs)], work: &mut Vec<DomainId>) {
         for (d, _, logs) in done.iter() {
-            for obj in &logs.writes {
-                // (A merged child's version can leave its parent with two
-                // of one object, when another domain's came in between.)
-                let mut chain = obj.chain().lock();
-                let mut i = 0;
-                while i < chain.len() {
-                    if chain[i].domain == *d {
-                        chain.remove(i);
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
+            drop_versions(*d, &logs.writes);
             self.stats.committed.fetch_add(1, Ordering::Relaxed);
         }
         self.changed.notify_all();
@@ -1032,6 +1045,34 @@ impl Runtime {
         f: impl FnOnce() -> T,
         inverse: impl FnOnce(&T) -> Option<Action>,
     ) -> Result<T, Fault> {
+        self.domain_inner(kind, false, f, inverse)
+    }
+
+    /// Run `f` as a nested Reversible domain (see [`Runtime::domain`]) whose
+    /// caller holds, from before this call until after it returns, a lock
+    /// that guards every object `f` reads and writes: an allocator's group
+    /// lock over its bitmap, say. Then no other domain can read or
+    /// overwrite its versions before it has committed or been rolled back,
+    /// so nobody can come to depend on it: it commits at completion without
+    /// a node in the dependence graph (no graph lock, no edges), its
+    /// versions dropped as it commits. Should it meet another domain's
+    /// uncommitted version after all, it takes a node and an edge as any
+    /// domain would.
+    pub fn exclusive_domain<T>(
+        &self,
+        f: impl FnOnce() -> T,
+        inverse: impl FnOnce(&T) -> Option<Action>,
+    ) -> Result<T, Fault> {
+        self.domain_inner(Kind::Reversible, true, f, inverse)
+    }
+
+    fn domain_inner<T>(
+        &self,
+        kind: Kind,
+        exclusive: bool,
+        f: impl FnOnce() -> T,
+        inverse: impl FnOnce(&T) -> Option<Action>,
+    ) -> Result<T, Fault> {
         if !self.enabled || kind == Kind::Unlogged {
             if !self.enabled {
                 return Ok(f());
@@ -1044,7 +1085,7 @@ impl Runtime {
                 Err(p) => resume_unwind(p),
             };
         }
-        let has_parent = self.parent_logged_after_push(kind);
+        let has_parent = self.push_frame_under(kind, false, exclusive).1;
         let r = catch_unwind(AssertUnwindSafe(f));
         let frame = self.pop_frame();
         let value = match r {
@@ -1105,9 +1146,6 @@ impl Runtime {
         Ok(value)
     }
 
-    fn parent_logged_after_push(&self, kind: Kind) -> bool {
-        self.push_frame_under(kind, false).1
-    }
 
     /// A Basic child completed: its versions, logs and edges become its parent's.
     fn merge_into_parent(&self, mut child: Frame) {

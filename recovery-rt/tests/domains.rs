@@ -206,6 +206,51 @@ fn reversible_commits_alone_and_its_inverse_runs_on_parent_rollback() {
 }
 
 #[test]
+fn exclusive_domain_commits_without_a_node_and_rolls_back_alone() {
+    quiet();
+    let rt = Runtime::new();
+    let bitmap = cell(0);
+    let alloc = |rt: &Arc<Runtime>, bm: &Arc<Cell>, fail: bool| {
+        let (rt2, bm2) = (rt.clone(), bm.clone());
+        rt.exclusive_domain(
+            || {
+                let v = get(rt, bm);
+                set(rt, bm, v + 1);
+                // Versioned, but no node: nobody else can see it (the
+                // caller's lock), so nobody can come to depend on it.
+                assert!(bm.chain.is_speculative());
+                assert_eq!(rt.uncommitted(), 0);
+                if fail {
+                    fault(5);
+                }
+                v
+            },
+            move |_| {
+                Some(Box::new(move || {
+                    let v = get(&rt2, &bm2);
+                    set(&rt2, &bm2, v - 1);
+                }) as Box<dyn FnOnce() + Send>)
+            },
+        )
+    };
+    let r: Result<(), _> = rt.root(|| {
+        alloc(&rt, &bitmap, false).unwrap();
+        assert!(!bitmap.chain.is_speculative(), "committed: version dropped");
+        assert_eq!(*bitmap.v.lock(), 1);
+        // A faulting one is undone by itself; the request sees the fault.
+        assert_eq!(alloc(&rt, &bitmap, true), Err(Fault::Explicit(5)));
+        assert_eq!(*bitmap.v.lock(), 1);
+        fault(3)
+    });
+    assert!(r.is_err());
+    assert_eq!(*bitmap.v.lock(), 0, "the committed one's inverse ran");
+    rt.root(|| alloc(&rt, &bitmap, false).unwrap()).unwrap();
+    assert_eq!(*bitmap.v.lock(), 1, "inverse not run on commit");
+    assert_eq!(rt.uncommitted(), 0);
+    assert_eq!(rt.stats().edges, 0);
+}
+
+#[test]
 fn transparent_fault_is_skipped() {
     quiet();
     let rt = Runtime::new();

@@ -5,15 +5,20 @@
 //! own (so concurrent creates do not become dependent through bitmaps and
 //! counters) and leaves its inverse, a free, with the request. Frees are
 //! deferred to the request's commit, so nothing a request may still need
-//! can be handed to another request before it is final. Counter changes
-//! register their own undo in case a fault strikes inside the allocator.
+//! can be handed to another request before it is final.
+//!
+//! The domain runs, commits or rolls back under the group's lock, which
+//! guards the bitmap it writes (frees write bitmaps unlogged, under the same
+//! lock; everything else only peeks): an exclusive domain, which needs no
+//! node in the dependence graph (`Runtime::exclusive_domain`). The counts
+//! change after it succeeds, still under the lock, so a rolled-back
+//! allocator leaves nothing to undo but its bitmap bit; the unit a request
+//! takes from the global free count first goes back by [`Claim`]'s drop.
 
 use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
 use crate::format::bitmap;
-use recovery_rt::Kind;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A free of a committed request not done yet (see
 /// `Ext2::free_now_or_later`).
@@ -28,44 +33,44 @@ impl Ext2 {
     /// may not use the reserved blocks.
     pub(crate) fn alloc_block(&self, goal: u32, privileged: bool) -> Result<u32> {
         self.check_writable()?;
-        let fs = self.arc();
-        self.reversible(
-            || self.alloc_block_now(goal, privileged),
-            move |b| {
-                let (fs, b) = (fs, *b);
-                Box::new(move || fs.free_now_or_later(PendingFree::Blocks(vec![b])))
-            },
-        )
-    }
-
-    /// One unit was just taken from the free count `count`: it goes back
-    /// exactly once, by the returned function (the allocation failed) or by
-    /// the undo log (the allocator's domain is rolled back, which can also
-    /// happen after it failed, in a cascade).
-    fn give_back_on_undo(&self, count: fn(&Ext2) -> &AtomicI64) -> impl Fn() + '_ {
-        let back = Arc::new(AtomicBool::new(false));
-        let (fs, b) = (self.arc(), back.clone());
-        self.rt.log_undo(move || {
-            if !b.swap(true, Ordering::AcqRel) {
-                count(&fs).fetch_add(1, Ordering::AcqRel);
-            }
-        });
-        move || {
-            if !back.swap(true, Ordering::AcqRel) {
-                count(self).fetch_add(1, Ordering::AcqRel);
+        let floor = if privileged {
+            0
+        } else {
+            self.geo.r_blocks as i64
+        };
+        // Claim one free block from the global count first, so concurrent
+        // allocators never overdraw it.
+        let claim = Claim::take(&self.free_blocks, floor)?;
+        let goal = goal.clamp(self.geo.first_data_block, self.geo.blocks_count - 1);
+        let g0 = self.geo.group_of_block(goal);
+        for k in 0..self.geo.groups {
+            let g = (g0 + k) % self.geo.groups;
+            let start = if k == 0 {
+                goal - self.geo.group_first_block(g)
+            } else {
+                0
+            };
+            if let Some(b) = self.alloc_in_group(g, start as usize)? {
+                claim.keep();
+                return Ok(b);
             }
         }
+        Err(corrupt(
+            "free block count says space is left, but every bitmap is full",
+        ))
     }
 
-    /// Run an allocator as a Reversible domain whose inverse is `inverse`.
-    fn reversible<T: Copy + Send + 'static>(
+    /// Run `f`, an allocator's change of a bitmap whose group lock the
+    /// caller holds across this call, as an exclusive Reversible domain
+    /// whose inverse is `inverse`.
+    fn exclusive<T>(
         &self,
         f: impl FnOnce() -> Result<T>,
         inverse: impl FnOnce(&T) -> Box<dyn FnOnce() + Send>,
     ) -> Result<T> {
         // (Its first change is a block write, which tells AMA: until then
         // a failed allocator has put back what it took.)
-        let r = self.rt.domain(Kind::Reversible, f, |r: &Result<T>| {
+        let r = self.rt.exclusive_domain(f, |r: &Result<T>| {
             r.as_ref().ok().map(inverse)
         });
         match r {
@@ -76,67 +81,35 @@ impl Ext2 {
         }
     }
 
-    fn alloc_block_now(&self, goal: u32, privileged: bool) -> Result<u32> {
-        let reserve = if privileged {
-            0
-        } else {
-            self.geo.r_blocks as i64
-        };
-        // Claim one free block from the global count first, so concurrent
-        // allocators never overdraw it.
-        let prev = self.free_blocks.fetch_sub(1, Ordering::AcqRel);
-        if prev <= reserve {
-            self.free_blocks.fetch_add(1, Ordering::AcqRel);
-            return Err(FsError::NoSpace);
-        }
-        let give_back = self.give_back_on_undo(|fs| &fs.free_blocks);
-        let goal = goal.clamp(self.geo.first_data_block, self.geo.blocks_count - 1);
-        let g0 = self.geo.group_of_block(goal);
-        for k in 0..self.geo.groups {
-            let g = (g0 + k) % self.geo.groups;
-            let start = if k == 0 {
-                goal - self.geo.group_first_block(g)
-            } else {
-                0
-            };
-            match self.alloc_in_group(g, start as usize) {
-                Ok(Some(b)) => return Ok(b),
-                Ok(None) => continue,
-                Err(e) => {
-                    give_back();
-                    return Err(e);
-                }
-            }
-        }
-        give_back();
-        Err(corrupt(
-            "free block count says space is left, but every bitmap is full",
-        ))
-    }
-
+    /// A free block of group `g` at or after `start` (or before it), or
+    /// `None` when the group has none.
     fn alloc_in_group(&self, g: u32, start: usize) -> Result<Option<u32>> {
         let mut desc = self.groups[g as usize].lock();
         if desc.bg_free_blocks_count.get() == 0 {
             return Ok(None);
         }
         let n = self.geo.blocks_in_group(g) as usize;
-        let bm = self.cache.get(self.geo.block_bitmap[g as usize] as u64)?;
-        let found = bitmap::find_clear(&bm.read(), start.min(n), n);
-        let Some(i) = found else {
-            return Err(corrupt(format!(
-                "group {g} counts free blocks but its bitmap is full"
-            )));
-        };
-        bitmap::set(&mut bm.write_range(i / 8..i / 8 + 1), i);
+        let first = self.geo.group_first_block(g);
+        let i = self.exclusive(
+            || {
+                let bm = self.cache.get(self.geo.block_bitmap[g as usize] as u64)?;
+                let found = bitmap::find_clear(&bm.read(), start.min(n), n);
+                let Some(i) = found else {
+                    return Err(corrupt(format!(
+                        "group {g} counts free blocks but its bitmap is full"
+                    )));
+                };
+                bitmap::set(&mut bm.write_range(i / 8..i / 8 + 1), i);
+                Ok(i)
+            },
+            |&i| {
+                let (fs, b) = (self.arc(), first + i as u32);
+                Box::new(move || fs.free_now_or_later(PendingFree::Blocks(vec![b])))
+            },
+        )?;
         let c = desc.bg_free_blocks_count.get();
         desc.bg_free_blocks_count.set(c - 1);
-        let fs = self.arc();
-        self.rt.log_undo(move || {
-            let mut d = fs.groups[g as usize].lock();
-            let c = d.bg_free_blocks_count.get();
-            d.bg_free_blocks_count.set(c + 1);
-        });
-        Ok(Some(self.geo.group_first_block(g) + i as u32))
+        Ok(Some(first + i as u32))
     }
 
     /// Free blocks when the request commits (at once without recovery).
@@ -301,18 +274,29 @@ impl Ext2 {
         is_dir: bool,
         want: Option<u32>,
     ) -> Result<Option<u32>> {
-        let fs = self.arc();
-        self.reversible(
-            || self.alloc_inode_now(parent, is_dir, want),
-            move |ino| {
-                let (fs, ino) = (fs, *ino);
-                Box::new(move || {
-                    if let Some(ino) = ino {
-                        fs.free_now_or_later(PendingFree::Inode { ino, is_dir });
-                    }
-                })
-            },
-        )
+        let claim = Claim::take(&self.free_inodes, 0)?;
+        let ipg = self.geo.inodes_per_group;
+        let order = match want {
+            Some(w) => vec![(w - 1) / ipg],
+            None => self.inode_group_order(parent, is_dir),
+        };
+        let want = want.map(|w| ((w - 1) % ipg) as usize);
+        for g in order {
+            match self.alloc_inode_in_group(g, is_dir, want)? {
+                Some(ino) => {
+                    claim.keep();
+                    return Ok(Some(ino));
+                }
+                None if want.is_some() => break,
+                None => continue,
+            }
+        }
+        if want.is_some() {
+            return Ok(None);
+        }
+        Err(corrupt(
+            "free inode count says inodes are left, but every bitmap is full",
+        ))
     }
 
     /// Groups in the order an inode is looked for. Directories go first to
@@ -340,39 +324,6 @@ impl Ext2 {
         order
     }
 
-    fn alloc_inode_now(&self, parent: u32, is_dir: bool, want: Option<u32>) -> Result<Option<u32>> {
-        let prev = self.free_inodes.fetch_sub(1, Ordering::AcqRel);
-        if prev <= 0 {
-            self.free_inodes.fetch_add(1, Ordering::AcqRel);
-            return Err(FsError::NoSpace);
-        }
-        let give_back = self.give_back_on_undo(|fs| &fs.free_inodes);
-        let ipg = self.geo.inodes_per_group;
-        let order = match want {
-            Some(w) => vec![(w - 1) / ipg],
-            None => self.inode_group_order(parent, is_dir),
-        };
-        let want = want.map(|w| ((w - 1) % ipg) as usize);
-        for g in order {
-            match self.alloc_inode_in_group(g, is_dir, want) {
-                Ok(Some(ino)) => return Ok(Some(ino)),
-                Ok(None) if want.is_some() => break,
-                Ok(None) => continue,
-                Err(e) => {
-                    give_back();
-                    return Err(e);
-                }
-            }
-        }
-        give_back();
-        if want.is_some() {
-            return Ok(None);
-        }
-        Err(corrupt(
-            "free inode count says inodes are left, but every bitmap is full",
-        ))
-    }
-
     /// `want`: only that inode of the group (`None` if it is taken).
     fn alloc_inode_in_group(
         &self,
@@ -385,41 +336,51 @@ impl Ext2 {
             return Ok(None);
         }
         let ipg = self.geo.inodes_per_group as usize;
-        let bm = self.cache.get(self.geo.inode_bitmap[g as usize] as u64)?;
         // Never hand out a reserved inode (below s_first_ino), even if its bit is clear.
         let first = if g == 0 {
             self.geo.first_ino as usize - 1
         } else {
             0
         };
-        let found = match want {
-            Some(w) if w < first || w >= ipg || bitmap::test(&bm.read(), w) => return Ok(None),
-            Some(w) => Some(w),
-            None => bitmap::find_clear(&bm.read(), first, ipg).filter(|&i| i >= first),
+        let base = g * self.geo.inodes_per_group + 1;
+        let i = self.exclusive(
+            || {
+                let bm = self.cache.get(self.geo.inode_bitmap[g as usize] as u64)?;
+                let found = match want {
+                    Some(w) if w < first || w >= ipg || bitmap::test(&bm.read(), w) => {
+                        return Ok(None)
+                    }
+                    Some(w) => Some(w),
+                    None => bitmap::find_clear(&bm.read(), first, ipg).filter(|&i| i >= first),
+                };
+                let Some(i) = found else {
+                    return Err(corrupt(format!(
+                        "group {g} counts free inodes but its bitmap is full"
+                    )));
+                };
+                bitmap::set(&mut bm.write_range(i / 8..i / 8 + 1), i);
+                Ok(Some(i))
+            },
+            |&i| {
+                let fs = self.arc();
+                let ino = i.map(|i| base + i as u32);
+                Box::new(move || {
+                    if let Some(ino) = ino {
+                        fs.free_now_or_later(PendingFree::Inode { ino, is_dir });
+                    }
+                })
+            },
+        )?;
+        let Some(i) = i else {
+            return Ok(None);
         };
-        let Some(i) = found else {
-            return Err(corrupt(format!(
-                "group {g} counts free inodes but its bitmap is full"
-            )));
-        };
-        bitmap::set(&mut bm.write_range(i / 8..i / 8 + 1), i);
         let c = desc.bg_free_inodes_count.get();
         desc.bg_free_inodes_count.set(c - 1);
         if is_dir {
             let d = desc.bg_used_dirs_count.get();
             desc.bg_used_dirs_count.set(d + 1);
         }
-        let fs = self.arc();
-        self.rt.log_undo(move || {
-            let mut d = fs.groups[g as usize].lock();
-            let c = d.bg_free_inodes_count.get();
-            d.bg_free_inodes_count.set(c + 1);
-            if is_dir {
-                let u = d.bg_used_dirs_count.get();
-                d.bg_used_dirs_count.set(u.saturating_sub(1));
-            }
-        });
-        Ok(Some(g * self.geo.inodes_per_group + i as u32 + 1))
+        Ok(Some(base + i as u32))
     }
 
     /// Free an inode's bitmap bit when the request commits.
@@ -448,5 +409,38 @@ impl Ext2 {
         }
         self.free_inodes.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+}
+
+/// One unit taken from a free count (`Ext2::free_blocks`, `free_inodes`)
+/// for an allocation: it goes back when the claim is dropped (the
+/// allocation failed, or faulted and unwinds) unless it is kept.
+struct Claim<'a> {
+    count: &'a AtomicI64,
+    kept: bool,
+}
+
+impl<'a> Claim<'a> {
+    /// Take one unit, if that leaves more than `floor`.
+    fn take(count: &'a AtomicI64, floor: i64) -> Result<Claim<'a>> {
+        let prev = count.fetch_sub(1, Ordering::AcqRel);
+        if prev <= floor {
+            count.fetch_add(1, Ordering::AcqRel);
+            return Err(FsError::NoSpace);
+        }
+        Ok(Claim { count, kept: false })
+    }
+
+    /// The allocation succeeded: the unit stays taken (a free gives it back).
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.count.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
