@@ -4,7 +4,7 @@
 //! them.
 
 use super::RECYCLE_DIR_BLOCKS;
-use crate::cache::BUFFER;
+use crate::cache::{BufRef, BUFFER};
 use crate::format::block_ptr::{block_path, BlockPath};
 use crate::format::inode::Inode;
 use crate::fs::Ext2;
@@ -56,6 +56,9 @@ pub(super) struct Builder<'a> {
     pub(super) sure_new: u64,
     /// The smaller, recycling-heavy requirement (`policy=retry-alternate`).
     pub(super) alternate: bool,
+    /// The inode-table block peeked at last, for [`Builder::inode`]: most
+    /// requirements price an inode's block, then look at the inode.
+    pub(super) inode_buf: Option<(u64, BufRef)>,
 }
 
 impl Builder<'_> {
@@ -88,13 +91,31 @@ impl Builder<'_> {
     }
 
     pub(super) fn inode_block(&mut self, ino: u32) {
-        match self.fs.inode_pos(ino) {
-            Ok((blk, _)) => self.block(blk),
-            Err(_) => self.unknown(1),
+        let Ok((blk, _)) = self.fs.inode_pos(ino) else {
+            self.unknown(1);
+            return;
+        };
+        if self.pinned.contains(&blk) {
+            return;
+        }
+        let cached = if self.peek { self.fs.cache.peek(blk) } else { None };
+        match cached {
+            Some(b) => {
+                self.r.note_peeked();
+                self.pinned.push(blk);
+                self.inode_buf = Some((blk, b));
+            }
+            None => self.frames += 1,
         }
     }
 
     pub(super) fn inode(&self, ino: u32) -> Option<Inode> {
+        if let (Some((blk, b)), Ok((at, off))) = (&self.inode_buf, self.fs.inode_pos(ino)) {
+            if *blk == at {
+                let size = self.fs.geo.inode_size as usize;
+                return Some(Inode::from_slot(&b.peek_bytes()[off..off + size]));
+            }
+        }
         self.fs.estimate_inode(ino)
     }
 

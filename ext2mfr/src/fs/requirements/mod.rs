@@ -616,6 +616,7 @@ impl Ext2 {
             scratch: false,
             sure_new: 0,
             alternate,
+            inode_buf: None,
         };
         match *need {
             Need::Nothing => {}
