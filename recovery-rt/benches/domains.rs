@@ -52,6 +52,31 @@ fn benches(c: &mut Criterion) {
     c.bench_function("logged read of a committed block (hook only)", |b| {
         b.iter(|| on.root(|| on.read(block.as_ref())).unwrap())
     });
+    // An allocator's pattern: a child that writes a range of a "bitmap"
+    // and leaves an inverse with its parent, as a Reversible domain (a node
+    // in the graph) and as an exclusive one (none: its caller's lock).
+    let bitmap = new_block();
+    let inverse = |_: &()| Some(Box::new(|| {}) as Box<dyn FnOnce() + Send>);
+    c.bench_function("root + Reversible child writing 1 byte", |b| {
+        b.iter(|| {
+            on.root(|| {
+                on.domain(recovery_rt::Kind::Reversible, || on.write_range(&bitmap, 0..1), inverse)
+                    .unwrap()
+            })
+            .unwrap()
+        })
+    });
+    let lock = Mutex::new(());
+    c.bench_function("root + exclusive child writing 1 byte", |b| {
+        b.iter(|| {
+            on.root(|| {
+                let _held = lock.lock();
+                on.exclusive_domain(|| on.write_range(&bitmap, 0..1), inverse)
+                    .unwrap()
+            })
+            .unwrap()
+        })
+    });
 }
 
 fn new_block() -> Arc<dyn LoggedObject> {
