@@ -60,8 +60,12 @@ fn benches(c: &mut Criterion) {
     c.bench_function("root + Reversible child writing 1 byte", |b| {
         b.iter(|| {
             on.root(|| {
-                on.domain(recovery_rt::Kind::Reversible, || on.write_range(&bitmap, 0..1), inverse)
-                    .unwrap()
+                on.domain(
+                    recovery_rt::Kind::Reversible,
+                    || on.write_range(&bitmap, 0..1),
+                    inverse,
+                )
+                .unwrap()
             })
             .unwrap()
         })

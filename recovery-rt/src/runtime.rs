@@ -1146,7 +1146,6 @@ impl Runtime {
         Ok(value)
     }
 
-
     /// A Basic child completed: its versions, logs and edges become its parent's.
     fn merge_into_parent(&self, mut child: Frame) {
         let parent = STACK

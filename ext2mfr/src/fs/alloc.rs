@@ -70,9 +70,9 @@ impl Ext2 {
     ) -> Result<T> {
         // (Its first change is a block write, which tells AMA: until then
         // a failed allocator has put back what it took.)
-        let r = self.rt.exclusive_domain(f, |r: &Result<T>| {
-            r.as_ref().ok().map(inverse)
-        });
+        let r = self
+            .rt
+            .exclusive_domain(f, |r: &Result<T>| r.as_ref().ok().map(inverse));
         match r {
             Ok(r) => r,
             // The allocator itself faulted and was rolled back: the request

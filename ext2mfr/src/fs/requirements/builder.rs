@@ -98,7 +98,11 @@ impl Builder<'_> {
         if self.pinned.contains(&blk) {
             return;
         }
-        let cached = if self.peek { self.fs.cache.peek(blk) } else { None };
+        let cached = if self.peek {
+            self.fs.cache.peek(blk)
+        } else {
+            None
+        };
         match cached {
             Some(b) => {
                 self.r.note_peeked();

@@ -127,7 +127,9 @@ impl Ext2 {
         let (blk, off) = self.inode_pos(ino).ok()?;
         if let Some(b) = self.cache.peek(blk) {
             let d = b.peek_bytes();
-            return Some(Inode::from_slot(&d[off..off + self.geo.inode_size as usize]));
+            return Some(Inode::from_slot(
+                &d[off..off + self.geo.inode_size as usize],
+            ));
         }
         let mut raw = [0u8; INODE_STRUCT_SIZE];
         let pos = blk * self.geo.block_size as u64 + off as u64;
