@@ -407,6 +407,9 @@ fn under_allocation(st: &mut State, what: &str, site: &'static str) {
 }
 
 pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
+    if PIN.get() == 0 {
+        return Served::NoReserve; // (no request's reserve: no borrow)
+    }
     ACTIVE.with(|a| {
         let mut a = a.borrow_mut();
         let Some(st) = active_mut(&mut a) else {
@@ -426,6 +429,9 @@ pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
 /// Speak for one page of the active reserve without taking it (see
 /// [`Pool::charge_page`]).
 pub(crate) fn charge_page(pool: &Arc<Pool>, site: &'static str) -> Served {
+    if PIN.get() == 0 {
+        return Served::NoReserve; // (no request's reserve: no borrow)
+    }
     ACTIVE.with(|a| {
         let mut a = a.borrow_mut();
         let Some(st) = active_mut(&mut a) else {
@@ -444,6 +450,9 @@ pub(crate) fn charge_page(pool: &Arc<Pool>, site: &'static str) -> Served {
 }
 
 pub(crate) fn serve_object(pool: &Arc<Pool>, kind: usize, site: &'static str) -> Served {
+    if PIN.get() == 0 {
+        return Served::NoReserve; // (no request's reserve: no borrow)
+    }
     ACTIVE.with(|a| {
         let mut a = a.borrow_mut();
         let Some(st) = active_mut(&mut a) else {
