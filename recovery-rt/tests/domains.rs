@@ -170,13 +170,27 @@ fn deferred_releases_run_only_at_commit() {
     assert_eq!(*log.lock(), vec!["freed"]);
 }
 
+/// An allocator's inverse for the tests: take back the unit it added to
+/// `bm` (as a free puts a bit back).
+fn take_back<T>(
+    rt: &Arc<Runtime>,
+    bm: &Arc<Cell>,
+) -> impl FnOnce(&T) -> Option<Box<dyn FnOnce() + Send>> {
+    let (rt, bm) = (rt.clone(), bm.clone());
+    move |_| {
+        Some(Box::new(move || {
+            let v = get(&rt, &bm);
+            set(&rt, &bm, v - 1);
+        }) as Box<dyn FnOnce() + Send>)
+    }
+}
+
 #[test]
 fn reversible_commits_alone_and_its_inverse_runs_on_parent_rollback() {
     quiet();
     let rt = Runtime::new();
     let bitmap = cell(0);
     let alloc = |rt: &Arc<Runtime>, bm: &Arc<Cell>| {
-        let (rt2, bm2) = (rt.clone(), bm.clone());
         rt.domain(
             Kind::Reversible,
             || {
@@ -184,12 +198,7 @@ fn reversible_commits_alone_and_its_inverse_runs_on_parent_rollback() {
                 set(rt, bm, v + 1);
                 v
             },
-            move |_| {
-                Some(Box::new(move || {
-                    let v = get(&rt2, &bm2);
-                    set(&rt2, &bm2, v - 1);
-                }) as Box<dyn FnOnce() + Send>)
-            },
+            take_back(rt, bm),
         )
     };
     let r: Result<(), _> = rt.root(|| {
@@ -211,7 +220,6 @@ fn exclusive_domain_commits_without_a_node_and_rolls_back_alone() {
     let rt = Runtime::new();
     let bitmap = cell(0);
     let alloc = |rt: &Arc<Runtime>, bm: &Arc<Cell>, fail: bool| {
-        let (rt2, bm2) = (rt.clone(), bm.clone());
         rt.exclusive_domain(
             || {
                 let v = get(rt, bm);
@@ -225,12 +233,7 @@ fn exclusive_domain_commits_without_a_node_and_rolls_back_alone() {
                 }
                 v
             },
-            move |_| {
-                Some(Box::new(move || {
-                    let v = get(&rt2, &bm2);
-                    set(&rt2, &bm2, v - 1);
-                }) as Box<dyn FnOnce() + Send>)
-            },
+            take_back(rt, bm),
         )
     };
     let r: Result<(), _> = rt.root(|| {
