@@ -65,17 +65,31 @@ impl Builder<'_> {
     /// A block whose number is known: pinned if cached (with peeking), else
     /// one frame.
     pub(super) fn block(&mut self, blk: u64) {
+        self.peeked_block(blk);
+    }
+
+    /// [`Builder::block`], and the block when this call found it cached
+    /// (not when an earlier one did).
+    fn peeked_block(&mut self, blk: u64) -> Option<BufRef> {
         if self.pinned.contains(&blk) {
-            return;
+            return None;
         }
-        if self.peek {
-            if self.fs.cache.peek(blk).is_some() {
+        let cached = if self.peek {
+            self.fs.cache.peek(blk)
+        } else {
+            None
+        };
+        match cached {
+            Some(b) => {
                 self.r.note_peeked();
                 self.pinned.push(blk);
-                return;
+                Some(b)
+            }
+            None => {
+                self.frames += 1;
+                None
             }
         }
-        self.frames += 1;
     }
 
     /// `n` blocks whose numbers are not known on entry.
@@ -95,21 +109,8 @@ impl Builder<'_> {
             self.unknown(1);
             return;
         };
-        if self.pinned.contains(&blk) {
-            return;
-        }
-        let cached = if self.peek {
-            self.fs.cache.peek(blk)
-        } else {
-            None
-        };
-        match cached {
-            Some(b) => {
-                self.r.note_peeked();
-                self.pinned.push(blk);
-                self.inode_buf = Some((blk, b));
-            }
-            None => self.frames += 1,
+        if let Some(b) = self.peeked_block(blk) {
+            self.inode_buf = Some((blk, b));
         }
     }
 
