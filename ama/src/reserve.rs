@@ -406,18 +406,24 @@ fn under_allocation(st: &mut State, what: &str, site: &'static str) {
     );
 }
 
-pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
+/// Run `f` on this thread's filled reserve of `pool`; `NoReserve` when
+/// there is none (found without a borrow when no request's reserve is
+/// active at all, as on every allocation of the baseline).
+fn with_reserve_of(pool: &Pool, f: impl FnOnce(&mut State) -> Served) -> Served {
     if PIN.get() == 0 {
-        return Served::NoReserve; // (no request's reserve: no borrow)
+        return Served::NoReserve;
     }
     ACTIVE.with(|a| {
         let mut a = a.borrow_mut();
-        let Some(st) = active_mut(&mut a) else {
-            return Served::NoReserve;
-        };
-        if !st.filled || st.pool().id != pool.id {
-            return Served::NoReserve;
+        match active_mut(&mut a) {
+            Some(st) if st.filled && st.pool().id == pool.id => f(st),
+            _ => Served::NoReserve,
         }
+    })
+}
+
+pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
+    with_reserve_of(pool, |st| {
         if st.pages.len() <= st.charged as usize {
             return beyond_reserve(st, "a page", site);
         }
@@ -429,17 +435,7 @@ pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
 /// Speak for one page of the active reserve without taking it (see
 /// [`Pool::charge_page`]).
 pub(crate) fn charge_page(pool: &Arc<Pool>, site: &'static str) -> Served {
-    if PIN.get() == 0 {
-        return Served::NoReserve; // (no request's reserve: no borrow)
-    }
-    ACTIVE.with(|a| {
-        let mut a = a.borrow_mut();
-        let Some(st) = active_mut(&mut a) else {
-            return Served::NoReserve;
-        };
-        if !st.filled || st.pool().id != pool.id {
-            return Served::NoReserve;
-        }
+    with_reserve_of(pool, |st| {
         if st.pages.len() <= st.charged as usize {
             return beyond_reserve(st, "a page", site);
         }
@@ -450,17 +446,7 @@ pub(crate) fn charge_page(pool: &Arc<Pool>, site: &'static str) -> Served {
 }
 
 pub(crate) fn serve_object(pool: &Arc<Pool>, kind: usize, site: &'static str) -> Served {
-    if PIN.get() == 0 {
-        return Served::NoReserve; // (no request's reserve: no borrow)
-    }
-    ACTIVE.with(|a| {
-        let mut a = a.borrow_mut();
-        let Some(st) = active_mut(&mut a) else {
-            return Served::NoReserve;
-        };
-        if !st.filled || st.pool().id != pool.id {
-            return Served::NoReserve;
-        }
+    with_reserve_of(pool, |st| {
         if st.objects[kind] > 0 {
             st.objects[kind] -= 1;
             st.used_objects[kind] += 1;
