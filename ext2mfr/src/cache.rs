@@ -297,7 +297,8 @@ impl BlockCache {
         };
         if Arc::strong_count(b) > 1
             || b.chain.is_speculative()
-            || pinned(b, self.pool.oldest_active())
+            // (The scan for the oldest request only for a marked buffer.)
+            || (b.read_by.load(Ordering::Relaxed) != 0 && pinned(b, self.pool.oldest_active()))
         {
             return;
         }
