@@ -498,6 +498,30 @@ fn quick_evaluation_fills_every_table() {
     let md = std::fs::read_to_string(results.join("scale.md")).unwrap();
     assert!(md.contains("The issue asks"), "scale: the issue's goals");
 
+    // Placement: every load under the daemon, free and pinned, with times.
+    let placement = csv(
+        &results,
+        "placement",
+        &[
+            "load",
+            "peer",
+            "free_secs",
+            "pinned_secs",
+            "free_over_pinned",
+            "free_ratio_vs_kernel",
+            "pinned_ratio_vs_kernel",
+        ],
+    );
+    for load in ["postmark", "dirscale create", "dirscale lookup"] {
+        assert!(
+            placement.iter().any(|r| r[0] == load
+                && r[1] == "ext2-mfr"
+                && num(&r[2]) > 0.0
+                && num(&r[3]) > 0.0),
+            "placement: {load} under ext2-mfr, free and pinned"
+        );
+    }
+
     // The README lists every table and compares with the papers.
     for id in [
         "robustness",
@@ -508,6 +532,7 @@ fn quick_evaluation_fills_every_table() {
         "figure8-truncate",
         "scale",
         "scale-threads",
+        "placement",
     ] {
         assert!(readme.contains(&format!("({id}.md)")), "README lists {id}");
     }

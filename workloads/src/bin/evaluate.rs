@@ -24,7 +24,7 @@ struct Args {
     /// Where tables, figures and the README go.
     #[arg(long, default_value = "results")]
     out: PathBuf,
-    /// Parts to run, comma-separated: robustness, safety, performance, space, scale (default: all).
+    /// Parts to run, comma-separated: robustness, safety, performance, space, scale, placement (default: all).
     #[arg(long, value_delimiter = ',', value_parser = Part::parse)]
     parts: Option<Vec<Part>>,
     /// Robustness runs per cell (quick 2, full 15).

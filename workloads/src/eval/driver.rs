@@ -9,7 +9,7 @@ use super::mount::Tools;
 use super::plan::{Ctx, Part, Plan};
 use super::report::{self, Figure, Section};
 use super::workdir::WorkDir;
-use super::{performance, robustness, safety, scale, space, truncate};
+use super::{performance, placement, robustness, safety, scale, space, truncate};
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -248,6 +248,25 @@ fn run_part(ctx: &Ctx, part: Part) -> Section {
                         data: sc.table,
                     });
                     s.tables.push(sc.threads_table);
+                }
+                Err(e) => s.failed = Some(e),
+            }
+            s
+        }
+        Part::Placement => {
+            let mut s = Section {
+                heading: "Placement".into(),
+                reproduces: "issue \"Close the gap to the kernel\": where the round trips go"
+                    .into(),
+                ..Default::default()
+            };
+            match placement::run(ctx) {
+                Ok(p) => {
+                    println!(
+                        "== Placement: the application free or pinned to one CPU (seconds, median)\n{}",
+                        placement::print(&p)
+                    );
+                    s.tables.push(p.table);
                 }
                 Err(e) => s.failed = Some(e),
             }

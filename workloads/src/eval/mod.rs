@@ -25,6 +25,7 @@ pub mod mount;
 pub mod paper;
 pub mod performance;
 pub mod phases;
+pub mod placement;
 pub mod plan;
 pub mod proc;
 pub mod report;

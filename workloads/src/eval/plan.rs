@@ -8,13 +8,14 @@ use super::instructions;
 use super::machine::Provenance;
 use super::mixed::MixedConfig;
 use super::mount::Tools;
+use super::placement::PlacementPlan;
 use super::workdir::WorkDir;
 use crate::{micro, postmark, sort};
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The five parts of the evaluation.
+/// The six parts of the evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     Robustness,
@@ -22,15 +23,17 @@ pub enum Part {
     Performance,
     Space,
     Scale,
+    Placement,
 }
 
 impl Part {
-    pub const ALL: [Part; 5] = [
+    pub const ALL: [Part; 6] = [
         Part::Robustness,
         Part::Safety,
         Part::Performance,
         Part::Space,
         Part::Scale,
+        Part::Placement,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Part {
             Part::Performance => "performance",
             Part::Space => "space",
             Part::Scale => "scale",
+            Part::Placement => "placement",
         }
     }
 
@@ -48,7 +52,9 @@ impl Part {
             .into_iter()
             .find(|p| p.name() == s.trim())
             .ok_or_else(|| {
-                format!("unknown part '{s}' (robustness, safety, performance, space, scale)")
+                format!(
+                    "unknown part '{s}' (robustness, safety, performance, space, scale, placement)"
+                )
             })
     }
 }
@@ -85,6 +91,8 @@ pub struct Plan {
     // Figure 8: file sizes truncated to 0.
     pub truncate_sizes_mib: Vec<u64>,
     pub scale: ScalePlan,
+    /// The application free or pinned to one CPU.
+    pub placement: PlacementPlan,
 }
 
 /// The scale part: directory growth and creating threads (`dirscale`).
@@ -195,6 +203,17 @@ impl Plan {
                     inodes: 16384,
                     deadline: Duration::from_secs(60),
                 },
+                placement: PlacementPlan {
+                    rounds: 1,
+                    postmark_files: 500,
+                    postmark_transactions: 2000,
+                    postmark_subdirectories: 10,
+                    dir_files: 4000,
+                    dir_lookups: 1000,
+                    image_mib: 256,
+                    inodes: 16384,
+                    deadline: Duration::from_secs(60),
+                },
             }
         } else {
             Plan {
@@ -281,6 +300,19 @@ impl Plan {
                     image_mib: 1024,
                     inodes: 200_000,
                     deadline: Duration::from_secs(120),
+                },
+                // The performance part's postmark and the scale part's
+                // 40,000-file directory, the sizes the issues' goals name.
+                placement: PlacementPlan {
+                    rounds: 3,
+                    postmark_files: 5000,
+                    postmark_transactions: 50000,
+                    postmark_subdirectories: 50,
+                    dir_files: 40_000,
+                    dir_lookups: 10_000,
+                    image_mib: 2048,
+                    inodes: 200_000,
+                    deadline: Duration::from_secs(300),
                 },
             }
         }

@@ -98,7 +98,9 @@ pub fn parse_phases(json: &str) -> Result<Vec<(String, f64)>, String> {
         .collect()
 }
 
-fn dirscale_bin(ctx: &Ctx) -> Result<PathBuf, String> {
+/// A workload binary (`dirscale`, `postmark`) beside the daemon or this
+/// harness (cargo puts a profile's binaries in one directory).
+pub fn workload_bin(ctx: &Ctx, name: &str) -> Result<PathBuf, String> {
     let dir = ctx
         .tools
         .ext2mfr
@@ -109,11 +111,11 @@ fn dirscale_bin(ctx: &Ctx) -> Result<PathBuf, String> {
         ctx.self_exe.parent().map(PathBuf::from).unwrap_or_default(),
     ]
     .iter()
-    .map(|d| d.join("dirscale"))
+    .map(|d| d.join(name))
     .find(|p| p.is_file())
     .ok_or_else(|| {
         format!(
-            "no dirscale binary beside {} (cargo build --release -p workloads)",
+            "no {name} binary beside {} (cargo build --release -p workloads)",
             ctx.tools.ext2mfr.display()
         )
     })
@@ -182,7 +184,7 @@ fn one(
 
 pub fn run(ctx: &Ctx) -> Result<Scale, String> {
     let sp = ctx.plan.scale.clone();
-    let bin = dirscale_bin(ctx)?;
+    let bin = workload_bin(ctx, "dirscale")?;
     let mut peers = Vec::new();
     let mut not_run = Vec::new();
     if kernel_has_ext2() {
