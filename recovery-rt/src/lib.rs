@@ -16,10 +16,11 @@
 //!   releases ([`Runtime::defer`], run only at commit) cover state that is
 //!   not an object.
 //! - Dependences: reading or writing an object whose newest version belongs
-//!   to another uncommitted domain adds an edge. A domain enters the graph
-//!   only at its first logged write or first edge; one that does neither
-//!   (a read-only request) commits alone at completion, without the
-//!   graph's lock. A completed domain commits
+//!   to another uncommitted domain adds an edge. Only the two ends of an
+//!   edge enter the graph (the reader gives the writer its node, from the
+//!   cell its version holds); a domain nobody depends on and that depends
+//!   on nobody commits or rolls back alone at its end, without the graph's
+//!   lock, whatever it wrote (`DomainCell`). A completed domain commits
 //!   when every domain it (transitively) depends on has completed; cycles of
 //!   completed domains commit together (Speculative → Completed → Committed).
 //! - Rollback: a panic (an injected bounds-check failure, a real one, or

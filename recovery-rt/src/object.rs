@@ -21,9 +21,11 @@
 //! the object's size (one page), so that an allocator reserving a page per
 //! written block stays an upper bound.
 
+use crate::runtime::DomainCell;
 use crate::DomainId;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A before-image: any owner of bytes (a `Vec<u8>`, or a page of the
 /// client's allocator, so that logging can draw on a memory reserve).
@@ -263,6 +265,9 @@ pub trait LoggedObject: Send + Sync {
 
 pub(crate) struct Version {
     pub(crate) domain: DomainId,
+    /// Its domain as other threads see it (to give it a node when one
+    /// comes to depend on it).
+    pub(crate) owner: Arc<DomainCell>,
     pub(crate) before: Before,
     /// The chunks `before` holds ([`FULL`]: all).
     pub(crate) mask: u64,
@@ -275,12 +280,14 @@ impl Version {
     /// [`LoggedObject::snapshot`] may.)
     pub(crate) fn first(
         domain: DomainId,
+        owner: Arc<DomainCell>,
         obj: &dyn LoggedObject,
         range: Option<std::ops::Range<usize>>,
     ) -> Version {
         let Some(r) = range else {
             return Version {
                 domain,
+                owner,
                 before: Before::Image(obj.snapshot()),
                 mask: FULL,
             };
@@ -300,6 +307,7 @@ impl Version {
             obj.charge_compact();
             return Version {
                 domain,
+                owner,
                 before: Before::Chunks(bytes),
                 mask,
             };
@@ -310,12 +318,14 @@ impl Version {
                 obj.save_chunks((*blank).as_mut(), mask);
                 Version {
                     domain,
+                    owner,
                     before: Before::Image(blank),
                     mask,
                 }
             }
             None => Version {
                 domain,
+                owner,
                 before: Before::Image(obj.snapshot()),
                 mask: FULL,
             },

@@ -7,7 +7,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,20 +78,56 @@ struct Frame {
     rt: usize,
     id: DomainId,
     kind: Kind,
-    doomed: Arc<AtomicBool>,
+    /// What other threads see of it (its doom flag, its node).
+    cell: Arc<DomainCell>,
     logs: Logs,
-    owner_waits: bool,
-    /// Has a node in the graph. A domain gets one only when another could
-    /// come to depend on it or it on another: at its first logged write,
-    /// or its first read of another's uncommitted data. One that never
-    /// does (a lookup, a getattr) never takes the graph's lock, and
-    /// commits by itself at completion.
-    registered: bool,
-    /// Its caller holds, from before it begins until after it ends, a lock
-    /// that guards everything it reads and writes (see
-    /// [`Runtime::exclusive_domain`]): nobody can come to depend on it, so
-    /// its writes need no node either.
-    exclusive: bool,
+}
+
+/// A domain as other threads see it, shared by its frame, its node and its
+/// versions. A domain gets a node in the dependence graph only when one
+/// depends on another: when it reads or overwrites another's uncommitted
+/// version, it gives itself a node, and the other one too, from the cell
+/// the version holds. One that nobody comes to depend on and that depends
+/// on nobody (most: a lookup, a create in a directory nobody else is
+/// changing) never takes the graph's lock; it commits, or rolls back, by
+/// itself at its end. Whether a domain ends alone or was given a node is
+/// decided once, by a compare-and-swap on `reg` (see [`Reg`]): the domain
+/// itself at its end, a dependent under the graph's lock.
+pub(crate) struct DomainCell {
+    doomed: AtomicBool,
+    reg: AtomicU8,
+    /// A root's own thread waits for its outcome and rolls it back itself.
+    owner_waits: AtomicBool,
+}
+
+/// The states of [`DomainCell::reg`].
+struct Reg;
+impl Reg {
+    /// Running without a node.
+    const RUNNING: u8 = 0;
+    /// Has a node, or had one until it committed.
+    const NODE: u8 = 1;
+    /// Committed without a node: its versions left are final.
+    const COMMITTED: u8 = 2;
+    /// Rolling back without a node: its versions left are being undone.
+    const ROLLED_BACK: u8 = 3;
+    /// A Basic child merged into its parent without a node (no version of
+    /// it is left: they are its parent's).
+    const MERGED: u8 = 4;
+}
+
+impl DomainCell {
+    /// End the domain alone (`to`: one of [`Reg`]'s end states) unless a
+    /// node was given to it: true if it was not.
+    fn end_alone(&self, to: u8) -> bool {
+        self.reg
+            .compare_exchange(Reg::RUNNING, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    fn doomed(&self) -> bool {
+        self.doomed.load(Ordering::Acquire)
+    }
 }
 
 /// A thread's domains and what it keeps for new ones, in one
@@ -104,8 +140,8 @@ struct PerThread {
     /// Emptied logs of committed domains, for new frames: a domain per
     /// request should not cost heap allocations for its log vectors.
     spare_logs: Vec<Logs>,
-    /// Doom flags of ended domains, for new frames (see `fresh_flag`).
-    spare_flags: Vec<Arc<AtomicBool>>,
+    /// Cells of ended domains, for new frames (see `fresh_cell`).
+    spare_cells: Vec<Arc<DomainCell>>,
 }
 
 impl std::ops::Deref for PerThread {
@@ -127,19 +163,25 @@ impl PerThread {
         self.spare_logs.pop().unwrap_or_default()
     }
 
-    /// A cleared doom flag for a new frame: one no frame or node holds any
-    /// more (only the spare list does) is reused, so that a domain costs no
-    /// heap allocation for it.
-    fn fresh_flag(&mut self) -> Arc<AtomicBool> {
-        if let Some(f) = self.spare_flags.iter().find(|f| Arc::strong_count(f) == 1) {
-            f.store(false, Ordering::Relaxed);
-            return f.clone();
+    /// A fresh cell for a new frame: one no frame, node or version holds
+    /// any more (only the spare list does) is reused, so that a domain
+    /// costs no heap allocation for it.
+    fn fresh_cell(&mut self, owner_waits: bool) -> Arc<DomainCell> {
+        if let Some(c) = self.spare_cells.iter().find(|c| Arc::strong_count(c) == 1) {
+            c.doomed.store(false, Ordering::Relaxed);
+            c.reg.store(Reg::RUNNING, Ordering::Relaxed);
+            c.owner_waits.store(owner_waits, Ordering::Relaxed);
+            return c.clone();
         }
-        let f = Arc::new(AtomicBool::new(false));
-        if self.spare_flags.len() < 8 {
-            self.spare_flags.push(f.clone());
+        let c = Arc::new(DomainCell {
+            doomed: AtomicBool::new(false),
+            reg: AtomicU8::new(Reg::RUNNING),
+            owner_waits: AtomicBool::new(owner_waits),
+        });
+        if self.spare_cells.len() < 8 {
+            self.spare_cells.push(c.clone());
         }
-        f
+        c
     }
 }
 
@@ -148,7 +190,7 @@ thread_local! {
         RefCell::new(PerThread {
             frames: Vec::new(),
             spare_logs: Vec::new(),
-            spare_flags: Vec::new(),
+            spare_cells: Vec::new(),
         })
     };
 }
@@ -224,7 +266,7 @@ enum State {
 
 struct Node {
     state: State,
-    doomed: Arc<AtomicBool>,
+    cell: Arc<DomainCell>,
     /// Domains this one depends on, and those that depend on it.
     deps: Edges,
     rdeps: Edges,
@@ -242,16 +284,26 @@ struct Graph {
 }
 
 impl Node {
-    fn new(f: &Frame) -> Node {
+    fn new(cell: &Arc<DomainCell>) -> Node {
         Node {
             state: State::Speculative,
-            doomed: f.doomed.clone(),
+            cell: cell.clone(),
             deps: Edges::default(),
             rdeps: Edges::default(),
-            owner_waits: f.owner_waits,
+            owner_waits: cell.owner_waits.load(Ordering::Relaxed),
             logs: Logs::default(),
         }
     }
+}
+
+/// What a domain that meets another's version finds of that one.
+enum Seen {
+    /// It has a node (this id, after merges).
+    Node(DomainId),
+    /// It has committed: its data is final.
+    Committed,
+    /// It is rolling back without a node.
+    RolledBack,
 }
 
 impl Graph {
@@ -260,6 +312,35 @@ impl Graph {
             id = p;
         }
         id
+    }
+
+    /// Domain `w`, whose version (holding `cell`) another domain meets:
+    /// its node, given to it now if it has none and is still running.
+    fn node_for(&mut self, w: DomainId, cell: &Arc<DomainCell>) -> Seen {
+        let r = self.resolve(w);
+        if self.nodes.contains_key(&r) {
+            return Seen::Node(r);
+        }
+        if r != w {
+            // Merged into a parent that has committed since.
+            return Seen::Committed;
+        }
+        match cell.reg.compare_exchange(
+            Reg::RUNNING,
+            Reg::NODE,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => {
+                self.nodes.insert(w, Node::new(cell));
+                Seen::Node(w)
+            }
+            Err(Reg::ROLLED_BACK) => Seen::RolledBack,
+            // Its node is gone (it committed), or it committed alone.
+            // (A merged child's versions are its parent's before its cell
+            // says so: none is met.)
+            Err(_) => Seen::Committed,
+        }
     }
 
     /// `from` read or overwrote data of `to`. Reading data of a domain that
@@ -280,7 +361,7 @@ impl Graph {
         let Some(target) = self.nodes.get_mut(&to) else {
             return Vec::new(); // committed: its data is no longer speculative
         };
-        if target.doomed.load(Ordering::Acquire) {
+        if target.cell.doomed() {
             return if self.nodes.contains_key(&from) {
                 self.doom(from, stats)
             } else {
@@ -309,10 +390,10 @@ impl Graph {
             let Some(n) = self.nodes.get(&d) else {
                 continue;
             };
-            if d != id && !n.doomed.swap(true, Ordering::AcqRel) {
+            if d != id && !n.cell.doomed.swap(true, Ordering::AcqRel) {
                 stats.cascaded.fetch_add(1, Ordering::Relaxed);
             }
-            n.doomed.store(true, Ordering::Release);
+            n.cell.doomed.store(true, Ordering::Release);
             queue.extend(n.rdeps.iter().copied());
             if n.state == State::Completed && !n.owner_waits {
                 orphans.push(d);
@@ -363,7 +444,7 @@ impl Graph {
                 continue;
             }
             let n = self.nodes.get(&d)?;
-            if n.state != State::Completed || n.doomed.load(Ordering::Acquire) {
+            if n.state != State::Completed || n.cell.doomed() {
                 return None;
             }
             set.push(d);
@@ -512,11 +593,6 @@ impl Runtime {
     /// whether it has been doomed (read in place: this runs on every logged
     /// access, so no reference to the flag is cloned out).
     fn current(&self) -> Option<(DomainId, bool)> {
-        self.current_frame().map(|(id, doomed, _)| (id, doomed))
-    }
-
-    /// [`Runtime::current`], and whether the domain is registered.
-    fn current_frame(&self) -> Option<(DomainId, bool, bool)> {
         if !self.enabled {
             return None;
         }
@@ -526,18 +602,24 @@ impl Runtime {
             if top.rt != self.key() || top.kind == Kind::Unlogged {
                 return None;
             }
-            Some((top.id, top.doomed.load(Ordering::Acquire), top.registered))
+            Some((top.id, top.cell.doomed()))
         })
     }
 
-    /// [`Runtime::current_frame`], and `obj` recorded in the frame's write
-    /// log unless `published` (its chain's newest version) is the frame's
-    /// own; whether it was, last. Nothing is recorded in a doomed frame.
+    /// The current domain's cell.
+    fn current_cell(&self) -> Arc<DomainCell> {
+        STACK.with(|s| s.borrow().last().expect("current frame").cell.clone())
+    }
+
+    /// [`Runtime::current`], and `obj` recorded in the frame's write log
+    /// unless `published` (its chain's newest version) is the frame's own;
+    /// whether it was (then also the frame's cell, for a new version).
+    /// Nothing is recorded in a doomed frame.
     fn current_frame_recording(
         &self,
         obj: &Arc<dyn LoggedObject>,
         published: DomainId,
-    ) -> Option<(DomainId, bool, bool, bool)> {
+    ) -> Option<(DomainId, bool, Option<Arc<DomainCell>>)> {
         if !self.enabled {
             return None;
         }
@@ -547,14 +629,21 @@ impl Runtime {
             if top.rt != self.key() || top.kind == Kind::Unlogged {
                 return None;
             }
-            let doomed = top.doomed.load(Ordering::Acquire);
+            let doomed = top.cell.doomed();
             let record = !doomed && published != top.id;
             if record {
                 top.logs.writes.push(obj.clone());
             }
-            // (An exclusive domain needs no node for its writes.)
-            Some((top.id, doomed, top.registered || top.exclusive, record))
+            Some((top.id, doomed, record.then(|| top.cell.clone())))
         })
+    }
+
+    /// The current domain is about to read or overwrite data of a domain
+    /// that is rolling back without a node: it is doomed, as a dependent
+    /// of that one would be.
+    fn tainted(&self) -> ! {
+        self.stats.cascaded.fetch_add(1, Ordering::Relaxed);
+        std::panic::panic_any(Doomed)
     }
 
     /// Raise [`Doomed`] in the current domain if it has been doomed.
@@ -591,14 +680,22 @@ impl Runtime {
         let chain = obj.chain().lock();
         let mut orphans = Vec::new();
         let mut edge = false;
-        if let Some(w) = chain.last().map(|v| v.domain) {
+        if let Some(v) = chain.last() {
+            let w = v.domain;
             if w != id && !self.in_nest(w) {
                 let mut g = self.graph.lock();
-                let w = g.resolve(w);
-                if w != id && !self.in_nest(w) && g.nodes.contains_key(&w) {
-                    self.register_current(&mut g);
-                    orphans = g.add_edge(id, w, &self.stats);
-                    edge = true;
+                match g.node_for(w, &v.owner) {
+                    Seen::Node(w) if w != id && !self.in_nest(w) => {
+                        self.register_current(&mut g);
+                        orphans = g.add_edge(id, w, &self.stats);
+                        edge = true;
+                    }
+                    Seen::Node(_) | Seen::Committed => {}
+                    Seen::RolledBack => {
+                        drop(g);
+                        drop(chain);
+                        self.tainted();
+                    }
                 }
             }
         }
@@ -644,8 +741,7 @@ impl Runtime {
         // entry with no version of the domain behind it is harmless: its
         // commit and its rollback find nothing of it to finish or undo.)
         let published = obj.chain().newest();
-        let Some((id, doomed, registered, recorded)) = self.current_frame_recording(obj, published)
-        else {
+        let Some((id, doomed, cell)) = self.current_frame_recording(obj, published) else {
             self.stats.unlogged_writes.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -665,23 +761,29 @@ impl Runtime {
             return;
         }
         let mut orphans = Vec::new();
-        // Its version makes it visible to other domains: it needs its node
-        // (once per domain).
-        let edge = newest.filter(|&w| w != id && !self.in_nest(w));
-        if !registered || edge.is_some() {
+        // Overwriting another's uncommitted version: both get their nodes,
+        // and this one depends on that one.
+        let mut edge = false;
+        if let Some(w) = newest.filter(|&w| w != id && !self.in_nest(w)) {
             let mut g = self.graph.lock();
-            self.register_current(&mut g);
-            if let Some(w) = edge {
-                let w = g.resolve(w);
-                if w != id && !self.in_nest(w) {
+            match g.node_for(w, &chain.last().expect("newest").owner) {
+                Seen::Node(w) if w != id && !self.in_nest(w) => {
+                    self.register_current(&mut g);
                     orphans = g.add_edge(id, w, &self.stats);
+                    edge = true;
+                }
+                Seen::Node(_) | Seen::Committed => {}
+                Seen::RolledBack => {
+                    drop(g);
+                    drop(chain);
+                    self.tainted();
                 }
             }
         }
         // Only a new edge can have doomed it since the check above (to a
         // domain being rolled back); a doom by another thread any later is
         // seen at the next access or at completion.
-        if edge.is_some() && self.current().is_some_and(|(_, doomed)| doomed) {
+        if edge && self.current().is_some_and(|(_, doomed)| doomed) {
             drop(chain);
             self.undo_orphans(orphans);
             std::panic::panic_any(Doomed);
@@ -690,11 +792,14 @@ impl Runtime {
         // An object new to the domain has no older version to keep, unless
         // another uncommitted domain wrote it (then it is not new after all).
         let image = image || newest.is_some();
+        let recorded = cell.is_some();
+        let owner = cell.unwrap_or_else(|| self.current_cell());
         chain.push(if image {
-            Version::first(id, obj.as_ref(), range)
+            Version::first(id, owner, obj.as_ref(), range)
         } else {
             Version {
                 domain: id,
+                owner,
                 before: Before::New,
                 mask: FULL,
             }
@@ -768,12 +873,12 @@ impl Runtime {
     }
 
     fn push_frame(&self, kind: Kind, owner_waits: bool) -> DomainId {
-        self.push_frame_under(kind, owner_waits, false).0
+        self.push_frame_under(kind, owner_waits).0
     }
 
     /// Push a frame; its id, and whether the frame it is pushed on is a
     /// logged one of this runtime (in one access to the stack).
-    fn push_frame_under(&self, kind: Kind, owner_waits: bool, exclusive: bool) -> (DomainId, bool) {
+    fn push_frame_under(&self, kind: Kind, owner_waits: bool) -> (DomainId, bool) {
         let id = if kind == Kind::Unlogged {
             0
         } else {
@@ -785,7 +890,7 @@ impl Runtime {
             let parent_logged = t
                 .last()
                 .is_some_and(|f| f.rt == self.key() && f.kind != Kind::Unlogged);
-            let doomed = t.fresh_flag();
+            let cell = t.fresh_cell(owner_waits);
             // (An unlogged frame logs nothing.)
             let logs = if kind == Kind::Unlogged {
                 Logs::default()
@@ -796,46 +901,31 @@ impl Runtime {
                 rt: self.key(),
                 id,
                 kind,
-                doomed,
+                cell,
                 logs,
-                owner_waits,
-                registered: false,
-                exclusive,
             });
             parent_logged
         });
         (id, parent_logged)
     }
 
-    /// Give the current domain its node in the graph (see
-    /// [`Frame::registered`]); `g` is the held graph.
+    /// Give the domain on top of this thread's stack its node in the graph
+    /// unless it has one (see [`DomainCell`]); `g` is the held graph. (The
+    /// current domain, or a parent taking on its child's versions or edges
+    /// once the child's frame is popped.)
     fn register_current(&self, g: &mut Graph) {
         STACK.with(|s| {
-            let mut s = s.borrow_mut();
-            let f = s.last_mut().expect("current frame");
+            let s = s.borrow();
+            let f = s.last().expect("current frame");
             debug_assert!(f.rt == self.key() && f.kind != Kind::Unlogged);
-            if !f.registered {
-                f.registered = true;
-                g.nodes.insert(f.id, Node::new(f));
+            if f.cell.end_alone(Reg::NODE) {
+                g.nodes.insert(f.id, Node::new(&f.cell));
             }
         });
     }
 
-    /// Register the frame below the current one (a parent taking on its
-    /// child's versions or edges).
-    fn register_parent(&self, g: &mut Graph) {
-        STACK.with(|s| {
-            let mut s = s.borrow_mut();
-            let f = s.last_mut().expect("parent frame");
-            if !f.registered {
-                f.registered = true;
-                g.nodes.insert(f.id, Node::new(f));
-            }
-        });
-    }
-
-    /// An unregistered domain completed: nobody depends on it and it on
-    /// nobody, so it commits now. (Only an exclusive one has versions.)
+    /// A domain without a node completed (its cell now says so): nobody
+    /// depends on it and it on nobody, so it commits now.
     fn commit_alone(&self, mut frame: Frame) {
         drop_versions(frame.id, &frame.logs.writes);
         self.stats.committed.fetch_add(1, Ordering::Relaxed);
@@ -931,15 +1021,16 @@ impl Runtime {
         if writes.is_empty() && undo.is_empty() && deferred.is_empty() {
             // It changed nothing (a failed lookup, say): nobody can depend
             // on it and there is nothing to undo.
-            if frame.registered {
+            if !frame.cell.end_alone(Reg::ROLLED_BACK) {
                 self.drop_node(frame.id);
             }
             self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
             recycle_logs(frame.logs);
             return;
         }
-        if !frame.registered {
-            // Nobody can depend on it: only its own inverses to run.
+        if frame.cell.end_alone(Reg::ROLLED_BACK) {
+            // Nobody depends on it (one that meets its versions from now
+            // on is doomed): only its own undo to run.
             self.undo_logs(frame.id, frame.logs);
             return;
         }
@@ -966,7 +1057,7 @@ impl Runtime {
                 return false;
             };
             n.state = State::Completed;
-            if !n.deps.is_empty() || n.doomed.load(Ordering::Acquire) {
+            if !n.deps.is_empty() || n.cell.doomed() {
                 n.logs = logs;
                 return false;
             }
@@ -999,7 +1090,7 @@ impl Runtime {
                 };
                 if n.deps.is_empty() {
                     // The common case, without walking a set.
-                    if n.state != State::Completed || n.doomed.load(Ordering::Acquire) {
+                    if n.state != State::Completed || n.cell.doomed() {
                         continue;
                     }
                     one = g.remove_with_logs(id);
@@ -1045,7 +1136,7 @@ impl Runtime {
         f: impl FnOnce() -> T,
         inverse: impl FnOnce(&T) -> Option<Action>,
     ) -> Result<T, Fault> {
-        self.domain_inner(kind, false, f, inverse)
+        self.domain_inner(kind, f, inverse)
     }
 
     /// Run `f` as a nested Reversible domain (see [`Runtime::domain`]) whose
@@ -1053,23 +1144,20 @@ impl Runtime {
     /// that guards every object `f` reads and writes: an allocator's group
     /// lock over its bitmap, say. Then no other domain can read or
     /// overwrite its versions before it has committed or been rolled back,
-    /// so nobody can come to depend on it: it commits at completion without
-    /// a node in the dependence graph (no graph lock, no edges), its
-    /// versions dropped as it commits. Should it meet another domain's
-    /// uncommitted version after all, it takes a node and an edge as any
-    /// domain would.
+    /// so nobody can come to depend on it, and it commits at completion
+    /// without a node in the dependence graph. (Any domain that nobody
+    /// comes to depend on does: see [`DomainCell`]. This one is sure to.)
     pub fn exclusive_domain<T>(
         &self,
         f: impl FnOnce() -> T,
         inverse: impl FnOnce(&T) -> Option<Action>,
     ) -> Result<T, Fault> {
-        self.domain_inner(Kind::Reversible, true, f, inverse)
+        self.domain_inner(Kind::Reversible, f, inverse)
     }
 
     fn domain_inner<T>(
         &self,
         kind: Kind,
-        exclusive: bool,
         f: impl FnOnce() -> T,
         inverse: impl FnOnce(&T) -> Option<Action>,
     ) -> Result<T, Fault> {
@@ -1085,11 +1173,11 @@ impl Runtime {
                 Err(p) => resume_unwind(p),
             };
         }
-        let has_parent = self.push_frame_under(kind, false, exclusive).1;
+        let has_parent = self.push_frame_under(kind, false).1;
         let r = catch_unwind(AssertUnwindSafe(f));
         let frame = self.pop_frame();
         let value = match r {
-            Ok(v) if !frame.doomed.load(Ordering::Acquire) => v,
+            Ok(v) if !frame.cell.doomed() => v,
             Ok(_) => {
                 self.rollback_frame(frame);
                 return Err(Fault::Cascade);
@@ -1110,12 +1198,12 @@ impl Runtime {
                 };
                 // Still in the graph after its completion: it waits for a
                 // domain it depends on.
-                let pending = if frame.registered {
-                    let Frame { logs, .. } = frame;
-                    !self.complete(id, logs)
-                } else {
+                let pending = if frame.cell.end_alone(Reg::COMMITTED) {
                     self.commit_alone(frame);
                     false
+                } else {
+                    let Frame { logs, .. } = frame;
+                    !self.complete(id, logs)
                 };
                 if has_parent {
                     let parent = STACK
@@ -1125,7 +1213,7 @@ impl Runtime {
                         // The parent must not commit before this child does.
                         let orphans = {
                             let mut g = self.graph.lock();
-                            self.register_parent(&mut g);
+                            self.register_current(&mut g);
                             g.add_edge(parent, id, &self.stats)
                         };
                         self.undo_orphans(orphans);
@@ -1148,14 +1236,11 @@ impl Runtime {
 
     /// A Basic child completed: its versions, logs and edges become its parent's.
     fn merge_into_parent(&self, mut child: Frame) {
-        let parent = STACK
-            .with(|s| s.borrow().last().map(|f| f.id))
+        let (parent, parent_cell) = STACK
+            .with(|s| s.borrow().last().map(|f| (f.id, f.cell.clone())))
             .expect("parent frame");
-        if child.registered {
-            // Before its versions become the parent's, the parent must be
-            // a node, or a reader would take them for committed.
-            self.register_parent(&mut self.graph.lock());
-        }
+        // (A reader that meets the parent's versions gives it a node if
+        // need be, as for any running domain.)
         for obj in &child.logs.writes {
             let mut chain = obj.chain().lock();
             let Some(i) = chain.iter().position(|v| v.domain == child.id) else {
@@ -1168,10 +1253,14 @@ impl Runtime {
                 chain[i - 1].fill_gaps(child_version);
             } else {
                 chain[i].domain = parent;
+                chain[i].owner = parent_cell.clone();
             }
         }
-        if child.registered {
+        // No version of the child is left; unless it was given a node, no
+        // domain depends on it and it on none.
+        if !child.cell.end_alone(Reg::MERGED) {
             let mut g = self.graph.lock();
+            self.register_current(&mut g);
             let mut orphans = Vec::new();
             if let Some(n) = g.remove(child.id) {
                 for d in n.deps {
@@ -1226,11 +1315,11 @@ impl Runtime {
         let r = catch_unwind(AssertUnwindSafe(f));
         let frame = self.pop_frame();
         let value = match r {
-            Ok(v) if !frame.doomed.load(Ordering::Acquire) && failed(&v) => {
+            Ok(v) if !frame.cell.doomed() && failed(&v) => {
                 self.rollback_frame(frame);
                 return Ok(v);
             }
-            Ok(v) if !frame.doomed.load(Ordering::Acquire) => v,
+            Ok(v) if !frame.cell.doomed() => v,
             Ok(_) => {
                 self.rollback_frame(frame);
                 return Err(Fault::Cascade);
@@ -1240,7 +1329,7 @@ impl Runtime {
                 return Err(fault_of(p));
             }
         };
-        if !frame.registered {
+        if frame.cell.end_alone(Reg::COMMITTED) {
             self.commit_alone(frame);
             return Ok(value);
         }
@@ -1252,7 +1341,7 @@ impl Runtime {
         loop {
             match g.nodes.get(&id) {
                 None => return Ok(value),
-                Some(n) if n.doomed.load(Ordering::Acquire) => {
+                Some(n) if n.cell.doomed() => {
                     let orphans = g.doom(id, &self.stats);
                     let logs = std::mem::take(&mut g.nodes.get_mut(&id).expect("present").logs);
                     drop(g);

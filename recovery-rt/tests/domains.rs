@@ -254,6 +254,104 @@ fn exclusive_domain_commits_without_a_node_and_rolls_back_alone() {
 }
 
 #[test]
+fn a_domain_gets_a_node_only_when_another_depends_on_it() {
+    let rt = Runtime::new();
+    let x = cell(0);
+    // Alone: versioned, no node, committed at its end.
+    rt.root(|| {
+        set(&rt, &x, 1);
+        assert!(x.chain.is_speculative());
+        assert_eq!(rt.uncommitted(), 0);
+    })
+    .unwrap();
+    assert!(!x.chain.is_speculative());
+    // Another thread reads A's uncommitted write: the reader gives A its
+    // node, takes one itself, and commits only after A.
+    let (wrote, read) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let (rt_a, x_a, w_a, r_a) = (rt.clone(), x.clone(), wrote.clone(), read.clone());
+    let a = std::thread::spawn(move || {
+        rt_a.root(|| {
+            set(&rt_a, &x_a, 2);
+            assert_eq!(rt_a.uncommitted(), 0, "no node before anyone depends");
+            w_a.wait();
+            r_a.wait();
+        })
+    });
+    let (rt_b, x_b) = (rt.clone(), x.clone());
+    let b = std::thread::spawn(move || {
+        rt_b.root(|| {
+            wrote.wait();
+            let v = get(&rt_b, &x_b);
+            assert_eq!(rt_b.uncommitted(), 2, "the reader and the writer");
+            read.wait();
+            v
+        })
+    });
+    assert_eq!(a.join().unwrap(), Ok(()));
+    assert_eq!(b.join().unwrap(), Ok(2));
+    assert_eq!(rt.uncommitted(), 0);
+    assert_eq!(rt.stats().edges, 1);
+    assert!(!x.chain.is_speculative());
+}
+
+/// A logged integer whose first restore waits at a barrier (a rollback
+/// caught halfway).
+struct SlowRestore {
+    inner: Arc<Cell>,
+    gate: Mutex<Option<Arc<Barrier>>>,
+}
+
+impl LoggedObject for SlowRestore {
+    fn chain(&self) -> &VersionChain {
+        &self.inner.chain
+    }
+    fn snapshot(&self) -> recovery_rt::Image {
+        self.inner.snapshot()
+    }
+    fn restore(&self, image: &[u8]) {
+        if let Some(g) = self.gate.lock().take() {
+            g.wait(); // the rollback has begun
+            g.wait(); // the reader has met the other version
+        }
+        self.inner.restore(image)
+    }
+}
+
+#[test]
+fn a_reader_of_a_domain_rolling_back_alone_is_doomed() {
+    quiet();
+    let rt = Runtime::new();
+    let gate = Arc::new(Barrier::new(2));
+    let x = Arc::new(SlowRestore {
+        inner: cell(0),
+        gate: Mutex::new(Some(gate.clone())),
+    });
+    let y = cell(0);
+    // A writes x then y and faults, with no node (nobody depends on it
+    // yet); its rollback stops at x's restore, y still versioned.
+    let (rt_a, x_a, y_a) = (rt.clone(), x.clone(), y.clone());
+    let a = std::thread::spawn(move || {
+        rt_a.root(|| {
+            let obj: Arc<dyn LoggedObject> = x_a.clone();
+            rt_a.write(&obj);
+            *x_a.inner.v.lock() = 1;
+            set(&rt_a, &y_a, 1);
+            fault(7)
+        })
+    });
+    gate.wait();
+    // B meets A's version of y: A is rolling back alone, so B is doomed.
+    let b = rt.root(|| get(&rt, &y));
+    gate.wait();
+    assert_eq!(b, Err(Fault::Cascade));
+    assert_eq!(a.join().unwrap(), Err(Fault::Explicit(7)));
+    assert_eq!((*x.inner.v.lock(), *y.v.lock()), (0, 0));
+    assert!(!y.chain.is_speculative());
+    assert_eq!(rt.uncommitted(), 0);
+    assert_eq!(rt.stats().cascaded, 1);
+}
+
+#[test]
 fn transparent_fault_is_skipped() {
     quiet();
     let rt = Runtime::new();
