@@ -18,7 +18,16 @@
 use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
 use crate::format::bitmap;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicI64, Ordering};
+
+thread_local! {
+    /// The inode an AMA estimate found `alloc_inode` would get, for the
+    /// request that follows it on this thread: (parent, is_dir, inode).
+    /// The allocation starts there instead of scanning the bitmap again,
+    /// and checks under the group's lock that it is still free.
+    static INODE_HINT: Cell<Option<(u32, bool, u32)>> = const { Cell::new(None) };
+}
 
 /// A free of a committed request not done yet (see
 /// `Ext2::free_now_or_later`).
@@ -219,9 +228,17 @@ impl Ext2 {
     /// next one is picked the same way, a few times, then any.
     pub(crate) fn alloc_inode(&self, parent: u32, is_dir: bool) -> Result<u32> {
         self.check_writable()?;
+        let mut hint = INODE_HINT
+            .take()
+            .filter(|&(p, d, _)| (p, d) == (parent, is_dir))
+            .map(|(_, _, ino)| ino);
         for _ in 0..4 {
-            let Some(want) = self.next_free_inode(parent, is_dir, false)? else {
-                break;
+            let want = match hint.take() {
+                Some(ino) => ino,
+                None => match self.next_free_inode(parent, is_dir, false)? {
+                    Some(ino) => ino,
+                    None => break,
+                },
             };
             self.cache.get(self.inode_pos(want)?.0)?;
             if let Some(ino) = self.alloc_inode_reversibly(parent, is_dir, Some(want))? {
@@ -265,6 +282,14 @@ impl Ext2 {
             }
         }
         Ok(None)
+    }
+
+    /// [`Ext2::next_free_inode`] for an estimate, which hands what it found
+    /// to this thread's next `alloc_inode` for the same parent and kind.
+    pub(crate) fn estimate_free_inode(&self, parent: u32, is_dir: bool) -> Option<u32> {
+        let ino = self.next_free_inode(parent, is_dir, true).ok().flatten();
+        INODE_HINT.set(ino.map(|ino| (parent, is_dir, ino)));
+        ino
     }
 
     /// `want`: that inode or none (`Ok(None)`, nothing changed).

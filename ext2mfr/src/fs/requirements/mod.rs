@@ -410,7 +410,7 @@ impl Builder<'_> {
         // anything, so peeking looks at the same one. (A concurrent
         // create can take that inode first: a restart, or with
         // margins one more frame.)
-        match self.fs.next_free_inode(parent, is_dir, true).ok().flatten() {
+        match self.fs.estimate_free_inode(parent, is_dir) {
             Some(ino) => self.inode_block(ino),
             None => self.unknown(1),
         }
