@@ -117,9 +117,10 @@ impl Reg {
 }
 
 impl DomainCell {
-    /// End the domain alone (`to`: one of [`Reg`]'s end states) unless a
-    /// node was given to it: true if it was not.
-    fn end_alone(&self, to: u8) -> bool {
+    /// Move the domain from running without a node to `to` (one of
+    /// [`Reg`]'s states): true if it was still there, false if that was
+    /// decided already (it was given a node).
+    fn settle(&self, to: u8) -> bool {
         self.reg
             .compare_exchange(Reg::RUNNING, to, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -584,7 +585,9 @@ impl Runtime {
         }
     }
 
-    /// Domains neither committed nor rolled back (for tests and reports).
+    /// Domains in the dependence graph, neither committed nor rolled back
+    /// (for tests and reports). A running domain that nobody depends on and
+    /// that depends on nobody has no node and is not counted.
     pub fn uncommitted(&self) -> usize {
         self.graph.lock().nodes.len()
     }
@@ -918,7 +921,7 @@ impl Runtime {
             let s = s.borrow();
             let f = s.last().expect("current frame");
             debug_assert!(f.rt == self.key() && f.kind != Kind::Unlogged);
-            if f.cell.end_alone(Reg::NODE) {
+            if f.cell.settle(Reg::NODE) {
                 g.nodes.insert(f.id, Node::new(&f.cell));
             }
         });
@@ -1021,14 +1024,14 @@ impl Runtime {
         if writes.is_empty() && undo.is_empty() && deferred.is_empty() {
             // It changed nothing (a failed lookup, say): nobody can depend
             // on it and there is nothing to undo.
-            if !frame.cell.end_alone(Reg::ROLLED_BACK) {
+            if !frame.cell.settle(Reg::ROLLED_BACK) {
                 self.drop_node(frame.id);
             }
             self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
             recycle_logs(frame.logs);
             return;
         }
-        if frame.cell.end_alone(Reg::ROLLED_BACK) {
+        if frame.cell.settle(Reg::ROLLED_BACK) {
             // Nobody depends on it (one that meets its versions from now
             // on is doomed): only its own undo to run.
             self.undo_logs(frame.id, frame.logs);
@@ -1046,7 +1049,7 @@ impl Runtime {
         self.commit_from(Some(id), Vec::new());
     }
 
-    /// Mark a registered domain completed, with its logs. One that depends
+    /// Mark a domain with a node completed, with its logs. One that depends
     /// on nobody commits at once, under the same hold of the graph's lock
     /// (the common case: a completion and a commit cost one lock); true if
     /// it did. Others wait in the graph for what they depend on.
@@ -1198,7 +1201,7 @@ impl Runtime {
                 };
                 // Still in the graph after its completion: it waits for a
                 // domain it depends on.
-                let pending = if frame.cell.end_alone(Reg::COMMITTED) {
+                let pending = if frame.cell.settle(Reg::COMMITTED) {
                     self.commit_alone(frame);
                     false
                 } else {
@@ -1258,7 +1261,7 @@ impl Runtime {
         }
         // No version of the child is left; unless it was given a node, no
         // domain depends on it and it on none.
-        if !child.cell.end_alone(Reg::MERGED) {
+        if !child.cell.settle(Reg::MERGED) {
             let mut g = self.graph.lock();
             self.register_current(&mut g);
             let mut orphans = Vec::new();
@@ -1329,7 +1332,7 @@ impl Runtime {
                 return Err(fault_of(p));
             }
         };
-        if frame.cell.end_alone(Reg::COMMITTED) {
+        if frame.cell.settle(Reg::COMMITTED) {
             self.commit_alone(frame);
             return Ok(value);
         }

@@ -23,10 +23,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 thread_local! {
     /// The inode an AMA estimate found `alloc_inode` would get, for the
-    /// request that follows it on this thread: (parent, is_dir, inode).
-    /// The allocation starts there instead of scanning the bitmap again,
-    /// and checks under the group's lock that it is still free.
-    static INODE_HINT: Cell<Option<(u32, bool, u32)>> = const { Cell::new(None) };
+    /// request that follows it on this thread: (file system, parent,
+    /// is_dir, inode). The allocation starts there instead of scanning the
+    /// bitmap again, and checks under the group's lock that it is still
+    /// free.
+    static INODE_HINT: Cell<Option<(usize, u32, bool, u32)>> = const { Cell::new(None) };
 }
 
 /// A free of a committed request not done yet (see
@@ -228,10 +229,13 @@ impl Ext2 {
     /// next one is picked the same way, a few times, then any.
     pub(crate) fn alloc_inode(&self, parent: u32, is_dir: bool) -> Result<u32> {
         self.check_writable()?;
+        let key = (self as *const Ext2 as usize, parent, is_dir);
         let mut hint = INODE_HINT
             .take()
-            .filter(|&(p, d, _)| (p, d) == (parent, is_dir))
-            .map(|(_, _, ino)| ino);
+            .filter(|&(fs, p, d, _)| (fs, p, d) == key)
+            .map(|(.., ino)| ino)
+            // (An address can come back as another mount's.)
+            .filter(|&ino| (1..=self.geo.inodes_count).contains(&ino));
         for _ in 0..4 {
             let want = match hint.take() {
                 Some(ino) => ino,
@@ -288,7 +292,8 @@ impl Ext2 {
     /// to this thread's next `alloc_inode` for the same parent and kind.
     pub(crate) fn estimate_free_inode(&self, parent: u32, is_dir: bool) -> Option<u32> {
         let ino = self.next_free_inode(parent, is_dir, true).ok().flatten();
-        INODE_HINT.set(ino.map(|ino| (parent, is_dir, ino)));
+        let fs = self as *const Ext2 as usize;
+        INODE_HINT.set(ino.map(|ino| (fs, parent, is_dir, ino)));
         ino
     }
 
