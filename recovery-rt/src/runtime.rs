@@ -169,6 +169,9 @@ impl PerThread {
     /// costs no heap allocation for it.
     fn fresh_cell(&mut self, owner_waits: bool) -> Arc<DomainCell> {
         if let Some(c) = self.spare_cells.iter().find(|c| Arc::strong_count(c) == 1) {
+            // Whoever held it last let go with a release (Arc's drop): what
+            // it did with the cell happens before the reset.
+            std::sync::atomic::fence(Ordering::Acquire);
             c.doomed.store(false, Ordering::Relaxed);
             c.reg.store(Reg::RUNNING, Ordering::Relaxed);
             c.owner_waits.store(owner_waits, Ordering::Relaxed);
