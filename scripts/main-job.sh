@@ -29,7 +29,7 @@ grep -qw ext2 /proc/filesystems || modprobe ext2 2>/dev/null || true
 # runs, classifies and unmounts, prints the robustness and overhead tables,
 # and writes Markdown/CSV/SVG with a README. The quick mode takes a few
 # minutes and writes to target/results-quick (the committed results/ are
-# the full run's: QUICK=0 regenerates them, in just under an hour).
+# the full run's: QUICK=0 regenerates them, in about an hour).
 if [ "${QUICK:-1}" = 0 ]; then
   "$bin/evaluate" --out results
 else
