@@ -498,7 +498,7 @@ fn random_domains_leave_exactly_the_committed_effects() {
                         None
                     };
                     let r = rt.root(|| {
-                        let _held: Vec<_> = picks.iter().map(|&i| locks[i].lock()).collect();
+                        let held: Vec<_> = picks.iter().map(|&i| locks[i].lock()).collect();
                         let mut touched = Vec::new();
                         for (k, &i) in picks.iter().enumerate() {
                             if fault_at == Some(k) {
@@ -509,6 +509,10 @@ fn random_domains_leave_exactly_the_committed_effects() {
                             set(&rt, &cells[i], v + 1);
                             touched.push(i);
                         }
+                        drop(held);
+                        // Until it commits, others may read what it wrote
+                        // and come to depend on it: leave them the time.
+                        std::thread::yield_now();
                         touched
                     });
                     if let Ok(touched) = r {
