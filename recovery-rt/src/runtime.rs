@@ -1,6 +1,6 @@
 //! Domains, the per-thread stack, the dependence graph, commit and rollback.
 
-use crate::object::{Before, LoggedObject, Version, FULL};
+use crate::object::{Before, LoggedObject, Version, Versions, FULL};
 use crate::DomainId;
 use parking_lot::{Condvar, Mutex};
 use std::any::Any;
@@ -644,6 +644,30 @@ impl Runtime {
         })
     }
 
+    /// The current domain `id` meets the newest version of `chain`: if it
+    /// is another uncommitted domain's (not of its own nest), it comes to
+    /// depend on that one, both getting their nodes. The orphans the new
+    /// edge produced if it added one; `None` if there was nothing to depend
+    /// on. A domain rolling back alone taints it.
+    fn depend_on_newest(&self, id: DomainId, chain: &Versions) -> Option<Vec<(DomainId, Logs)>> {
+        let v = chain.last()?;
+        if v.domain == id || self.in_nest(v.domain) {
+            return None;
+        }
+        let mut g = self.graph.lock();
+        match g.node_for(v.domain, &v.owner) {
+            Seen::Node(w) if w != id && !self.in_nest(w) => {
+                self.register_current(&mut g);
+                Some(g.add_edge(id, w, &self.stats))
+            }
+            Seen::Node(_) | Seen::Committed => None,
+            Seen::RolledBack => {
+                drop(g);
+                self.tainted()
+            }
+        }
+    }
+
     /// The current domain is about to read or overwrite data of a domain
     /// that is rolling back without a node: it is doomed, as a dependent
     /// of that one would be.
@@ -684,29 +708,9 @@ impl Runtime {
             return;
         }
         let chain = obj.chain().lock();
-        let mut orphans = Vec::new();
-        let mut edge = false;
-        if let Some(v) = chain.last() {
-            let w = v.domain;
-            if w != id && !self.in_nest(w) {
-                let mut g = self.graph.lock();
-                match g.node_for(w, &v.owner) {
-                    Seen::Node(w) if w != id && !self.in_nest(w) => {
-                        self.register_current(&mut g);
-                        orphans = g.add_edge(id, w, &self.stats);
-                        edge = true;
-                    }
-                    Seen::Node(_) | Seen::Committed => {}
-                    Seen::RolledBack => {
-                        drop(g);
-                        drop(chain);
-                        self.tainted();
-                    }
-                }
-            }
-        }
+        let edge = self.depend_on_newest(id, &chain);
         drop(chain);
-        if edge {
+        if let Some(orphans) = edge {
             // Depending on a doomed domain dooms this one.
             self.undo_orphans(orphans);
             self.check_current();
@@ -766,26 +770,10 @@ impl Runtime {
                 .extend(obj.as_ref(), range);
             return;
         }
-        let mut orphans = Vec::new();
-        // Overwriting another's uncommitted version: both get their nodes,
-        // and this one depends on that one.
-        let mut edge = false;
-        if let Some(w) = newest.filter(|&w| w != id && !self.in_nest(w)) {
-            let mut g = self.graph.lock();
-            match g.node_for(w, &chain.last().expect("newest").owner) {
-                Seen::Node(w) if w != id && !self.in_nest(w) => {
-                    self.register_current(&mut g);
-                    orphans = g.add_edge(id, w, &self.stats);
-                    edge = true;
-                }
-                Seen::Node(_) | Seen::Committed => {}
-                Seen::RolledBack => {
-                    drop(g);
-                    drop(chain);
-                    self.tainted();
-                }
-            }
-        }
+        // Overwriting another's uncommitted version: this one depends on
+        // that one.
+        let edge = self.depend_on_newest(id, &chain);
+        let (edge, orphans) = (edge.is_some(), edge.unwrap_or_default());
         // Only a new edge can have doomed it since the check above (to a
         // domain being rolled back); a doom by another thread any later is
         // seen at the next access or at completion.
