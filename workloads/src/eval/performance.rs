@@ -119,10 +119,8 @@ pub fn kernel_has_ext2() -> bool {
     has()
 }
 
-pub fn run(ctx: &Ctx) -> Result<Performance, String> {
-    let plan = &ctx.plan;
-    let mut peers = Vec::new();
-    let mut not_run = Vec::new();
+/// The kernel's ext2 as a peer where it has the driver, else a note why not.
+pub fn add_kernel(peers: &mut Vec<Peer>, not_run: &mut Vec<(String, String)>) {
     if kernel_has_ext2() {
         peers.push(Peer::Kernel);
     } else {
@@ -131,6 +129,13 @@ pub fn run(ctx: &Ctx) -> Result<Performance, String> {
             "the kernel has no ext2 driver (modprobe ext2 failed)".into(),
         ));
     }
+}
+
+pub fn run(ctx: &Ctx) -> Result<Performance, String> {
+    let plan = &ctx.plan;
+    let mut peers = Vec::new();
+    let mut not_run = Vec::new();
+    add_kernel(&mut peers, &mut not_run);
     if on_path("fuse2fs") {
         peers.push(Peer::Fuse2fs);
     } else {

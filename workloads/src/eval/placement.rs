@@ -15,12 +15,11 @@
 //! they show what is left. Nothing is tuned for the pinned runs: the
 //! daemon and its options are the same.
 
-use super::image;
-use super::mount::{Mount, Peer};
-use super::performance::kernel_has_ext2;
+use super::mount::Peer;
+use super::performance::add_kernel;
 use super::plan::Ctx;
 use super::proc::{last_line, run_for, Finished};
-use super::scale::{parse_phases, workload_bin};
+use super::scale::{mount_fresh, parse_phases, workload_bin};
 use super::table::{ratio, Table};
 use super::{compare, config};
 use std::os::unix::process::CommandExt;
@@ -93,20 +92,7 @@ fn one(ctx: &Ctx, peer: &Peer, cpu: Option<usize>) -> Result<[f64; 3], String> {
     let name = peer.label();
     let mut secs = [f64::NAN; 3];
     for (load, bin) in [(0, "postmark"), (1, "dirscale")] {
-        let img = ctx.work.file("placement.img");
-        image::make_with(&img, p.image_mib, &["-N", &p.inodes.to_string()])?;
-        image::quiesce();
-        let log = ctx.work.file("placement-daemon.log");
-        let m = Mount::start(
-            peer,
-            &ctx.tools,
-            &img,
-            &ctx.work.dir("placement-mnt"),
-            Some(&log),
-        )
-        .map_err(|e| format!("{name}: {e}"))?;
-        let dir = m.path().join("d");
-        std::fs::create_dir(&dir).map_err(|e| format!("{name}: mkdir: {e}"))?;
+        let (m, img, dir) = mount_fresh(ctx, peer, "placement", p.image_mib, p.inodes)?;
         let mut cmd = Command::new(workload_bin(ctx, bin)?);
         cmd.arg(&dir).arg("--json");
         if load == 0 {
@@ -172,14 +158,7 @@ pub fn run(ctx: &Ctx) -> Result<Placement, String> {
     let p = ctx.plan.placement.clone();
     let mut peers = Vec::new();
     let mut not_run = Vec::new();
-    if kernel_has_ext2() {
-        peers.push(Peer::Kernel);
-    } else {
-        not_run.push((
-            "kernel ext2".to_string(),
-            "the kernel has no ext2 driver (modprobe ext2 failed)".to_string(),
-        ));
-    }
+    add_kernel(&mut peers, &mut not_run);
     let uring = [Peer::Daemon {
         label: "ext2-mfr (io_uring)".into(),
         opts: config::URING_OPTION.into(),

@@ -15,7 +15,7 @@
 use super::config;
 use super::image;
 use super::mount::{Mount, Peer};
-use super::performance::kernel_has_ext2;
+use super::performance::add_kernel;
 use super::plan::Ctx;
 use super::proc::on_path;
 use super::proc::{run_for, Finished};
@@ -121,6 +121,34 @@ pub fn workload_bin(ctx: &Ctx, name: &str) -> Result<PathBuf, String> {
     })
 }
 
+/// `peer` mounted on a fresh image of `mib` MiB with `inodes` inodes
+/// (files named after `tag` in the scratch directory), quiet, with an
+/// empty directory `d` made in it: the mount, the image, the directory.
+pub fn mount_fresh(
+    ctx: &Ctx,
+    peer: &Peer,
+    tag: &str,
+    mib: u64,
+    inodes: u64,
+) -> Result<(Mount, PathBuf, PathBuf), String> {
+    let img = ctx.work.file(&format!("{tag}.img"));
+    image::make_with(&img, mib, &["-N", &inodes.to_string()])?;
+    image::quiesce();
+    let log = ctx.work.file(&format!("{tag}-daemon.log"));
+    let name = peer.label();
+    let m = Mount::start(
+        peer,
+        &ctx.tools,
+        &img,
+        &ctx.work.dir(&format!("{tag}-mnt")),
+        Some(&log),
+    )
+    .map_err(|e| format!("{name}: {e}"))?;
+    let dir = m.path().join("d");
+    std::fs::create_dir(&dir).map_err(|e| format!("{name}: mkdir: {e}"))?;
+    Ok((m, img, dir))
+}
+
 /// One dirscale run on a fresh image. Outer Err: the harness could not
 /// make or mount the image; inner Err: the run failed, missed its
 /// deadline, or left an image e2fsck does not pass.
@@ -134,22 +162,8 @@ fn one(
     shared: bool,
 ) -> Result<Run, String> {
     let sp = &ctx.plan.scale;
-    let img = ctx.work.file("scale.img");
-    let inodes = sp.inodes.to_string();
-    image::make_with(&img, sp.image_mib, &["-N", &inodes])?;
-    image::quiesce();
-    let log = ctx.work.file("scale-daemon.log");
     let name = peer.label();
-    let m = Mount::start(
-        peer,
-        &ctx.tools,
-        &img,
-        &ctx.work.dir("scale-mnt"),
-        Some(&log),
-    )
-    .map_err(|e| format!("{name}: {e}"))?;
-    let dir = m.path().join("d");
-    std::fs::create_dir(&dir).map_err(|e| format!("{name}: mkdir: {e}"))?;
+    let (m, img, dir) = mount_fresh(ctx, peer, "scale", sp.image_mib, sp.inodes)?;
     let mut cmd = Command::new(bin);
     cmd.arg(&dir)
         .arg("--json")
@@ -187,14 +201,7 @@ pub fn run(ctx: &Ctx) -> Result<Scale, String> {
     let bin = workload_bin(ctx, "dirscale")?;
     let mut peers = Vec::new();
     let mut not_run = Vec::new();
-    if kernel_has_ext2() {
-        peers.push(Peer::Kernel);
-    } else {
-        not_run.push((
-            "kernel ext2".into(),
-            "the kernel has no ext2 driver (modprobe ext2 failed)".into(),
-        ));
-    }
+    add_kernel(&mut peers, &mut not_run);
     if on_path("fuse2fs") {
         peers.push(Peer::Fuse2fs);
     } else {
