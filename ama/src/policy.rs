@@ -3,7 +3,7 @@
 
 use crate::aad::Aad;
 use crate::pool::{NoMem, Pool};
-use crate::reserve::Reserve;
+use crate::reserve::{Reserve, Restart};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,12 +45,15 @@ impl Backoff {
 /// `requirement(reserve, alternate)` computes the request's [`Aad`]; it may
 /// pin what it peeks at in `reserve`. Every attempt starts from a fresh
 /// reserve: nothing is kept from a failed one.
-pub fn acquire(
-    pool: &Arc<Pool>,
+/// `restart` is the reserve's [`Reserve::allow_restart`], set as it is
+/// filled.
+pub fn acquire<'p>(
+    pool: &'p Arc<Pool>,
     op: &'static str,
     policy: Policy,
-    mut requirement: impl FnMut(&mut Reserve, bool) -> Aad,
-) -> Result<Reserve, NoMem> {
+    restart: Restart,
+    mut requirement: impl FnMut(&mut Reserve<'p>, bool) -> Aad,
+) -> Result<Reserve<'p>, NoMem> {
     let mut backoff = Backoff::default();
     let mut alternate = false;
     loop {
@@ -64,7 +67,7 @@ pub fn acquire(
             );
             return Err(NoMem);
         }
-        match r.fill(aad) {
+        match r.fill_allowing(aad, restart) {
             Ok(()) => return Ok(r),
             Err(NoMem) => {
                 drop(r);

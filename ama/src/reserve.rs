@@ -7,15 +7,23 @@
 
 use crate::aad::{Aad, MAX_OBJECT_KINDS};
 use crate::pool::{NoMem, Page, Pool};
+use crate::stats::Share;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
+
+/// Operation slots this thread remembers (see `State::op_slots`).
+const OP_CACHE: usize = 32;
+/// Counter shares this thread keeps, one per pool it used last.
+const SHARES: usize = 4;
 
 pub(crate) struct State {
     /// A reserve is active on this thread. (The state stays in place
     /// between requests, with its vectors: beginning and ending a reserve
     /// moves nothing and allocates nothing.)
     on: bool,
-    pool: Option<Arc<Pool>>,
+    /// The active reserve's pool, by its id (the reserve's guard holds
+    /// the pool itself).
+    pool_id: u64,
     op: &'static str,
     filled: bool,
     aad: Aad,
@@ -36,6 +44,13 @@ pub(crate) struct State {
     stale: bool,
     /// The estimate took something for granted (see [`Reserve::assume`]).
     assumed: bool,
+    /// This thread's shares of the counters of the pools it used last,
+    /// by pool id; the active reserve's pool's first.
+    shares: Vec<(u64, Arc<Share>)>,
+    /// Operation slots found, by the address of the name's literal and
+    /// the pool: (address, pool id, slot). A request's accounting then
+    /// takes no scan of the pool's names.
+    op_slots: [(usize, u64, u8); OP_CACHE],
 }
 
 /// When an allocation beyond the reserve may be refused as a stale
@@ -64,7 +79,7 @@ thread_local! {
 impl State {
     const IDLE: State = State {
         on: false,
-        pool: None,
+        pool_id: 0,
         op: "",
         filled: false,
         aad: Aad {
@@ -84,10 +99,41 @@ impl State {
         changed: false,
         stale: false,
         assumed: false,
+        shares: Vec::new(),
+        op_slots: [(0, 0, 0); OP_CACHE],
     };
 
-    fn pool(&self) -> &Arc<Pool> {
-        self.pool.as_ref().expect("an active reserve has its pool")
+    /// Put `pool`'s share of this thread first, making one if need be.
+    #[inline]
+    fn share_first(&mut self, pool: &Pool) {
+        if self.shares.first().is_none_or(|(id, _)| *id != pool.id) {
+            self.share_first_slow(pool);
+        }
+    }
+
+    #[cold]
+    fn share_first_slow(&mut self, pool: &Pool) {
+        let share = match self.shares.iter().position(|(id, _)| *id == pool.id) {
+            Some(i) => self.shares.remove(i),
+            None => (pool.id, pool.counters.new_share()),
+        };
+        self.shares.insert(0, share);
+        // (A share dropped here stays counted: the pool keeps it too.)
+        self.shares.truncate(SHARES);
+    }
+
+    /// The active pool's slot for operation `op`.
+    #[inline]
+    fn op_slot(&mut self, pool: &Pool, op: &'static str) -> Option<usize> {
+        let addr = op.as_ptr() as usize;
+        // (Fibonacci hashing: literals lie a few bytes apart.)
+        let e = &mut self.op_slots[(addr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59) % OP_CACHE];
+        if e.0 == addr && e.1 == pool.id {
+            return Some(e.2 as usize);
+        }
+        let slot = pool.counters.slot_of(op)?;
+        *e = (addr, pool.id, slot as u8);
+        Some(slot)
     }
 }
 
@@ -102,7 +148,8 @@ fn active_mut(s: &mut State) -> Option<&mut State> {
 
 /// The reserve of the request running on this thread (a guard: dropping it
 /// ends the reserve). A nested `begin` while one is active is inert.
-pub struct Reserve {
+pub struct Reserve<'p> {
+    pool: &'p Arc<Pool>,
     owner: bool,
     /// The owner's slot in the pool's active set.
     slot: usize,
@@ -128,11 +175,12 @@ pub(crate) enum Served {
 
 impl Pool {
     /// Begin this thread's reserve for a request of type `op`.
-    pub fn begin(self: &Arc<Self>, op: &'static str) -> Reserve {
+    pub fn begin<'p>(self: &'p Arc<Self>, op: &'static str) -> Reserve<'p> {
         ACTIVE.with(|a| {
             let mut st = a.borrow_mut();
             if st.on {
                 return Reserve {
+                    pool: self,
                     owner: false,
                     slot: 0,
                     prev_pin: 0,
@@ -142,7 +190,8 @@ impl Pool {
             // The vectors are empty (left so by the last reserve's end).
             let st = &mut *st;
             st.on = true;
-            st.pool = Some(self.clone());
+            st.pool_id = self.id;
+            st.share_first(self);
             st.op = op;
             st.filled = false;
             st.aad = Aad::default();
@@ -159,6 +208,7 @@ impl Pool {
             let (seq, slot) = self.active.enter(SLOT_HINT.get());
             SLOT_HINT.set(slot);
             Reserve {
+                pool: self,
                 owner: true,
                 slot,
                 prev_pin: PIN.replace(seq),
@@ -168,18 +218,24 @@ impl Pool {
     }
 }
 
-impl Reserve {
+impl Reserve<'_> {
     /// Take everything `aad` lists from the pool in one request: one
     /// injection decision (none for an empty `aad`), then all pages or none.
     pub fn fill(&mut self, aad: Aad) -> Result<(), NoMem> {
+        self.fill_allowing(aad, Restart::Never)
+    }
+
+    /// [`Reserve::fill`], with [`Reserve::allow_restart`]`(restart)` in the
+    /// same step.
+    pub fn fill_allowing(&mut self, aad: Aad, restart: Restart) -> Result<(), NoMem> {
         if !self.owner {
             return Ok(());
         }
+        let pool = self.pool;
         ACTIVE.with(|a| {
             let mut a = a.borrow_mut();
             let st = active_mut(&mut a).expect("owner has state");
-            let pool = st.pool.as_ref().expect("an active reserve has its pool");
-            pool.counters.reservation_attempt();
+            st.shares[0].1.reservation_attempt();
             // Nothing to take (all peeked at, or nothing needed): nothing
             // that could fail, as an allocation of nothing cannot.
             let empty = aad.pages == 0 && aad.objects.iter().all(|&n| n == 0);
@@ -200,6 +256,7 @@ impl Reserve {
                 }
             }
             st.objects = aad.objects;
+            st.restart = restart;
             st.peeked = self.peeked;
             st.aad = aad;
             st.filled = true;
@@ -264,24 +321,36 @@ impl Reserve {
     }
 }
 
-impl Drop for Reserve {
+impl Drop for Reserve<'_> {
     fn drop(&mut self) {
         if !self.owner {
             return;
         }
+        let pool = self.pool;
         // Unused pages and the scratch page go back (dropped outside the
-        // thread-local borrow, as the pool is).
-        let (pool, scratch) = ACTIVE.with(|a| {
+        // thread-local borrow).
+        let scratch = ACTIVE.with(|a| {
             let mut st = a.borrow_mut();
             let st = &mut *st;
-            let pool = st.pool.take().expect("owner has state");
             if st.filled {
-                pool.counters
-                    .record(st.op, st.aad, st.used_pages, st.peeked, st.under, st.stale);
+                if st.stale {
+                    pool.counters.restarted();
+                }
+                if let Some(slot) = st.op_slot(pool, st.op) {
+                    st.shares[0].1.record(
+                        slot,
+                        st.aad,
+                        st.used_pages,
+                        st.peeked,
+                        st.under,
+                        st.stale,
+                    );
+                }
             }
             pool.give_back_all(&mut st.pages);
             st.on = false;
-            (pool, st.scratch.take())
+            st.pool_id = 0;
+            st.scratch.take()
         });
         drop(scratch);
         pool.active.leave(self.slot);
@@ -320,14 +389,25 @@ pub fn outside_reserve<R>(f: impl FnOnce() -> R) -> R {
     struct Restore(Option<State>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            if let Some(st) = self.0.take() {
-                ACTIVE.with(|a| *a.borrow_mut() = st);
+            if let Some(mut st) = self.0.take() {
+                ACTIVE.with(|a| {
+                    let mut a = a.borrow_mut();
+                    std::mem::swap(&mut st.shares, &mut a.shares);
+                    st.op_slots = a.op_slots;
+                    *a = st;
+                });
             }
         }
     }
-    let _restore = Restore(Some(
-        ACTIVE.with(|a| std::mem::replace(&mut *a.borrow_mut(), State::IDLE)),
-    ));
+    let _restore = Restore(Some(ACTIVE.with(|a| {
+        let mut a = a.borrow_mut();
+        // (Its counter shares and slots stay: they are no part of the
+        // request, and a reserve begun inside `f` uses them.)
+        let mut idle = State::IDLE;
+        std::mem::swap(&mut idle.shares, &mut a.shares);
+        idle.op_slots = a.op_slots;
+        std::mem::replace(&mut *a, idle)
+    })));
     f()
 }
 
@@ -381,7 +461,7 @@ fn restartable(st: &State) -> bool {
 
 /// The reserve is spent: refuse as stale if a restart is allowed, else an
 /// under-allocation.
-fn beyond_reserve(st: &mut State, what: &str, site: &'static str) -> Served {
+fn beyond_reserve(pool: &Pool, st: &mut State, what: &str, site: &'static str) -> Served {
     if restartable(st) {
         if !st.stale {
             log::debug!(
@@ -392,13 +472,13 @@ fn beyond_reserve(st: &mut State, what: &str, site: &'static str) -> Served {
         st.stale = true;
         return Served::Stale;
     }
-    under_allocation(st, what, site);
+    under_allocation(pool, st, what, site);
     Served::Under
 }
 
-fn under_allocation(st: &mut State, what: &str, site: &'static str) {
+fn under_allocation(pool: &Pool, st: &mut State, what: &str, site: &'static str) {
     st.under += 1;
-    st.pool().counters.under_allocation();
+    pool.counters.under_allocation();
     log::error!(
         "ama: under-allocation in {} at {site}: {what} beyond the reserve ({:?})",
         st.op,
@@ -416,7 +496,7 @@ fn with_reserve_of(pool: &Pool, f: impl FnOnce(&mut State) -> Served) -> Served 
     ACTIVE.with(|a| {
         let mut a = a.borrow_mut();
         match active_mut(&mut a) {
-            Some(st) if st.filled && st.pool().id == pool.id => f(st),
+            Some(st) if st.filled && st.pool_id == pool.id => f(st),
             _ => Served::NoReserve,
         }
     })
@@ -425,7 +505,7 @@ fn with_reserve_of(pool: &Pool, f: impl FnOnce(&mut State) -> Served) -> Served 
 pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
     with_reserve_of(pool, |st| {
         if st.pages.len() <= st.charged as usize {
-            return beyond_reserve(st, "a page", site);
+            return beyond_reserve(pool, st, "a page", site);
         }
         st.used_pages += 1;
         Served::Page(st.pages.pop().expect("a page beyond the charged ones"))
@@ -437,7 +517,7 @@ pub(crate) fn serve_page(pool: &Arc<Pool>, site: &'static str) -> Served {
 pub(crate) fn charge_page(pool: &Arc<Pool>, site: &'static str) -> Served {
     with_reserve_of(pool, |st| {
         if st.pages.len() <= st.charged as usize {
-            return beyond_reserve(st, "a page", site);
+            return beyond_reserve(pool, st, "a page", site);
         }
         st.charged += 1;
         st.used_pages += 1;
@@ -452,6 +532,6 @@ pub(crate) fn serve_object(pool: &Arc<Pool>, kind: usize, site: &'static str) ->
             st.used_objects[kind] += 1;
             return Served::Object;
         }
-        beyond_reserve(st, pool.kinds[kind].name, site)
+        beyond_reserve(pool, st, pool.kinds[kind].name, site)
     })
 }

@@ -3,9 +3,10 @@
 
 use crate::aad::Aad;
 use crate::pool::Pool;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Per operation type, summed over its requests.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -49,9 +50,9 @@ impl Space {
     }
 }
 
-/// Operation types are few: their counters live in a fixed table of
-/// atomics, so that recording a request takes no lock.
-const MAX_OPS: usize = 48;
+/// Operation types are few: their counters live in a fixed table, a slot
+/// per type.
+pub(crate) const MAX_OPS: usize = 48;
 
 #[derive(Default)]
 struct OpSlot {
@@ -65,17 +66,67 @@ struct OpSlot {
     restarts: AtomicU64,
 }
 
+/// One thread's share of a pool's per-request counters. Only its thread
+/// writes it, with a load and a store (no read-modify-write, and no line
+/// another thread writes: a request's accounting moves no cache line
+/// between CPUs); a snapshot sums the shares.
+pub(crate) struct Share {
+    reservations: AtomicU64,
+    slots: [OpSlot; MAX_OPS],
+}
+
+/// Add to a counter only this thread writes.
+fn add(a: &AtomicU64, n: u64) {
+    if n != 0 {
+        a.store(a.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    }
+}
+
+/// Raise a maximum only this thread writes.
+fn raise(a: &AtomicU64, v: u64) {
+    if v > a.load(Ordering::Relaxed) {
+        a.store(v, Ordering::Relaxed);
+    }
+}
+
+impl Share {
+    pub(crate) fn reservation_attempt(&self) {
+        add(&self.reservations, 1);
+    }
+
+    /// A request of the operation in `slot` ended (see [`Counters::slot_of`]).
+    pub(crate) fn record(
+        &self,
+        slot: usize,
+        aad: Aad,
+        used: u32,
+        peeked: u32,
+        under: u32,
+        stale: bool,
+    ) {
+        let s = &self.slots[slot];
+        add(&s.restarts, stale as u64);
+        add(&s.requests, 1);
+        add(&s.reserved, aad.pages as u64);
+        add(&s.used, used as u64);
+        add(&s.pinned, peeked as u64);
+        raise(&s.max_reserved, aad.pages as u64);
+        raise(&s.max_used, used as u64);
+        add(&s.under, under as u64);
+    }
+}
+
 pub(crate) struct Counters {
     allocated_pages: AtomicU64,
     object_bytes: AtomicU64,
     peak: AtomicU64,
-    reservations: AtomicU64,
     reservation_failures: AtomicU64,
     under: AtomicU64,
     restarts: AtomicU64,
     /// Names of the operation types seen, by slot (claimed once each).
     names: [OnceLock<&'static str>; MAX_OPS],
-    slots: [OpSlot; MAX_OPS],
+    /// Every thread's share, for snapshots.
+    shares: Mutex<Vec<Arc<Share>>>,
 }
 
 impl Default for Counters {
@@ -84,12 +135,11 @@ impl Default for Counters {
             allocated_pages: AtomicU64::new(0),
             object_bytes: AtomicU64::new(0),
             peak: AtomicU64::new(0),
-            reservations: AtomicU64::new(0),
             reservation_failures: AtomicU64::new(0),
             under: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             names: std::array::from_fn(|_| OnceLock::new()),
-            slots: std::array::from_fn(|_| OpSlot::default()),
+            shares: Mutex::new(Vec::new()),
         }
     }
 }
@@ -102,64 +152,57 @@ impl Counters {
     pub(crate) fn object_bytes(&self, n: usize) {
         self.object_bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
-    pub(crate) fn reservation_attempt(&self) {
-        self.reservations.fetch_add(1, Ordering::Relaxed);
-    }
     pub(crate) fn reservation_failed(&self) {
         self.reservation_failures.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn under_allocation(&self) {
         self.under.fetch_add(1, Ordering::Relaxed);
     }
+    pub(crate) fn restarted(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
 
-    fn slot(&self, op: &'static str) -> Option<&OpSlot> {
+    /// A new share of the counters, for a thread that has none of this pool.
+    pub(crate) fn new_share(&self) -> Arc<Share> {
+        let share = Arc::new(Share {
+            reservations: AtomicU64::new(0),
+            slots: std::array::from_fn(|_| OpSlot::default()),
+        });
+        self.shares.lock().push(share.clone());
+        share
+    }
+
+    /// The slot of operation type `op` (`None`: the table is full).
+    pub(crate) fn slot_of(&self, op: &'static str) -> Option<usize> {
         // Callers pass the same literal each time: its address finds the
-        // slot without comparing strings (a string compare per slot before
-        // it was most of a request's accounting).
-        for (name, slot) in self.names.iter().zip(&self.slots) {
+        // slot without comparing strings.
+        for (i, name) in self.names.iter().enumerate() {
             match name.get() {
-                Some(n) if std::ptr::eq(*n, op) => return Some(slot),
+                Some(n) if std::ptr::eq(*n, op) => return Some(i),
                 Some(_) => {}
                 None => break,
             }
         }
-        for (name, slot) in self.names.iter().zip(&self.slots) {
+        for (i, name) in self.names.iter().enumerate() {
             // The first free slot is claimed for `op` (or, if another
             // thread claims it first, compared like the others).
             let n = name.get_or_init(|| op);
             if std::ptr::eq(*n, op) || *n == op {
-                return Some(slot);
+                return Some(i);
             }
         }
         None
     }
 
-    pub(crate) fn record(
-        &self,
-        op: &'static str,
-        aad: Aad,
-        used: u32,
-        peeked: u32,
-        under: u32,
-        stale: bool,
-    ) {
-        if stale {
-            self.restarts.fetch_add(1, Ordering::Relaxed);
-        }
-        let Some(s) = self.slot(op) else { return };
-        s.restarts.fetch_add(stale as u64, Ordering::Relaxed);
-        s.requests.fetch_add(1, Ordering::Relaxed);
-        s.reserved.fetch_add(aad.pages as u64, Ordering::Relaxed);
-        s.used.fetch_add(used as u64, Ordering::Relaxed);
-        s.pinned.fetch_add(peeked as u64, Ordering::Relaxed);
-        s.max_reserved
-            .fetch_max(aad.pages as u64, Ordering::Relaxed);
-        s.max_used.fetch_max(used as u64, Ordering::Relaxed);
-        s.under.fetch_add(under as u64, Ordering::Relaxed);
-    }
-
     pub(crate) fn snapshot(&self, pool: &Pool) -> Space {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let shares = self.shares.lock().clone();
+        let sum = |i: usize, f: fn(&OpSlot) -> &AtomicU64| -> u64 {
+            shares.iter().map(|t| l(f(&t.slots[i]))).sum()
+        };
+        let max = |i: usize, f: fn(&OpSlot) -> &AtomicU64| -> u64 {
+            shares.iter().map(|t| l(f(&t.slots[i]))).max().unwrap_or(0)
+        };
         Space {
             page_size: pool.page_size(),
             capacity_pages: pool.capacity(),
@@ -167,7 +210,7 @@ impl Counters {
             peak_pages: l(&self.peak),
             allocated_pages: l(&self.allocated_pages),
             allocated_object_bytes: l(&self.object_bytes),
-            reservations: l(&self.reservations),
+            reservations: shares.iter().map(|t| l(&t.reservations)).sum(),
             reservation_failures: l(&self.reservation_failures),
             under_allocations: l(&self.under),
             restarts: l(&self.restarts),
@@ -175,22 +218,22 @@ impl Counters {
                 .names
                 .iter()
                 .map_while(OnceLock::get)
-                .zip(&self.slots)
-                .map(|(name, s)| {
-                    let reserved = l(&s.reserved);
-                    let used = l(&s.used);
+                .enumerate()
+                .map(|(i, name)| {
+                    let reserved = sum(i, |s| &s.reserved);
+                    let used = sum(i, |s| &s.used);
                     (
                         *name,
                         OpSpace {
-                            requests: l(&s.requests),
+                            requests: sum(i, |s| &s.requests),
                             reserved_pages: reserved,
                             used_pages: used,
                             returned_pages: reserved.saturating_sub(used),
-                            pinned_pages: l(&s.pinned),
-                            max_reserved: l(&s.max_reserved),
-                            max_used: l(&s.max_used),
-                            under_allocations: l(&s.under),
-                            restarts: l(&s.restarts),
+                            pinned_pages: sum(i, |s| &s.pinned),
+                            max_reserved: max(i, |s| &s.max_reserved),
+                            max_used: max(i, |s| &s.max_used),
+                            under_allocations: sum(i, |s| &s.under),
+                            restarts: sum(i, |s| &s.restarts),
                         },
                     )
                 })

@@ -1,6 +1,6 @@
 //! The pool, reserves, policies and accounting, without any file system.
 
-use ama::{acquire, Aad, ObjectKind, Policy, Pool};
+use ama::{acquire, Aad, ObjectKind, Policy, Pool, Restart};
 use faultinject::{Config, Injector};
 use std::sync::Arc;
 
@@ -119,14 +119,19 @@ fn policies_fail_fast_and_retry() {
     let p = pool(64, Some(0.9));
     let mut failures = 0;
     for _ in 0..50 {
-        match acquire(&p, "ff", Policy::FailFast, |_, _| Aad::pages(2)) {
+        match acquire(&p, "ff", Policy::FailFast, Restart::Never, |_, _| {
+            Aad::pages(2)
+        }) {
             Ok(r) => drop(r),
             Err(_) => failures += 1,
         }
     }
     assert!(failures > 30, "fail-fast reports the failures: {failures}");
     for _ in 0..20 {
-        let r = acquire(&p, "retry", Policy::Retry, |_, _| Aad::pages(2)).unwrap();
+        let r = acquire(&p, "retry", Policy::Retry, Restart::Never, |_, _| {
+            Aad::pages(2)
+        })
+        .unwrap();
         assert!(ama::active());
         let _page = p.alloc_page("downstream").unwrap();
         drop(r);
@@ -141,10 +146,16 @@ fn retry_alternate_asks_for_the_smaller_requirement() {
     let p = pool(64, Some(0.8));
     let mut saw_alternate = false;
     for _ in 0..20 {
-        let r = acquire(&p, "alt", Policy::RetryAlternate, |_, alt| {
-            saw_alternate |= alt;
-            Aad::pages(if alt { 1 } else { 8 })
-        })
+        let r = acquire(
+            &p,
+            "alt",
+            Policy::RetryAlternate,
+            Restart::Never,
+            |_, alt| {
+                saw_alternate |= alt;
+                Aad::pages(if alt { 1 } else { 8 })
+            },
+        )
         .unwrap();
         drop(r);
     }
@@ -154,7 +165,14 @@ fn retry_alternate_asks_for_the_smaller_requirement() {
 #[test]
 fn a_requirement_larger_than_the_pool_fails_even_under_retry() {
     let p = pool(4, None);
-    assert!(acquire(&p, "huge", Policy::Retry, |_, _| Aad::pages(5)).is_err());
+    assert!(acquire(
+        &p,
+        "huge",
+        Policy::Retry,
+        Restart::Never,
+        |_, _| Aad::pages(5)
+    )
+    .is_err());
 }
 
 #[test]
@@ -223,7 +241,6 @@ fn the_reclaimer_is_asked_when_the_pool_runs_dry() {
 
 #[test]
 fn a_stale_estimate_is_refused_for_a_restart_only_while_restarting_is_safe() {
-    use ama::Restart;
     let p = pool(8, None);
     // Before any change: refused, nothing taken from the pool, marked stale.
     {
@@ -275,4 +292,36 @@ fn a_strict_pool_panics_on_an_under_allocation_after_counting_it() {
     assert!(r.is_err(), "panicked");
     assert_eq!(p.space().under_allocations, 1);
     assert_eq!(p.free_pages(), 8, "the reserve was dropped on the way out");
+}
+
+/// Each thread counts its requests in its own share of the counters: a
+/// snapshot sums them, and takes the largest of their maxima. (Two pools
+/// used in turn on one thread keep their counts apart.)
+#[test]
+fn counts_of_several_threads_and_pools_add_up() {
+    let (p, q) = (pool(64, None), pool(64, None));
+    std::thread::scope(|s| {
+        for t in 0..4u32 {
+            let (p, q) = (&p, &q);
+            s.spawn(move || {
+                for i in 0..100u32 {
+                    let mut r = p.begin("counted");
+                    r.fill(Aad::pages(1 + t)).unwrap();
+                    drop(r);
+                    if i % 10 == 0 {
+                        q.begin("other").fill(Aad::pages(2)).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let (s, o) = (p.space(), q.space());
+    let c = &s.by_op["counted"];
+    assert_eq!(c.requests, 400);
+    assert_eq!(c.reserved_pages, 100 * (1 + 2 + 3 + 4));
+    assert_eq!(c.max_reserved, 4);
+    assert_eq!(s.reservations, 400);
+    assert!(!s.by_op.contains_key("other"));
+    assert_eq!(o.by_op["other"].requests, 40);
+    assert_eq!(o.reservations, 40);
 }

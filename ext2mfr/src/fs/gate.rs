@@ -61,15 +61,14 @@ impl Ext2 {
         need: &Need,
         restart: ama::Restart,
         first: bool,
-    ) -> Result<Option<ama::Reserve>> {
+    ) -> Result<Option<ama::Reserve<'_>>> {
         if !self.config.ama.enabled {
             return Ok(None);
         }
-        let mut r = ama::acquire(&self.pool, op, self.config.policy, |r, alternate| {
+        let r = ama::acquire(&self.pool, op, self.config.policy, restart, |r, alternate| {
             self.requirements(need, r, alternate, restart, first)
         })
         .map_err(|_| FsError::NoMem)?;
-        r.allow_restart(restart);
         Ok(Some(r))
     }
 

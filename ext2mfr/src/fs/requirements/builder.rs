@@ -29,9 +29,9 @@ pub(super) enum Child {
 }
 
 /// Accumulates one requirement, pinning what it peeks at.
-pub(super) struct Builder<'a> {
+pub(super) struct Builder<'a, 'p> {
     pub(super) fs: &'a Ext2,
-    pub(super) r: &'a mut Reserve,
+    pub(super) r: &'a mut Reserve<'p>,
     pub(super) peek: bool,
     pub(super) recycle: bool,
     /// Keep margins for what concurrent requests may change before this one
@@ -61,7 +61,7 @@ pub(super) struct Builder<'a> {
     pub(super) inode_buf: Option<(u64, BufRef)>,
 }
 
-impl Builder<'_> {
+impl Builder<'_, '_> {
     /// A block whose number is known: pinned if cached (with peeking), else
     /// one frame.
     pub(super) fn block(&mut self, blk: u64) {
@@ -504,7 +504,7 @@ pub(super) const DX_SPLIT_BLOCKS: u64 = 3;
 /// is counted as unknown blocks.
 const MAX_WALK_DEPTH: u32 = 1 << 12;
 
-impl Builder<'_> {
+impl Builder<'_, '_> {
     /// The walk from `dir` up to the root that `Ext2::is_within` makes:
     /// each directory's inode block and the first block, which holds "..".
     /// Cached blocks are pinned; the others cost a frame each, and are

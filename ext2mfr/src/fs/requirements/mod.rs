@@ -196,7 +196,7 @@ const PUNCH_EDGES: u64 = 2;
 const PATH_LEVELS: u64 = 3;
 
 /// One method per [`Need`], each a row of the table above.
-impl Builder<'_> {
+impl Builder<'_, '_> {
     /// Inode + xattr block.
     fn xattr(&mut self, ino: u32) {
         self.inode_block(ino);
@@ -596,7 +596,7 @@ impl Ext2 {
     pub(crate) fn requirements(
         &self,
         need: &Need,
-        r: &mut Reserve,
+        r: &mut Reserve<'_>,
         alternate: bool,
         restart: ama::Restart,
         first: bool,
