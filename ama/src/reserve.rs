@@ -50,7 +50,9 @@ pub(crate) struct State {
     /// Operation slots found, by the address of the name's literal and
     /// the pool: (address, pool id, slot). A request's accounting then
     /// takes no scan of the pool's names.
-    op_slots: [(usize, u64, u8); OP_CACHE],
+    /// ([`OP_CACHE`] entries once used; a vector, so that setting the
+    /// state aside moves little.)
+    op_slots: Vec<(usize, u64, u8)>,
 }
 
 /// When an allocation beyond the reserve may be refused as a stale
@@ -100,7 +102,7 @@ impl State {
         stale: false,
         assumed: false,
         shares: Vec::new(),
-        op_slots: [(0, 0, 0); OP_CACHE],
+        op_slots: Vec::new(),
     };
 
     /// Put `pool`'s share of this thread first, making one if need be.
@@ -126,6 +128,9 @@ impl State {
     #[inline]
     fn op_slot(&mut self, pool: &Pool, op: &'static str) -> Option<usize> {
         let addr = op.as_ptr() as usize;
+        if self.op_slots.is_empty() {
+            self.op_slots = vec![(0, 0, 0); OP_CACHE];
+        }
         // (Fibonacci hashing: literals lie a few bytes apart.)
         let e = &mut self.op_slots[(addr.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59) % OP_CACHE];
         if e.0 == addr && e.1 == pool.id {
@@ -393,7 +398,7 @@ pub fn outside_reserve<R>(f: impl FnOnce() -> R) -> R {
                 ACTIVE.with(|a| {
                     let mut a = a.borrow_mut();
                     std::mem::swap(&mut st.shares, &mut a.shares);
-                    st.op_slots = a.op_slots;
+                    std::mem::swap(&mut st.op_slots, &mut a.op_slots);
                     *a = st;
                 });
             }
@@ -405,7 +410,7 @@ pub fn outside_reserve<R>(f: impl FnOnce() -> R) -> R {
         // request, and a reserve begun inside `f` uses them.)
         let mut idle = State::IDLE;
         std::mem::swap(&mut idle.shares, &mut a.shares);
-        idle.op_slots = a.op_slots;
+        std::mem::swap(&mut idle.op_slots, &mut a.op_slots);
         std::mem::replace(&mut *a, idle)
     })));
     f()

@@ -81,6 +81,11 @@ struct Frame {
     /// What other threads see of it (its doom flag, its node).
     cell: Arc<DomainCell>,
     logs: Logs,
+    /// Its logged reads and writes, counted here and added to its thread's
+    /// share of the counters when the frame is popped (with the domain's
+    /// start: one access to the share per domain).
+    reads: u32,
+    writes: u32,
 }
 
 /// A domain as other threads see it, shared by its frame, its node and its
@@ -143,6 +148,12 @@ struct PerThread {
     spare_logs: Vec<Logs>,
     /// Cells of ended domains, for new frames (see `fresh_cell`).
     spare_cells: Vec<Arc<DomainCell>>,
+    /// This thread's shares of the counters of the runtimes it used last,
+    /// by runtime uid, the last used first (see [`StatsInner`]).
+    shares: Vec<(u64, Arc<StatsInner>)>,
+    /// Domain ids taken for this thread and not handed out yet: `ids.0`
+    /// up to `ids.1` (see [`NEXT_IDS`]).
+    ids: (DomainId, DomainId),
 }
 
 impl std::ops::Deref for PerThread {
@@ -158,7 +169,48 @@ impl std::ops::DerefMut for PerThread {
     }
 }
 
+/// Domain ids: unique in the process (so in every runtime), taken by each
+/// thread in batches of [`ID_BATCH`] (a shared counter per domain would
+/// move a cache line between CPUs at every request). Ids are only ever
+/// compared for equality.
+static NEXT_IDS: AtomicU64 = AtomicU64::new(1);
+const ID_BATCH: u64 = 1024;
+
 impl PerThread {
+    /// This thread's share of `rt`'s counters.
+    #[inline]
+    fn share(&mut self, rt: &Runtime) -> &StatsInner {
+        if self.shares.first().is_none_or(|(uid, _)| *uid != rt.uid) {
+            self.share_slow(rt);
+        }
+        &self.shares[0].1
+    }
+
+    #[cold]
+    fn share_slow(&mut self, rt: &Runtime) {
+        let share = match self.shares.iter().position(|(uid, _)| *uid == rt.uid) {
+            Some(i) => self.shares.remove(i),
+            None => {
+                let share = Arc::new(StatsInner::default());
+                rt.shares.lock().push(share.clone());
+                (rt.uid, share)
+            }
+        };
+        self.shares.insert(0, share);
+        // (A share dropped here stays counted: its runtime keeps it too.)
+        self.shares.truncate(4);
+    }
+
+    /// A fresh domain id.
+    fn next_id(&mut self) -> DomainId {
+        if self.ids.0 == self.ids.1 {
+            let first = NEXT_IDS.fetch_add(ID_BATCH, Ordering::Relaxed);
+            self.ids = (first, first + ID_BATCH);
+        }
+        self.ids.0 += 1;
+        self.ids.0 - 1
+    }
+
     /// Logs for a new frame, reusing the vectors of a committed domain's.
     fn fresh_logs(&mut self) -> Logs {
         self.spare_logs.pop().unwrap_or_default()
@@ -195,6 +247,8 @@ thread_local! {
             frames: Vec::new(),
             spare_logs: Vec::new(),
             spare_cells: Vec::new(),
+            shares: Vec::new(),
+            ids: (0, 0),
         })
     };
 }
@@ -458,6 +512,9 @@ impl Graph {
     }
 }
 
+/// The runtime's counters: a share per thread, which only that thread
+/// writes (a load and a store, see [`bump`]), and the runtime's own for
+/// counts of the rare paths; [`Runtime::stats`] sums them.
 #[derive(Default)]
 struct StatsInner {
     started: AtomicU64,
@@ -472,9 +529,21 @@ struct StatsInner {
     unlogged_writes: AtomicU64,
 }
 
+/// Count one in a thread's own share of the counters.
+fn bump(a: &AtomicU64) {
+    add(a, 1);
+}
+
+/// Count `n` in a thread's own share of the counters.
+fn add(a: &AtomicU64, n: u64) {
+    a.store(a.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
 /// Counters (the paper's Table 3 coverage is logged / all accesses).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Domains started (each counted once its closure has returned: a
+    /// running domain is not in it yet).
     pub started: u64,
     pub committed: u64,
     pub rolled_back: u64,
@@ -490,11 +559,17 @@ pub struct Stats {
 
 pub struct Runtime {
     enabled: bool,
-    next_id: AtomicU64,
+    /// Unique in the process (an address can be reused by a later runtime).
+    uid: u64,
     graph: Mutex<Graph>,
     changed: Condvar,
+    /// Counts of the rare paths (edges, dooms, merges).
     stats: StatsInner,
+    /// Every thread's share of the counters.
+    shares: Mutex<Vec<Arc<StatsInner>>>,
 }
+
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
 fn fault_of(payload: Box<dyn Any + Send>) -> Fault {
     if payload.is::<Doomed>() {
@@ -548,10 +623,11 @@ impl Runtime {
     pub fn new() -> Arc<Runtime> {
         Arc::new(Runtime {
             enabled: true,
-            next_id: AtomicU64::new(1),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             graph: Mutex::new(Graph::default()),
             changed: Condvar::new(),
             stats: StatsInner::default(),
+            shares: Mutex::new(Vec::new()),
         })
     }
 
@@ -572,20 +648,32 @@ impl Runtime {
     }
 
     pub fn stats(&self) -> Stats {
-        let s = &self.stats;
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let shares = self.shares.lock().clone();
+        let l = |f: fn(&StatsInner) -> &AtomicU64| -> u64 {
+            let own = f(&self.stats).load(Ordering::Relaxed);
+            own + shares
+                .iter()
+                .map(|s| f(s).load(Ordering::Relaxed))
+                .sum::<u64>()
+        };
         Stats {
-            started: l(&s.started),
-            committed: l(&s.committed),
-            rolled_back: l(&s.rolled_back),
-            cascaded: l(&s.cascaded),
-            merged: l(&s.merged),
-            edges: l(&s.edges),
-            logged_reads: l(&s.logged_reads),
-            logged_writes: l(&s.logged_writes),
-            unlogged_reads: l(&s.unlogged_reads),
-            unlogged_writes: l(&s.unlogged_writes),
+            started: l(|s| &s.started),
+            committed: l(|s| &s.committed),
+            rolled_back: l(|s| &s.rolled_back),
+            cascaded: l(|s| &s.cascaded),
+            merged: l(|s| &s.merged),
+            edges: l(|s| &s.edges),
+            logged_reads: l(|s| &s.logged_reads),
+            logged_writes: l(|s| &s.logged_writes),
+            unlogged_reads: l(|s| &s.unlogged_reads),
+            unlogged_writes: l(|s| &s.unlogged_writes),
         }
+    }
+
+    /// Count one in this thread's share of counter `which`.
+    #[inline(never)]
+    fn count(&self, which: fn(&StatsInner) -> &AtomicU64) {
+        STACK.with(|s| bump(which(s.borrow_mut().share(self))));
     }
 
     /// Domains in the dependence graph, neither committed nor rolled back
@@ -635,6 +723,7 @@ impl Runtime {
             if top.rt != self.key() || top.kind == Kind::Unlogged {
                 return None;
             }
+            top.writes += 1;
             let doomed = top.cell.doomed();
             let record = !doomed && published != top.id;
             if record {
@@ -691,11 +780,21 @@ impl Runtime {
 
     /// Hook: the current domain is about to read `obj`.
     pub fn read(&self, obj: &dyn LoggedObject) {
-        let Some((id, doomed)) = self.current() else {
-            self.stats.unlogged_reads.fetch_add(1, Ordering::Relaxed);
+        if !self.enabled {
+            return;
+        }
+        // The current domain, and the read counted, in one access.
+        let current = STACK.with(|s| match s.borrow_mut().last_mut() {
+            Some(top) if top.rt == self.key() && top.kind != Kind::Unlogged => {
+                top.reads += 1;
+                Some((top.id, top.cell.doomed()))
+            }
+            _ => None,
+        });
+        let Some((id, doomed)) = current else {
+            self.count(|s| &s.unlogged_reads);
             return;
         };
-        self.stats.logged_reads.fetch_add(1, Ordering::Relaxed);
         if doomed {
             std::panic::panic_any(Doomed);
         }
@@ -750,12 +849,14 @@ impl Runtime {
         // its log, unless the chain says this domain wrote it last. (An
         // entry with no version of the domain behind it is harmless: its
         // commit and its rollback find nothing of it to finish or undo.)
+        if !self.enabled {
+            return;
+        }
         let published = obj.chain().newest();
         let Some((id, doomed, cell)) = self.current_frame_recording(obj, published) else {
-            self.stats.unlogged_writes.fetch_add(1, Ordering::Relaxed);
+            self.count(|s| &s.unlogged_writes);
             return;
         };
-        self.stats.logged_writes.fetch_add(1, Ordering::Relaxed);
         if doomed {
             std::panic::panic_any(Doomed);
         }
@@ -873,14 +974,13 @@ impl Runtime {
     /// Push a frame; its id, and whether the frame it is pushed on is a
     /// logged one of this runtime (in one access to the stack).
     fn push_frame_under(&self, kind: Kind, owner_waits: bool) -> (DomainId, bool) {
-        let id = if kind == Kind::Unlogged {
-            0
-        } else {
-            self.stats.started.fetch_add(1, Ordering::Relaxed);
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        };
-        let parent_logged = STACK.with(|s| {
+        let (id, parent_logged) = STACK.with(|s| {
             let mut t = s.borrow_mut();
+            let id = if kind == Kind::Unlogged {
+                0
+            } else {
+                t.next_id()
+            };
             let parent_logged = t
                 .last()
                 .is_some_and(|f| f.rt == self.key() && f.kind != Kind::Unlogged);
@@ -897,8 +997,10 @@ impl Runtime {
                 kind,
                 cell,
                 logs,
+                reads: 0,
+                writes: 0,
             });
-            parent_logged
+            (id, parent_logged)
         });
         (id, parent_logged)
     }
@@ -922,13 +1024,23 @@ impl Runtime {
     /// depends on it and it on nobody, so it commits now.
     fn commit_alone(&self, mut frame: Frame) {
         drop_versions(frame.id, &frame.logs.writes);
-        self.stats.committed.fetch_add(1, Ordering::Relaxed);
+        self.count(|s| &s.committed);
         self.run_unlogged(&mut frame.logs.deferred);
         recycle_logs(std::mem::take(&mut frame.logs));
     }
 
     fn pop_frame(&self) -> Frame {
-        STACK.with(|s| s.borrow_mut().pop().expect("domain frame"))
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            let f = s.pop().expect("domain frame");
+            if f.kind != Kind::Unlogged {
+                let share = s.share(self);
+                bump(&share.started);
+                add(&share.logged_reads, f.reads.into());
+                add(&share.logged_writes, f.writes.into());
+            }
+            f
+        })
     }
 
     /// Run client actions (inverses, deferred releases) outside any logged
@@ -977,7 +1089,7 @@ impl Runtime {
             }
         }
         self.run_unlogged(&mut actions);
-        self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
+        self.count(|s| &s.rolled_back);
         // (Its deferred releases are dropped unrun: what they would have
         // released stays in use.)
         recycle_logs(logs);
@@ -1018,7 +1130,7 @@ impl Runtime {
             if !frame.cell.settle(Reg::ROLLED_BACK) {
                 self.drop_node(frame.id);
             }
-            self.stats.rolled_back.fetch_add(1, Ordering::Relaxed);
+            self.count(|s| &s.rolled_back);
             recycle_logs(frame.logs);
             return;
         }
@@ -1109,7 +1221,7 @@ impl Runtime {
     fn finish_commit(&self, done: &mut [(DomainId, Node, Logs)], work: &mut Vec<DomainId>) {
         for (d, _, logs) in done.iter() {
             drop_versions(*d, &logs.writes);
-            self.stats.committed.fetch_add(1, Ordering::Relaxed);
+            self.count(|s| &s.committed);
         }
         self.changed.notify_all();
         for (_, n, logs) in done.iter_mut() {

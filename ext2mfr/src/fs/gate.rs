@@ -65,9 +65,13 @@ impl Ext2 {
         if !self.config.ama.enabled {
             return Ok(None);
         }
-        let r = ama::acquire(&self.pool, op, self.config.policy, restart, |r, alternate| {
-            self.requirements(need, r, alternate, restart, first)
-        })
+        let r = ama::acquire(
+            &self.pool,
+            op,
+            self.config.policy,
+            restart,
+            |r, alternate| self.requirements(need, r, alternate, restart, first),
+        )
         .map_err(|_| FsError::NoMem)?;
         Ok(Some(r))
     }
