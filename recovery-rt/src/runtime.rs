@@ -216,6 +216,13 @@ impl PerThread {
         self.spare_logs.pop().unwrap_or_default()
     }
 
+    /// Keep emptied logs for [`PerThread::fresh_logs`].
+    fn keep_logs(&mut self, logs: Logs) {
+        if self.spare_logs.len() < 16 {
+            self.spare_logs.push(logs);
+        }
+    }
+
     /// A fresh cell for a new frame: one no frame, node or version holds
     /// any more (only the spare list does) is reused, so that a domain
     /// costs no heap allocation for it.
@@ -254,17 +261,18 @@ thread_local! {
 }
 
 /// Keep a committed domain's log vectors for [`fresh_logs`].
-fn recycle_logs(mut logs: Logs) {
-    // Emptied first: dropping entries runs client code (outside the borrow).
+fn recycle_logs(logs: Logs) {
+    let logs = emptied(logs);
+    STACK.with(|s| s.borrow_mut().keep_logs(logs));
+}
+
+/// `logs` with their entries dropped (which runs client code: so not
+/// while the thread's stack is borrowed), their vectors kept.
+fn emptied(mut logs: Logs) -> Logs {
     logs.writes.clear();
     logs.undo.clear();
     logs.deferred.clear();
-    STACK.with(|s| {
-        let s = &mut s.borrow_mut().spare_logs;
-        if s.len() < 16 {
-            s.push(logs);
-        }
-    });
+    logs
 }
 
 /// Domain ids are handed out in sequence: FxHash spreads them well enough,
@@ -591,13 +599,13 @@ fn fault_of(payload: Box<dyn Any + Send>) -> Fault {
 fn drop_versions(id: DomainId, writes: &[Arc<dyn LoggedObject>]) {
     for obj in writes {
         let mut chain = obj.chain().lock();
-        let mut i = 0;
-        while i < chain.len() {
-            if chain[i].domain == id {
-                chain.remove(i);
-            } else {
-                i += 1;
+        // Dropped where they lie (a removal would move each out first).
+        if chain.len() == 1 {
+            if chain[0].domain == id {
+                chain.clear();
             }
+        } else {
+            chain.retain(|v| v.domain != id);
         }
     }
 }
@@ -1024,9 +1032,15 @@ impl Runtime {
     /// depends on it and it on nobody, so it commits now.
     fn commit_alone(&self, mut frame: Frame) {
         drop_versions(frame.id, &frame.logs.writes);
-        self.count(|s| &s.committed);
         self.run_unlogged(&mut frame.logs.deferred);
-        recycle_logs(std::mem::take(&mut frame.logs));
+        let logs = emptied(std::mem::take(&mut frame.logs));
+        // Counted, and the logs kept, in one access to the thread's state
+        // (this runs at the end of almost every domain).
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            bump(&s.share(self).committed);
+            s.keep_logs(logs);
+        });
     }
 
     fn pop_frame(&self) -> Frame {
