@@ -22,7 +22,9 @@ fn request(pool: &Arc<Pool>, reserved: u32, used: u32) {
     }
 }
 
-fn contended(pool: &Arc<Pool>, threads: usize, iters: u64) -> Duration {
+/// `threads` threads making `iters` requests each (`reserved` pages,
+/// `used` of them used), all at once.
+fn contended(pool: &Arc<Pool>, threads: usize, reserved: u32, used: u32, iters: u64) -> Duration {
     let start = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|_| {
@@ -30,7 +32,7 @@ fn contended(pool: &Arc<Pool>, threads: usize, iters: u64) -> Duration {
             std::thread::spawn(move || {
                 start.wait();
                 for _ in 0..iters {
-                    request(&pool, 4, 2);
+                    request(&pool, reserved, used);
                 }
             })
         })
@@ -59,8 +61,12 @@ fn benches(c: &mut Criterion) {
         })
     });
     c.bench_function(
+        "2 threads: begin+fill+end, nothing to take (per request)",
+        |b| b.iter_custom(|iters| contended(&p, 2, 0, 0, iters) / 2),
+    );
+    c.bench_function(
         "2 threads: begin+fill 4 pages, use 2, end (per request)",
-        |b| b.iter_custom(|iters| contended(&p, 2, iters) / 2),
+        |b| b.iter_custom(|iters| contended(&p, 2, 4, 2, iters) / 2),
     );
 }
 

@@ -18,6 +18,7 @@
 //!
 //! [`Pool::oldest_active`]: crate::Pool::oldest_active
 
+use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Concurrent reserves per pool (the daemon runs a handful of worker and
@@ -28,8 +29,12 @@ const SLOTS: usize = 256;
 const FREE: u64 = 0;
 
 pub(crate) struct ActiveSet {
-    next_seq: AtomicU64,
-    slots: Box<[AtomicU64]>,
+    /// Each in a cache line of its own: every request takes a sequence
+    /// number and claims and releases its thread's slot, and a line written
+    /// by one CPU is taken out of the other's cache (two threads' slots in
+    /// one line made a request with nothing to reserve cost 3x more).
+    next_seq: CachePadded<AtomicU64>,
+    slots: Box<[CachePadded<AtomicU64>]>,
     /// Slots at or above this index were never claimed: the scan for the
     /// oldest stops here.
     high: AtomicUsize,
@@ -38,8 +43,8 @@ pub(crate) struct ActiveSet {
 impl ActiveSet {
     pub(crate) fn new() -> ActiveSet {
         ActiveSet {
-            next_seq: AtomicU64::new(1),
-            slots: (0..SLOTS).map(|_| AtomicU64::new(FREE)).collect(),
+            next_seq: CachePadded::new(AtomicU64::new(1)),
+            slots: (0..SLOTS).map(|_| CachePadded::new(AtomicU64::new(FREE))).collect(),
             high: AtomicUsize::new(0),
         }
     }

@@ -6,6 +6,7 @@ use crate::aad::{ObjectKind, MAX_OBJECT_KINDS};
 use crate::active::ActiveSet;
 use crate::reserve;
 use crate::stats::Counters;
+use crossbeam_utils::CachePadded;
 use faultinject::Injector;
 use memmap2::MmapMut;
 use parking_lot::Mutex;
@@ -34,7 +35,12 @@ pub struct Pool {
     /// Kept alive for `base`; pages are reached through `base` only.
     _region: MmapMut,
     base: *mut u8,
-    free: Mutex<Vec<u32>>,
+    /// The free list and the counters each in a cache line of their own,
+    /// away from what every page access reads (the page size, the base)
+    /// and from the pool's reference count, which every page taken or
+    /// given back changes: two threads taking pages would otherwise take
+    /// the line from each other at every access.
+    free: CachePadded<Mutex<Vec<u32>>>,
     pub(crate) kinds: Vec<ObjectKind>,
     injector: Option<Arc<Injector>>,
     /// Are allocations on this thread subject to injection right now? (The
@@ -47,7 +53,7 @@ pub struct Pool {
     /// requirement (0: none); and reservations filled so far.
     short_every: AtomicU64,
     fills: AtomicU64,
-    pub(crate) counters: Counters,
+    pub(crate) counters: CachePadded<Counters>,
     /// The requests holding a reserve on this pool.
     pub(crate) active: ActiveSet,
 }
@@ -76,7 +82,7 @@ impl Pool {
             capacity,
             _region: region,
             base,
-            free: Mutex::new((0..capacity as u32).rev().collect()),
+            free: CachePadded::new(Mutex::new((0..capacity as u32).rev().collect())),
             kinds: kinds.to_vec(),
             injector,
             in_scope,
@@ -84,7 +90,7 @@ impl Pool {
             strict: std::sync::atomic::AtomicBool::new(false),
             short_every: AtomicU64::new(0),
             fills: AtomicU64::new(0),
-            counters: Counters::default(),
+            counters: CachePadded::new(Counters::default()),
             active: ActiveSet::new(),
         }))
     }
