@@ -14,7 +14,8 @@ use ama::{Page, Pool};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use recovery_rt::{Committed, LoggedObject, Runtime, VersionChain};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The object kinds the cache allocates per request from the AMA pool (a
@@ -179,6 +180,11 @@ impl LoggedObject for Buf {
 struct Shard {
     map: BlockMap,
     clock: VecDeque<u64>,
+    /// Lookups that found the block, and those that did not, counted
+    /// under the shard's lock (a counter of the whole cache would be a
+    /// line every lookup of every thread writes).
+    hits: u64,
+    misses: u64,
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -195,11 +201,14 @@ pub struct BlockCache {
     dev: Arc<Device>,
     rt: Arc<Runtime>,
     pool: Arc<Pool>,
-    shards: Vec<Mutex<Shard>>,
+    /// Each in a cache line of its own: neighbouring blocks (an inode
+    /// table's, a group's bitmaps) lie in neighbouring shards, which
+    /// concurrent requests lock at once.
+    shards: Vec<CachePadded<Mutex<Shard>>>,
     shard_capacity: usize,
     blocks_count: u64,
-    hits: AtomicU64,
-    misses: AtomicU64,
+    /// Where the next reclaim starts (so that shards take turns).
+    next_reclaim: AtomicUsize,
     evictions: AtomicU64,
     writebacks: AtomicU64,
     forgotten: AtomicU64,
@@ -234,11 +243,12 @@ impl BlockCache {
             dev,
             rt,
             pool,
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| CachePadded::new(Mutex::new(Shard::default())))
+                .collect(),
             shard_capacity,
             blocks_count,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            next_reclaim: AtomicUsize::new(0),
             evictions: AtomicU64::new(0),
             writebacks: AtomicU64::new(0),
             forgotten: AtomicU64::new(0),
@@ -307,7 +317,7 @@ impl BlockCache {
         // Its place in the clock goes when the hand passes; keep the clock
         // from filling up with such places when nothing is evicted.
         if shard.clock.len() > 2 * shard.map.len() + 64 {
-            let Shard { map, clock } = &mut *shard;
+            let Shard { map, clock, .. } = &mut *shard;
             let mut seen = std::collections::HashSet::with_capacity(map.len());
             clock.retain(|b| map.contains_key(b) && seen.insert(*b));
         }
@@ -336,17 +346,18 @@ impl BlockCache {
     fn lookup(&self, blk: u64, fresh: bool) -> Result<BufRef> {
         self.check(blk)?;
         let mut shard = self.shard(blk).lock();
+        let shard = &mut *shard;
         if let Some(b) = shard.map.get(&blk) {
             b.referenced.store(true, Ordering::Relaxed);
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            shard.hits += 1;
             // Pinned for the request (see below), also when it was cached
             // but not peeked at (a block a concurrent request added).
             mark_read(b);
             return Ok(b.clone());
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        shard.misses += 1;
         if shard.map.len() >= self.shard_capacity {
-            self.evict_some(&mut shard)?;
+            self.evict_some(shard)?;
         }
         // (The pool asks the cache's reclaimer for pages when it is spent.)
         self.pool
@@ -427,7 +438,7 @@ impl BlockCache {
     /// wait for one). The pool's reclaimer.
     pub fn reclaim(&self, want: usize) -> usize {
         let mut freed = 0;
-        let start = self.hits.load(Ordering::Relaxed) as usize;
+        let start = self.next_reclaim.fetch_add(1, Ordering::Relaxed);
         for k in 0..SHARDS {
             if freed >= want {
                 break;
@@ -532,9 +543,13 @@ impl BlockCache {
     }
 
     pub fn stats(&self) -> CacheStats {
+        let (hits, misses) = self.shards.iter().fold((0, 0), |(h, m), s| {
+            let s = s.lock();
+            (h + s.hits, m + s.misses)
+        });
         CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
+            hits,
+            misses,
             evictions: self.evictions.load(Ordering::Relaxed),
             writebacks: self.writebacks.load(Ordering::Relaxed),
             forgotten: self.forgotten.load(Ordering::Relaxed),
