@@ -44,7 +44,9 @@ impl ActiveSet {
     pub(crate) fn new() -> ActiveSet {
         ActiveSet {
             next_seq: CachePadded::new(AtomicU64::new(1)),
-            slots: (0..SLOTS).map(|_| CachePadded::new(AtomicU64::new(FREE))).collect(),
+            slots: (0..SLOTS)
+                .map(|_| CachePadded::new(AtomicU64::new(FREE)))
+                .collect(),
             high: AtomicUsize::new(0),
         }
     }

@@ -11,10 +11,10 @@
 use crate::device::Device;
 use crate::error::{corrupt, FsError, Result};
 use ama::{Page, Pool};
+use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use recovery_rt::{Committed, LoggedObject, Runtime, VersionChain};
 use std::collections::VecDeque;
-use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
