@@ -33,6 +33,7 @@
 
 mod aad;
 mod active;
+mod freelist;
 mod policy;
 mod pool;
 mod reserve;

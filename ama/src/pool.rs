@@ -4,12 +4,12 @@
 
 use crate::aad::{ObjectKind, MAX_OBJECT_KINDS};
 use crate::active::ActiveSet;
+use crate::freelist::FreeList;
 use crate::reserve;
 use crate::stats::Counters;
 use crossbeam_utils::CachePadded;
 use faultinject::Injector;
 use memmap2::MmapMut;
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -35,12 +35,12 @@ pub struct Pool {
     /// Kept alive for `base`; pages are reached through `base` only.
     _region: MmapMut,
     base: *mut u8,
-    /// The free list and the counters each in a cache line of their own,
+    /// The free pages, and the counters, each in cache lines of their own,
     /// away from what every page access reads (the page size, the base)
     /// and from the pool's reference count, which every page taken or
     /// given back changes: two threads taking pages would otherwise take
     /// the line from each other at every access.
-    free: CachePadded<Mutex<Vec<u32>>>,
+    free: FreeList,
     pub(crate) kinds: Vec<ObjectKind>,
     injector: Option<Arc<Injector>>,
     /// Are allocations on this thread subject to injection right now? (The
@@ -82,7 +82,7 @@ impl Pool {
             capacity,
             _region: region,
             base,
-            free: CachePadded::new(Mutex::new((0..capacity as u32).rev().collect())),
+            free: FreeList::new(capacity as u32),
             kinds: kinds.to_vec(),
             injector,
             in_scope,
@@ -139,10 +139,10 @@ impl Pool {
         self.capacity
     }
     pub fn free_pages(&self) -> usize {
-        self.free.lock().len()
+        self.free.len()
     }
     pub fn in_use(&self) -> usize {
-        self.capacity - self.free_pages()
+        self.capacity.saturating_sub(self.free_pages())
     }
 
     pub(crate) fn injected(&self, site: &str) -> bool {
@@ -163,27 +163,30 @@ impl Pool {
         if n == 0 {
             return true; // (most reserves: all they need was peeked at)
         }
-        for attempt in 0..2 {
-            {
-                let mut free = self.free.lock();
-                if free.len() >= n {
-                    let at = free.len() - n;
-                    for idx in free.drain(at..) {
-                        put(Page {
-                            pool: self.clone(),
-                            idx,
-                        });
-                    }
-                    let in_use = self.capacity - free.len();
-                    drop(free);
-                    self.counters.allocated(n, in_use);
-                    return true;
-                }
+        for attempt in 0..3 {
+            let taken = self.free.take(n, self.capacity, |idx| {
+                put(Page {
+                    pool: self.clone(),
+                    idx,
+                })
+            });
+            if let Some(out) = taken {
+                // (The peak counts pages idle in threads' caches as in
+                // use: see `FreeList::take`.)
+                self.counters.allocated(n, out.unwrap_or(0));
+                return true;
             }
-            if attempt == 0 {
-                if let Some(r) = self.reclaimer.get() {
-                    r(n);
+            match attempt {
+                // Pages idle in other threads' caches, then what the
+                // client can give back.
+                0 => self.free.gather(),
+                1 => {
+                    if let Some(r) = self.reclaimer.get() {
+                        r(n);
+                    }
+                    self.free.gather();
                 }
+                _ => {}
             }
         }
         false
@@ -194,12 +197,11 @@ impl Pool {
         if pages.is_empty() {
             return;
         }
-        let mut free = self.free.lock();
-        for p in pages.iter_mut() {
-            free.push(p.idx);
-            p.idx = RETURNED;
-        }
-        drop(free);
+        self.free.give_many(
+            pages
+                .iter_mut()
+                .map(|p| std::mem::replace(&mut p.idx, RETURNED)),
+        );
         pages.clear();
     }
 
@@ -263,7 +265,7 @@ impl Pool {
     }
 
     fn give_back(&self, idx: u32) {
-        self.free.lock().push(idx);
+        self.free.give(idx);
     }
 
     /// The sequence number of the oldest request holding a reserve on

@@ -31,6 +31,9 @@ pub struct Space {
     pub page_size: usize,
     pub capacity_pages: usize,
     pub in_use_pages: usize,
+    /// The most pages out of the shared free list at once: in use, or idle
+    /// in a thread's cache of freed pages (so at most 512 more than were in
+    /// use; see `freelist.rs`).
     pub peak_pages: u64,
     /// Pages handed out since the pool was made (directly or to reserves).
     pub allocated_pages: u64,
