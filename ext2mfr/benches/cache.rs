@@ -28,8 +28,9 @@ fn cache(dir: &tempfile::TempDir) -> Arc<BlockCache> {
     ))
 }
 
-/// `threads` threads each getting `iters` times a block of its own among
-/// the first eight (so neighbours), all at once.
+/// `threads` threads getting `iters` blocks each, all at once, each thread
+/// cycling through four blocks of its own among the first eight (the
+/// threads' blocks interleaved, so neighbours, in neighbouring shards).
 fn contended(c: &Arc<BlockCache>, threads: u64, iters: u64) -> Duration {
     let start = Arc::new(Barrier::new(threads as usize + 1));
     let handles: Vec<_> = (0..threads)
