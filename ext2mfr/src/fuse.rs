@@ -197,6 +197,21 @@ impl Filesystem for FuseFs {
         // a LOOKUP of "." in the handle's inode (and ".." for a
         // directory's parent), and checks the generation of the answer
         // (see `Ext2::lookup`).
+        // WRITEBACK_CACHE, only when the mount asks for it
+        // (`writeback_cache`): the kernel keeps written data in its page
+        // cache and sends it later in large writes; errors then surface at
+        // fsync and close, not at the write (see the README).
+        if self.fs.config.writeback_cache {
+            let took = config
+                .add_capabilities(fuser::InitFlags::FUSE_WRITEBACK_CACHE)
+                .is_ok();
+            if !took {
+                log::warn!("the kernel does not offer FUSE_WRITEBACK_CACHE");
+            }
+            self.fs
+                .writeback_cache
+                .store(took, std::sync::atomic::Ordering::Relaxed);
+        }
         // (One at a time: fuser refuses a whole set for one flag the
         // kernel does not offer.)
         for flag in [

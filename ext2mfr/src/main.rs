@@ -29,6 +29,9 @@ const USAGE: &str = "usage: ext2mfr IMAGE MOUNTPOINT [-o option[,option...]] [-f
               transport=dev|uring|auto (default dev: /dev/fuse through fuser;
               uring: FUSE over io_uring, refused where the kernel has it off;
               auto: io_uring where the kernel offers it, else dev),
+              writeback_cache (the kernel caches writes and sends them
+              later, in large writes; a write's errors then show at
+              fsync or close; default off),
               baseline (= recovery=off, ama=off),
               inject_alloc=P, inject_safety=P, inject_interval=N, inject_seed=N";
 
@@ -483,6 +486,7 @@ fn main() -> ExitCode {
         policy: o.policy,
         ama: o.ama,
         threads: o.threads,
+        writeback_cache: o.writeback_cache,
     };
     // Faults are injected only where the mount asked for them. (Before the
     // mount: the page pool takes the injector when it is made.)

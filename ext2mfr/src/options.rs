@@ -40,6 +40,11 @@ pub struct MountOptions {
     pub inject: faultinject::Config,
     /// How requests travel (`transport=`).
     pub transport: Transport,
+    /// The kernel keeps written data in its page cache and sends it later,
+    /// in large writes (`writeback_cache`; off by default: then every
+    /// write(2) reaches the image's cache before it returns, and its
+    /// errors at that call). See the README.
+    pub writeback_cache: bool,
 }
 
 /// `transport=dev|uring|auto|dev-own`.
@@ -78,6 +83,7 @@ impl Default for MountOptions {
             ama: AmaConfig::default(),
             inject: faultinject::Config::default(),
             transport: Transport::Dev,
+            writeback_cache: false,
         }
     }
 }
@@ -161,6 +167,14 @@ impl MountOptions {
             "noatime" => {
                 flag(val)?;
                 self.atime = false
+            }
+            "writeback_cache" => {
+                flag(val)?;
+                self.writeback_cache = true
+            }
+            "no_writeback_cache" => {
+                flag(val)?;
+                self.writeback_cache = false
             }
             "dev" => self.dev = true,
             "nodev" => self.dev = false,
@@ -348,5 +362,17 @@ mod tests {
         }
         assert!(MountOptions::parse(["transport=carrier-pigeon"]).is_err());
         assert!(MountOptions::parse(["transport"]).is_err());
+        assert!(!MountOptions::default().writeback_cache);
+        assert!(
+            MountOptions::parse(["writeback_cache"])
+                .unwrap()
+                .writeback_cache
+        );
+        assert!(
+            !MountOptions::parse(["writeback_cache,no_writeback_cache"])
+                .unwrap()
+                .writeback_cache
+        );
+        assert!(MountOptions::parse(["writeback_cache=1"]).is_err());
     }
 }

@@ -92,6 +92,8 @@ pub struct FsConfig {
     pub ama: AmaConfig,
     /// FUSE worker threads (concurrent requests; AMA's slack for growth).
     pub threads: usize,
+    /// Ask the kernel for FUSE_WRITEBACK_CACHE at INIT (`writeback_cache`).
+    pub writeback_cache: bool,
 }
 
 impl Default for FsConfig {
@@ -104,6 +106,7 @@ impl Default for FsConfig {
             policy: ama::Policy::Retry,
             ama: AmaConfig::default(),
             threads: 2,
+            writeback_cache: false,
         }
     }
 }
@@ -227,6 +230,9 @@ pub struct Ext2 {
     /// How requests reach the daemon ("dev", "dev-own", "uring"), set once
     /// the mount is up: shown in `ext2mfr.stats`.
     pub transport: std::sync::OnceLock<&'static str>,
+    /// The kernel took FUSE_WRITEBACK_CACHE at INIT (asked for with
+    /// `config.writeback_cache`): shown in `ext2mfr.stats`.
+    pub writeback_cache: std::sync::atomic::AtomicBool,
     /// The FUSE requests the transport received, by opcode (counted by the
     /// transport; shown in `ext2mfr.stats`).
     pub fuse_requests: crate::opcounts::OpCounts,

@@ -19,6 +19,7 @@ impl Ext2 {
         let all = logged + r.unlogged_reads + r.unlogged_writes;
         serde_json::json!({
             "transport": self.transport.get().copied().unwrap_or("none"),
+            "writeback_cache": self.writeback_cache.load(Ordering::Relaxed),
             "fuse_requests": self.fuse_requests.json(),
             "recovery": {
                 "enabled": self.rt.enabled(),

@@ -103,6 +103,7 @@ impl Ext2 {
             valid_at_mount,
             read_only_now: std::sync::atomic::AtomicBool::new(config_read_only),
             transport: std::sync::OnceLock::new(),
+            writeback_cache: Default::default(),
             fuse_requests: Default::default(),
         });
         let me = Arc::downgrade(&fs);

@@ -73,8 +73,12 @@ impl Mounted {
             let _ = session::unmount(&self.mountpoint);
             e
         };
-        let conn = session::negotiate(&self.dev, uring).map_err(fail)?;
+        let conn = session::negotiate(&self.dev, uring, fs.config.writeback_cache).map_err(fail)?;
         fs.fuse_requests.count(abi::opcode::INIT);
+        fs.writeback_cache.store(
+            conn.flags & abi::init::WRITEBACK_CACHE != 0,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         // Before any request is served (none is until the threads start),
         // so that the first reader of the counters sees it.
         let _ = fs

@@ -131,8 +131,9 @@ const WANTED: u64 = init::ASYNC_READ
     | init::EXPORT_SUPPORT;
 
 /// Read the kernel's INIT from `dev` and answer it; with `uring`, offer to
-/// take requests over io_uring when the kernel does.
-pub fn negotiate(dev: &File, uring: bool) -> io::Result<Conn> {
+/// take requests over io_uring when the kernel does; with
+/// `writeback_cache`, ask for FUSE_WRITEBACK_CACHE (see `FuseFs::init`).
+pub fn negotiate(dev: &File, uring: bool, writeback_cache: bool) -> io::Result<Conn> {
     let mut buf = vec![0u8; DEV_BUFFER];
     let n = loop {
         // SAFETY: reads into our buffer of its length.
@@ -188,6 +189,9 @@ pub fn negotiate(dev: &File, uring: bool) -> io::Result<Conn> {
     if uring {
         wanted |= init::OVER_IO_URING;
     }
+    if writeback_cache {
+        wanted |= init::WRITEBACK_CACHE;
+    }
     for (flag, name) in [
         (init::PARALLEL_DIROPS, "PARALLEL_DIROPS"),
         (init::NO_OPEN_SUPPORT, "NO_OPEN_SUPPORT"),
@@ -197,6 +201,7 @@ pub fn negotiate(dev: &File, uring: bool) -> io::Result<Conn> {
         (init::DONT_MASK, "DONT_MASK"),
         (init::EXPORT_SUPPORT, "EXPORT_SUPPORT"),
         (init::OVER_IO_URING, "OVER_IO_URING"),
+        (init::WRITEBACK_CACHE, "WRITEBACK_CACHE"),
     ] {
         if wanted & flag != 0 && offered & flag == 0 {
             log::warn!("the kernel does not offer FUSE_{name}");
