@@ -29,6 +29,9 @@ const USAGE: &str = "usage: ext2mfr IMAGE MOUNTPOINT [-o option[,option...]] [-f
               transport=dev|uring|auto (default dev: /dev/fuse through fuser;
               uring: FUSE over io_uring, refused where the kernel has it off;
               auto: io_uring where the kernel offers it, else dev),
+              queue_policy=idle|normal (io_uring queue threads: idle (the
+              default) keeps a single-threaded application on its CPU,
+              with a watchdog against starvation; normal: SCHED_OTHER),
               writeback_cache (the kernel caches writes and sends them
               later, in large writes; a write's errors then show at
               fsync or close; default off),
@@ -422,7 +425,14 @@ fn serve_own(
     } else {
         "dev"
     };
-    let running = match mounted.serve(fs.clone(), uring, o.threads, only_uid, dev_name) {
+    let running = match mounted.serve(
+        fs.clone(),
+        uring,
+        o.queue_policy,
+        o.threads,
+        only_uid,
+        dev_name,
+    ) {
         Ok(r) => r,
         Err(e) => {
             log::error!("FUSE session on {}: {e}", mountpoint.display());

@@ -2,6 +2,7 @@
 //! malformed options refuse the mount with a message naming them.
 
 use crate::fs::AmaConfig;
+pub use crate::transport::sched::QueuePolicy;
 use ama::Policy;
 
 /// Everything `-o` can set.
@@ -45,6 +46,8 @@ pub struct MountOptions {
     /// write(2) reaches the image's cache before it returns, and its
     /// errors at that call). See the README.
     pub writeback_cache: bool,
+    /// How the io_uring queue threads are scheduled (`queue_policy=`).
+    pub queue_policy: QueuePolicy,
 }
 
 /// `transport=dev|uring|auto|dev-own`.
@@ -84,6 +87,7 @@ impl Default for MountOptions {
             inject: faultinject::Config::default(),
             transport: Transport::Dev,
             writeback_cache: false,
+            queue_policy: QueuePolicy::Idle,
         }
     }
 }
@@ -175,6 +179,17 @@ impl MountOptions {
             "no_writeback_cache" => {
                 flag(val)?;
                 self.writeback_cache = false
+            }
+            "queue_policy" => {
+                self.queue_policy = match val {
+                    Some("idle") => QueuePolicy::Idle,
+                    Some("normal") => QueuePolicy::Normal,
+                    _ => {
+                        return Err(format!(
+                            "mount option '{opt}': expected queue_policy=idle or queue_policy=normal"
+                        ))
+                    }
+                }
             }
             "dev" => self.dev = true,
             "nodev" => self.dev = false,
@@ -374,5 +389,14 @@ mod tests {
                 .writeback_cache
         );
         assert!(MountOptions::parse(["writeback_cache=1"]).is_err());
+        assert_eq!(MountOptions::default().queue_policy, QueuePolicy::Idle);
+        assert_eq!(
+            MountOptions::parse(["queue_policy=normal"])
+                .unwrap()
+                .queue_policy,
+            QueuePolicy::Normal
+        );
+        assert!(MountOptions::parse(["queue_policy=fifo"]).is_err());
+        assert!(MountOptions::parse(["queue_policy"]).is_err());
     }
 }

@@ -330,8 +330,12 @@ fn quick_evaluation_fills_every_table() {
             );
         }
     }
-    // io_uring: both configurations measured, or explained.
-    for peer in ["baseline (io_uring)", "ext2-mfr (io_uring)"] {
+    // io_uring: all three configurations measured, or explained.
+    for peer in [
+        "baseline (io_uring)",
+        "ext2-mfr (io_uring)",
+        "ext2-mfr (io_uring, writeback_cache)",
+    ] {
         if !perf.iter().any(|r| r[1] == peer) {
             assert!(
                 perf_md.contains(&format!("{peer} (`-o ")) && perf_md.contains("not run"),

@@ -233,6 +233,11 @@ pub struct Ext2 {
     /// The kernel took FUSE_WRITEBACK_CACHE at INIT (asked for with
     /// `config.writeback_cache`): shown in `ext2mfr.stats`.
     pub writeback_cache: std::sync::atomic::AtomicBool,
+    /// The io_uring queue threads' policy ("idle", "normal"; unset over
+    /// /dev/fuse), and how often the watchdog gave a starving idle-policy
+    /// queue the normal one: shown in `ext2mfr.stats`.
+    pub queue_policy: std::sync::OnceLock<&'static str>,
+    pub queue_promotions: Arc<std::sync::atomic::AtomicU64>,
     /// The FUSE requests the transport received, by opcode (counted by the
     /// transport; shown in `ext2mfr.stats`).
     pub fuse_requests: crate::opcounts::OpCounts,

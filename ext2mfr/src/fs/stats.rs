@@ -20,6 +20,8 @@ impl Ext2 {
         serde_json::json!({
             "transport": self.transport.get().copied().unwrap_or("none"),
             "writeback_cache": self.writeback_cache.load(Ordering::Relaxed),
+            "queue_policy": self.queue_policy.get().copied().unwrap_or("none"),
+            "queue_promotions": self.queue_promotions.load(Ordering::Relaxed),
             "fuse_requests": self.fuse_requests.json(),
             "recovery": {
                 "enabled": self.rt.enabled(),

@@ -104,6 +104,8 @@ impl Ext2 {
             read_only_now: std::sync::atomic::AtomicBool::new(config_read_only),
             transport: std::sync::OnceLock::new(),
             writeback_cache: Default::default(),
+            queue_policy: std::sync::OnceLock::new(),
+            queue_promotions: Default::default(),
             fuse_requests: Default::default(),
         });
         let me = Arc::downgrade(&fs);

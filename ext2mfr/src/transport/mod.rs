@@ -7,6 +7,7 @@
 pub mod abi;
 pub mod devloop;
 pub mod dispatch;
+pub mod sched;
 pub mod session;
 pub mod uring;
 
@@ -58,13 +59,14 @@ pub fn mount(mountpoint: &Path, params: &session::MountParams) -> io::Result<Mou
 
 impl Mounted {
     /// Answer INIT and serve `fs`: over io_uring when `uring` is asked for
-    /// and the kernel accepts it at INIT, else over /dev/fuse with
-    /// `threads` threads, named `dev_name` in `ext2mfr.stats`. Unmounts on
-    /// failure.
+    /// and the kernel accepts it at INIT (its queue threads scheduled by
+    /// `policy`), else over /dev/fuse with `threads` threads, named
+    /// `dev_name` in `ext2mfr.stats`. Unmounts on failure.
     pub fn serve(
         self,
         fs: Arc<Ext2>,
         uring: bool,
+        policy: sched::QueuePolicy,
         threads: usize,
         only_uid: Option<u32>,
         dev_name: &'static str,
@@ -84,13 +86,27 @@ impl Mounted {
         let _ = fs
             .transport
             .set(if conn.uring { "uring" } else { dev_name });
+        if conn.uring {
+            let _ = fs.queue_policy.set(match policy {
+                sched::QueuePolicy::Idle => "idle",
+                sched::QueuePolicy::Normal => "normal",
+            });
+        }
+        let promotions = fs.queue_promotions.clone();
         let d = Arc::new(Dispatcher::new(fs, only_uid).with_device(self.dev.clone()));
         let mut all = Vec::new();
         let spawned = if conn.uring {
             // FORGET and INTERRUPT still come on /dev/fuse: one reader.
             devloop::spawn(self.dev.clone(), d.clone(), 1).and_then(|t| {
                 all.extend(t);
-                uring::spawn(self.dev.clone(), d, conn.max_payload, RING_DEPTH)
+                uring::spawn(
+                    self.dev.clone(),
+                    d,
+                    conn.max_payload,
+                    RING_DEPTH,
+                    policy,
+                    promotions,
+                )
             })
         } else {
             devloop::spawn(self.dev.clone(), d, threads)

@@ -9,10 +9,12 @@
 
 use super::abi::{self, InHeader, UringCmdReq, UringReqHeader};
 use super::dispatch::{Answer, Dispatcher};
+use super::sched::{self, QueuePolicy, Queues};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -40,22 +42,28 @@ pub fn possible_cpus() -> io::Result<Vec<usize>> {
 }
 
 /// One queue thread per possible CPU, each with `depth` entries of
-/// `payload` bytes. They end when the connection does (unmount, abort).
+/// `payload` bytes, scheduled by `policy` (with `Idle`, a watchdog thread
+/// too, counting in `promotions`). They end when the connection does
+/// (unmount, abort).
 pub fn spawn(
     dev: Arc<File>,
     d: Arc<Dispatcher>,
     payload: usize,
     depth: usize,
+    policy: QueuePolicy,
+    promotions: Arc<AtomicU64>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let cpus = possible_cpus()?;
+    let queues = Queues::new(cpus.len(), promotions);
     let mut threads = Vec::new();
     for (qid, &cpu) in cpus.iter().enumerate() {
-        let (dev, d) = (dev.clone(), d.clone());
+        let (dev, d, queues) = (dev.clone(), d.clone(), queues.clone());
         threads.push(
             std::thread::Builder::new()
                 .name(format!("fuse-q{qid}"))
                 .spawn(move || {
                     pin_to(cpu);
+                    let _leave = queues.enter(qid, policy);
                     if let Err(e) =
                         Queue::new(&dev, qid as u16, payload, depth).and_then(|mut q| q.serve(&d))
                     {
@@ -63,6 +71,9 @@ pub fn spawn(
                     }
                 })?,
         );
+    }
+    if policy == QueuePolicy::Idle {
+        threads.push(sched::watchdog(queues)?);
     }
     Ok(threads)
 }

@@ -204,8 +204,11 @@ pub fn enable_uring() -> Result<(), String> {
 }
 
 /// The daemon over FUSE over io_uring, beside the same configurations over
-/// /dev/fuse: the baseline and both mechanisms.
-pub fn uring_peers() -> [Peer; 2] {
+/// /dev/fuse: the baseline and both mechanisms; and both mechanisms with
+/// the opt-in `writeback_cache` (the kernel's page cache in front of the
+/// daemon's writes: another semantics, errors at fsync and close, so a
+/// column of its own and never the default).
+pub fn uring_peers() -> [Peer; 3] {
     [
         Peer::Daemon {
             label: "baseline (io_uring)".into(),
@@ -215,8 +218,18 @@ pub fn uring_peers() -> [Peer; 2] {
             label: "ext2-mfr (io_uring)".into(),
             opts: format!("{},transport=uring", Mechanisms::Ext2Mfr.opts()),
         },
+        Peer::Daemon {
+            label: WRITEBACK_LABEL.into(),
+            opts: format!(
+                "{},transport=uring,writeback_cache",
+                Mechanisms::Ext2Mfr.opts()
+            ),
+        },
     ]
 }
+
+/// ext2-mfr over io_uring with the kernel's write-back cache.
+pub const WRITEBACK_LABEL: &str = "ext2-mfr (io_uring, writeback_cache)";
 
 /// Configurations that cannot run, each with why.
 pub type Refusals = Vec<(String, String)>;

@@ -357,7 +357,10 @@ fn table(ctx: &Ctx, perf: &Performance, samples: &[Vec<Sample>]) -> Table {
          `e2fsck -fn`), and in brackets the ratio to the baseline (ext2mfr with `baseline`: AMA and recovery \
          off; >1 is slower). The AMA paper's ext2-mfr corresponds to *ama only* (it had no recovery domains); \
          the recovery-domains paper's overhead to *recovery only*. *baseline (io_uring)* and *ext2-mfr (io_uring)* \
-         are the same configurations over FUSE over io_uring (`transport=uring`) instead of /dev/fuse. *postmark \
+         are the same configurations over FUSE over io_uring (`transport=uring`) instead of /dev/fuse; \
+         *ext2-mfr (io_uring, writeback_cache)* adds the opt-in `writeback_cache` (the kernel's page cache keeps \
+         written data and sends it later, in large writes; a write's errors then come at fsync or close: another \
+         semantics, never the default, see the README). *postmark \
          (Debian)* and *GNU sort* are independent programs beside our own postmark and sort models. Loads: {}. Sequential read and random read \
          start with the kernel's page cache dropped; the daemon's own block cache (64 MiB by default) is not \
          dropped, as a kernel file system's buffer cache would be.",
