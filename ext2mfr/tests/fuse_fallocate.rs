@@ -212,6 +212,20 @@ fn write_block(f: &File, bs: u64, n: u64) {
         .unwrap();
 }
 
+/// Sleep until CLOCK_REALTIME_COARSE, the clock the kernel's driver stamps
+/// times from, is past `sec.nsec`.
+fn wait_for_coarse_clock_past(sec: i64, nsec: i64) {
+    loop {
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `now` is a valid timespec for the call to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
+        if (now.tv_sec as i64, now.tv_nsec as i64) > (sec, nsec) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Run `case` as file `name` under `dir`.
 fn run(dir: &Path, bs: u64, name: &str, case: &Case) -> Seen {
     let f = OpenOptions::new()
@@ -232,9 +246,11 @@ fn run(dir: &Path, bs: u64, name: &str, case: &Case) -> Seen {
     let mut touched: Vec<u64> = case.blocks.clone();
     for &step in &case.steps {
         let before = f.metadata().unwrap();
-        // mtime has nanoseconds on both sides (256-byte inodes): a moved
-        // time shows after a short pause.
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        // mtime has nanoseconds on both sides (256-byte inodes), but the
+        // kernel's driver stamps it from the coarse clock, which moves once
+        // a tick and, on an idle tickless CPU, can lag a 5 ms pause (seen
+        // in CI): wait until that clock has passed the time we compare.
+        wait_for_coarse_clock_past(before.mtime(), before.mtime_nsec());
         let r = match step {
             Step::Call(mode, off, len) => fallocate(&f, mode, off, len),
             Step::Write(n) => {
@@ -326,7 +342,12 @@ fn punch_matches_the_kernel_case_by_case() {
                     case.steps[s]
                 );
                 if o.0.is_ok() {
-                    assert!(o.3 && t.3, "{what}, step {s}: mtime moved on both");
+                    assert!(
+                        o.3 && t.3,
+                        "{what}, step {s}: mtime moved on both (ours {}, kernel {})",
+                        o.3,
+                        t.3
+                    );
                 } else {
                     // A failed call changes nothing here (DIFFERENCES.md,
                     // mtime-after-failed-fallocate: the kernel's moves).
