@@ -624,33 +624,28 @@ impl Filesystem for FuseFs {
         Self::empty(self.serve(req, &r), reply)
     }
 
+    /// ENOSYS: the kernel then creates a file with MKNOD (the same
+    /// `create_node` here, with the same mode, umask and default ACL) and
+    /// opens it as any other, without OPEN once it has learned
+    /// FUSE_NO_OPEN_SUPPORT. A created file needs no RELEASE then; a
+    /// CREATE's does until the first OPEN of the mount is refused, which a
+    /// load that only creates (untar, cp, one directory filled) never
+    /// does: each create cost it four requests (LOOKUP, the directory's
+    /// GETATTR, CREATE, RELEASE), now three. O_CREAT's semantics are the
+    /// kernel's either way (it marks the file created before MKNOD, so
+    /// O_TRUNC and the open's permission check are skipped as for CREATE).
     fn create(
         &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
         self.fs.fuse_requests.count(op::CREATE);
-        let r = Op::Create {
-            parent: to_ext2(parent),
-            name: name.as_bytes(),
-            mode,
-            umask,
-        };
-        match self.serve(req, &r) {
-            Ok(Reply::Entry(a)) => reply.created(
-                &TTL,
-                &self.attr(&a),
-                Generation(a.generation as u64),
-                FileHandle(0),
-                FopenFlags::FOPEN_KEEP_CACHE,
-            ),
-            other => reply.error(failure(other)),
-        }
+        reply.error(Errno::ENOSYS)
     }
 
     /// The flag ioctls (see `translate::ioctl_request`).

@@ -216,7 +216,10 @@ fn write_block(f: &File, bs: u64, n: u64) {
 /// times from, is past `sec.nsec`.
 fn wait_for_coarse_clock_past(sec: i64, nsec: i64) {
     loop {
-        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `now` is a valid timespec for the call to fill.
         unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
         if (now.tv_sec as i64, now.tv_nsec as i64) > (sec, nsec) {

@@ -415,3 +415,68 @@ fn limits_efbig_and_enospc() {
     m.unmount_and_check();
     fsck_strict(&img.path);
 }
+
+/// What `open(O_CREAT)` promises whoever creates a file, now that the
+/// kernel creates with MKNOD and opens afterwards (the daemon refuses
+/// CREATE): a file made read-only by the umask is still written through
+/// the descriptor that made it, a second open for writing is refused, an
+/// O_EXCL create of an existing name fails, and the new file is the
+/// creator's. Run as nobody on both drivers (on copies of one image), the
+/// same transcript.
+#[test]
+fn a_creator_writes_the_read_only_file_it_made_as_the_kernel() {
+    let _serial = setup();
+    let img = mkfs_ext2(16384, 1024, &[]);
+    let theirs = copy_image(&img, "kernel.img");
+    let transcript = |root: &std::path::Path| -> Vec<String> {
+        let d = root.join("open");
+        fs::create_dir(&d).unwrap();
+        fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let p = d.display();
+        let mut t = Vec::new();
+        for (what, script) in [
+            (
+                "create 0444 and write",
+                format!("umask 0333; echo first > {p}/f"),
+            ),
+            ("write again", format!("echo again > {p}/f")),
+            ("append", format!("echo more >> {p}/f")),
+            ("noclobber", format!("set -C; echo x > {p}/f")),
+            (
+                "create beside",
+                format!("umask 0; set -C; echo new > {p}/g"),
+            ),
+        ] {
+            t.push(format!("{what}: {}", sh_as_nobody(&script)));
+        }
+        for n in ["f", "g"] {
+            let st = fs::metadata(d.join(n)).unwrap();
+            let body = String::from_utf8(fs::read(d.join(n)).unwrap()).unwrap();
+            t.push(format!(
+                "{n}: mode {:o} owner {}:{} {body:?}",
+                st.mode(),
+                st.uid(),
+                st.gid()
+            ));
+        }
+        t
+    };
+    let m = mount(&img.path, "allow_other");
+    let ours = transcript(m.path());
+    m.unmount_and_check();
+    let k = KernelMount::new(&theirs);
+    let kernel = transcript(k.path());
+    k.unmount();
+    assert_eq!(ours, kernel);
+    // What the transcript shows, so that agreeing means something.
+    for line in [
+        "create 0444 and write: true",
+        "write again: false",
+        "noclobber: false",
+        "f: mode 100444 owner 65534:65534 \"first\\n\"",
+    ] {
+        assert!(ours.iter().any(|l| l == line), "{line}: {ours:#?}");
+    }
+    fsck_strict(&img.path);
+    fsck_strict(&theirs);
+}

@@ -28,10 +28,6 @@ pub enum Answer {
     Ok(Vec<u8>),
 }
 
-/// `FOPEN_KEEP_CACHE`: the page cache of a file stays valid across opens
-/// (this daemon is the only writer).
-const FOPEN_KEEP_CACHE: u32 = 1 << 1;
-
 pub struct Dispatcher {
     fs: Arc<Ext2>,
     /// /dev/fuse, for notifications (`Reply::CacheStale`).
@@ -329,7 +325,9 @@ impl Dispatcher {
             // sending OPEN (and RELEASE) for files: no per-open state here.
             // FLUSH likewise: every write is in the file system when
             // answered, so the kernel may stop sending one per close.
-            op::OPEN | op::FLUSH => Answer::Error(libc::ENOSYS),
+            // CREATE too: the kernel then creates with MKNOD (see
+            // `create` in fuse.rs).
+            op::OPEN | op::FLUSH | op::CREATE => Answer::Error(libc::ENOSYS),
             op::READ => {
                 let x: abi::ReadIn = o.take()?;
                 data(run(&Request::Read {
@@ -435,26 +433,6 @@ impl Dispatcher {
             op::ACCESS => {
                 let a: abi::AccessIn = o.take()?;
                 empty(run(&Request::Access { ino, mask: a.mask }))
-            }
-            op::CREATE => {
-                let c: abi::CreateIn = o.take()?;
-                match run(&Request::Create {
-                    parent: ino,
-                    name: r.name()?,
-                    mode: c.mode,
-                    umask: c.umask,
-                }) {
-                    Ok(Reply::Entry(a)) => {
-                        let mut b = bytes_of(&self.entry_out(&a)).to_vec();
-                        b.extend_from_slice(bytes_of(&abi::OpenOut {
-                            fh: 0,
-                            open_flags: FOPEN_KEEP_CACHE,
-                            backing_id: 0,
-                        }));
-                        Answer::Ok(b)
-                    }
-                    other => Answer::Error(translate::failure(other)),
-                }
             }
             // Requests run to their end (each one short, inside its
             // domain): an interrupt is not answered, as the protocol allows.
