@@ -28,7 +28,8 @@ struct Args {
     /// the inode) or 128 (every attribute in an xattr block).
     #[arg(long, default_value_t = 256)]
     inode_size: u32,
-    /// default, baseline or all.
+    /// default, baseline, uring (the default over FUSE over io_uring) or
+    /// all (default and baseline).
     #[arg(long, default_value = "all")]
     config: String,
     /// Compare the whole trees every K ops (0: only at the end).
@@ -90,7 +91,7 @@ fn main() -> ExitCode {
         match fsdiff::config(n) {
             Some(c) => configs.push(c),
             None => {
-                eprintln!("fs-diff: --config must be default, baseline or all");
+                eprintln!("fs-diff: --config must be default, baseline, uring or all");
                 return ExitCode::from(2);
             }
         }

@@ -57,8 +57,9 @@ pub struct Options {
     pub tools: Tools,
 }
 
-/// The daemon's configurations by name: "default" (no options) and
-/// "baseline" (recovery and AMA off).
+/// The daemon's configurations by name: "default" (no options),
+/// "baseline" (recovery and AMA off) and "uring" (the default over FUSE
+/// over io_uring, where the kernel offers it: the mount fails otherwise).
 pub fn config(name: &str) -> Option<DaemonConfig> {
     match name {
         "default" => Some(DaemonConfig {
@@ -68,6 +69,10 @@ pub fn config(name: &str) -> Option<DaemonConfig> {
         "baseline" => Some(DaemonConfig {
             label: "baseline".into(),
             opts: "baseline".into(),
+        }),
+        "uring" => Some(DaemonConfig {
+            label: "uring".into(),
+            opts: "transport=uring".into(),
         }),
         _ => None,
     }
