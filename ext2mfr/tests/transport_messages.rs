@@ -52,7 +52,7 @@ fn requests_answered_and_malformed_ones_refused() {
     let fs: Arc<Ext2> = Ext2::mount(&img.path, FsConfig::default()).expect("mount");
     let d = Dispatcher::new(fs.clone(), None);
 
-    // mkdir, create, write, read, getattr, lookup, readdir, xattrs: the
+    // mkdir, mknod, write, read, getattr, lookup, readdir, xattrs: the
     // answers the request layer gives, in the kernel's layout.
     let mk = abi::MkdirIn {
         mode: 0o755,
@@ -71,14 +71,26 @@ fn requests_answered_and_malformed_ones_refused() {
         umask: 0o022,
         ..Default::default()
     };
+    // CREATE is refused (ENOSYS: the kernel then makes files with MKNOD
+    // and opens them without OPEN), and makes nothing.
+    assert_eq!(
+        send(&d, op::CREATE, e.nodeid, &body(&[bytes_of(&cr), b"f\0"])),
+        Answer::Error(libc::ENOSYS)
+    );
+    let mn = abi::MknodIn {
+        mode: libc::S_IFREG | 0o644,
+        umask: 0o022,
+        ..Default::default()
+    };
     let reply = ok(send(
         &d,
-        op::CREATE,
+        op::MKNOD,
         e.nodeid,
-        &body(&[bytes_of(&cr), b"f\0"]),
+        &body(&[bytes_of(&mn), b"f\0"]),
     ));
-    assert_eq!(reply.len(), 128 + 16, "entry and open replies");
+    assert_eq!(reply.len(), 128, "an entry reply");
     let f: abi::EntryOut = read(&reply);
+    assert_eq!(f.attr.mode, libc::S_IFREG | 0o644);
     let w = abi::WriteIn {
         offset: 10,
         size: 5,
