@@ -37,12 +37,6 @@ pub enum Request<'a> {
     Readlink {
         ino: u32,
     },
-    Create {
-        parent: u32,
-        name: &'a [u8],
-        mode: u32,
-        umask: u32,
-    },
     Mknod {
         parent: u32,
         name: &'a [u8],
@@ -201,7 +195,6 @@ impl Request<'_> {
             Request::Getattr { .. } => "getattr",
             Request::Setattr { .. } => "setattr",
             Request::Readlink { .. } => "readlink",
-            Request::Create { .. } => "create",
             Request::Mknod { .. } => "mknod",
             Request::Mkdir { .. } => "mkdir",
             Request::Symlink { .. } => "symlink",
@@ -242,14 +235,12 @@ impl Request<'_> {
                 size: set.size,
             },
             Request::Readlink { ino } => Need::Readlink(ino),
-            Request::Create { parent, name, .. } | Request::Mknod { parent, name, .. } => {
-                Need::Create {
-                    parent,
-                    name,
-                    blocks: 0,
-                    dir: false,
-                }
-            }
+            Request::Mknod { parent, name, .. } => Need::Create {
+                parent,
+                name,
+                blocks: 0,
+                dir: false,
+            },
             Request::Mkdir { parent, name, .. } => Need::Create {
                 parent,
                 name,
@@ -332,8 +323,7 @@ impl Request<'_> {
             | Request::SetXflags { ino, .. }
             | Request::Setxattr { ino, .. }
             | Request::Removexattr { ino, .. } => [Some(ino), None],
-            Request::Create { parent, .. }
-            | Request::Mknod { parent, .. }
+            Request::Mknod { parent, .. }
             | Request::Mkdir { parent, .. }
             | Request::Symlink { parent, .. }
             | Request::Link { parent, .. }
@@ -405,12 +395,6 @@ impl Ext2 {
             Request::Getattr { ino } => Reply::Attr(self.getattr(ino)?),
             Request::Setattr { ino, set } => Reply::Attr(self.setattr(ctx, ino, &set)?),
             Request::Readlink { ino } => Reply::Data(self.readlink(ino)?),
-            Request::Create {
-                parent,
-                name,
-                mode,
-                umask,
-            } => Reply::Entry(self.create(ctx, parent, name, mode, umask)?),
             Request::Mknod {
                 parent,
                 name,

@@ -38,11 +38,12 @@ fn entry(fs: &Ext2, r: Request) -> Attr {
 fn create(fs: &Ext2, parent: u32, name: &str) -> u32 {
     entry(
         fs,
-        Request::Create {
+        Request::Mknod {
             parent,
             name: name.as_bytes(),
-            mode: 0o644,
+            mode: libc::S_IFREG | 0o644,
             umask: 0,
+            rdev: 0,
         },
     )
     .ino

@@ -230,25 +230,6 @@ impl Ext2 {
     }
 
     /// `umask`: applied here, where a default ACL does not take its place.
-    pub fn create(
-        &self,
-        ctx: &Ctx,
-        parent: u32,
-        name: &[u8],
-        mode: u32,
-        umask: u32,
-    ) -> Result<Attr> {
-        self.create_node(
-            ctx,
-            parent,
-            name,
-            FileKind::Regular,
-            mode,
-            umask,
-            |_, _, _| Ok(()),
-        )
-    }
-
     pub fn mknod(
         &self,
         ctx: &Ctx,
