@@ -78,14 +78,32 @@ struct Frame {
     rt: usize,
     id: DomainId,
     kind: Kind,
-    /// What other threads see of it (its doom flag, its node).
-    cell: Arc<DomainCell>,
+    /// What other threads see of it (its doom flag, its node), taken at
+    /// its first version or node (see [`PerThread::top_cell`]): until
+    /// then no other thread can know of it, so it cannot be doomed or
+    /// depended on, and a domain that writes nothing (a lookup, a stat)
+    /// never takes one.
+    cell: Option<Arc<DomainCell>>,
+    /// A root's own thread waits for its outcome (for its cell).
+    owner_waits: bool,
     logs: Logs,
     /// Its logged reads and writes, counted here and added to its thread's
     /// share of the counters when the frame is popped (with the domain's
     /// start: one access to the share per domain).
     reads: u32,
     writes: u32,
+}
+
+impl Frame {
+    fn doomed(&self) -> bool {
+        self.cell.as_ref().is_some_and(|c| c.doomed())
+    }
+
+    /// [`DomainCell::settle`]; a frame without a cell was never seen by
+    /// another domain, so it is still where it started.
+    fn settle(&self, to: u8) -> bool {
+        self.cell.as_ref().is_none_or(|c| c.settle(to))
+    }
 }
 
 /// A domain as other threads see it, shared by its frame, its node and its
@@ -223,7 +241,18 @@ impl PerThread {
         }
     }
 
-    /// A fresh cell for a new frame: one no frame, node or version holds
+    /// The top frame's cell, taken now if it has none yet.
+    fn top_cell(&mut self) -> Arc<DomainCell> {
+        let top = self.frames.last().expect("current frame");
+        if let Some(c) = &top.cell {
+            return c.clone();
+        }
+        let c = self.fresh_cell(top.owner_waits);
+        self.frames.last_mut().expect("current frame").cell = Some(c.clone());
+        c
+    }
+
+    /// A fresh cell for a frame: one no frame, node or version holds
     /// any more (only the spare list does) is reused, so that a domain
     /// costs no heap allocation for it.
     fn fresh_cell(&mut self, owner_waits: bool) -> Arc<DomainCell> {
@@ -704,13 +733,13 @@ impl Runtime {
             if top.rt != self.key() || top.kind == Kind::Unlogged {
                 return None;
             }
-            Some((top.id, top.cell.doomed()))
+            Some((top.id, top.doomed()))
         })
     }
 
     /// The current domain's cell.
     fn current_cell(&self) -> Arc<DomainCell> {
-        STACK.with(|s| s.borrow().last().expect("current frame").cell.clone())
+        STACK.with(|s| s.borrow_mut().top_cell())
     }
 
     /// [`Runtime::current`], and `obj` recorded in the frame's write log
@@ -732,12 +761,13 @@ impl Runtime {
                 return None;
             }
             top.writes += 1;
-            let doomed = top.cell.doomed();
+            let doomed = top.doomed();
             let record = !doomed && published != top.id;
             if record {
                 top.logs.writes.push(obj.clone());
             }
-            Some((top.id, doomed, record.then(|| top.cell.clone())))
+            let id = top.id;
+            Some((id, doomed, record.then(|| s.top_cell())))
         })
     }
 
@@ -795,7 +825,7 @@ impl Runtime {
         let current = STACK.with(|s| match s.borrow_mut().last_mut() {
             Some(top) if top.rt == self.key() && top.kind != Kind::Unlogged => {
                 top.reads += 1;
-                Some((top.id, top.cell.doomed()))
+                Some((top.id, top.doomed()))
             }
             _ => None,
         });
@@ -992,7 +1022,6 @@ impl Runtime {
             let parent_logged = t
                 .last()
                 .is_some_and(|f| f.rt == self.key() && f.kind != Kind::Unlogged);
-            let cell = t.fresh_cell(owner_waits);
             // (An unlogged frame logs nothing.)
             let logs = if kind == Kind::Unlogged {
                 Logs::default()
@@ -1003,7 +1032,8 @@ impl Runtime {
                 rt: self.key(),
                 id,
                 kind,
-                cell,
+                cell: None,
+                owner_waits,
                 logs,
                 reads: 0,
                 writes: 0,
@@ -1019,11 +1049,12 @@ impl Runtime {
     /// once the child's frame is popped.)
     fn register_current(&self, g: &mut Graph) {
         STACK.with(|s| {
-            let s = s.borrow();
+            let mut s = s.borrow_mut();
+            let cell = s.top_cell();
             let f = s.last().expect("current frame");
             debug_assert!(f.rt == self.key() && f.kind != Kind::Unlogged);
-            if f.cell.settle(Reg::NODE) {
-                g.nodes.insert(f.id, Node::new(&f.cell));
+            if cell.settle(Reg::NODE) {
+                g.nodes.insert(f.id, Node::new(&cell));
             }
         });
     }
@@ -1141,14 +1172,14 @@ impl Runtime {
         if writes.is_empty() && undo.is_empty() && deferred.is_empty() {
             // It changed nothing (a failed lookup, say): nobody can depend
             // on it and there is nothing to undo.
-            if !frame.cell.settle(Reg::ROLLED_BACK) {
+            if !frame.settle(Reg::ROLLED_BACK) {
                 self.drop_node(frame.id);
             }
             self.count(|s| &s.rolled_back);
             recycle_logs(frame.logs);
             return;
         }
-        if frame.cell.settle(Reg::ROLLED_BACK) {
+        if frame.settle(Reg::ROLLED_BACK) {
             // Nobody depends on it (one that meets its versions from now
             // on is doomed): only its own undo to run.
             self.undo_logs(frame.id, frame.logs);
@@ -1297,7 +1328,7 @@ impl Runtime {
         let r = catch_unwind(AssertUnwindSafe(f));
         let frame = self.pop_frame();
         let value = match r {
-            Ok(v) if !frame.cell.doomed() => v,
+            Ok(v) if !frame.doomed() => v,
             Ok(_) => {
                 self.rollback_frame(frame);
                 return Err(Fault::Cascade);
@@ -1318,7 +1349,7 @@ impl Runtime {
                 };
                 // Still in the graph after its completion: it waits for a
                 // domain it depends on.
-                let pending = if frame.cell.settle(Reg::COMMITTED) {
+                let pending = if frame.settle(Reg::COMMITTED) {
                     self.commit_alone(frame);
                     false
                 } else {
@@ -1357,7 +1388,11 @@ impl Runtime {
     /// A Basic child completed: its versions, logs and edges become its parent's.
     fn merge_into_parent(&self, mut child: Frame) {
         let (parent, parent_cell) = STACK
-            .with(|s| s.borrow().last().map(|f| (f.id, f.cell.clone())))
+            .with(|s| {
+                let mut s = s.borrow_mut();
+                let id = s.last().map(|f| f.id)?;
+                Some((id, s.top_cell()))
+            })
             .expect("parent frame");
         // (A reader that meets the parent's versions gives it a node if
         // need be, as for any running domain.)
@@ -1378,7 +1413,7 @@ impl Runtime {
         }
         // No version of the child is left; unless it was given a node, no
         // domain depends on it and it on none.
-        if !child.cell.settle(Reg::MERGED) {
+        if !child.settle(Reg::MERGED) {
             let mut g = self.graph.lock();
             self.register_current(&mut g);
             let mut orphans = Vec::new();
@@ -1435,11 +1470,11 @@ impl Runtime {
         let r = catch_unwind(AssertUnwindSafe(f));
         let frame = self.pop_frame();
         let value = match r {
-            Ok(v) if !frame.cell.doomed() && failed(&v) => {
+            Ok(v) if !frame.doomed() && failed(&v) => {
                 self.rollback_frame(frame);
                 return Ok(v);
             }
-            Ok(v) if !frame.cell.doomed() => v,
+            Ok(v) if !frame.doomed() => v,
             Ok(_) => {
                 self.rollback_frame(frame);
                 return Err(Fault::Cascade);
@@ -1449,7 +1484,7 @@ impl Runtime {
                 return Err(fault_of(p));
             }
         };
-        if frame.cell.settle(Reg::COMMITTED) {
+        if frame.settle(Reg::COMMITTED) {
             self.commit_alone(frame);
             return Ok(value);
         }
