@@ -44,6 +44,10 @@ impl Device {
         self.block_size = bs as u64;
     }
 
+    pub fn block_size(&self) -> u64 {
+        self.block_size
+    }
+
     pub fn read_only(&self) -> bool {
         self.read_only
     }

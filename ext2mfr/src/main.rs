@@ -279,6 +279,23 @@ fn own_params(o: &MountOptions, image: &std::path::Path) -> MountParams {
     }
 }
 
+/// The background writers of a writable mount: the cache's (whenever a
+/// quarter of it is dirty) and, unless `commit=0`, a write-back and sync
+/// every `commit` seconds.
+fn start_writers(fs: &std::sync::Arc<Ext2>, o: &MountOptions) {
+    if o.read_only {
+        return;
+    }
+    let cache_fs = fs.clone();
+    std::thread::Builder::new()
+        .name("cache-writer".into())
+        .spawn(move || cache_fs.cache.writer_loop())
+        .expect("spawn cache writer thread");
+    if o.commit_secs > 0 {
+        write_back_every(fs.clone(), Duration::from_secs(o.commit_secs));
+    }
+}
+
 /// Background write-back every `every` (`commit=SECS`).
 fn write_back_every(fs: std::sync::Arc<Ext2>, every: Duration) {
     std::thread::Builder::new()
@@ -459,9 +476,7 @@ fn serve_own(
         move || ext2mfr::transport::session::unmount(&mountpoint),
         sigs,
     );
-    if o.commit_secs > 0 && !o.read_only {
-        write_back_every(fs.clone(), Duration::from_secs(o.commit_secs));
-    }
+    start_writers(&fs, &o);
     running.wait();
     finish(&fs)
 }
@@ -553,9 +568,7 @@ fn main() -> ExitCode {
     log::info!("transport: /dev/fuse (fuser)");
     let mut unmounter = session.unmount_callable();
     unmount_on_signals(move || unmounter.unmount(), sigs);
-    if o.commit_secs > 0 && !o.read_only {
-        write_back_every(fs.clone(), Duration::from_secs(o.commit_secs));
-    }
+    start_writers(&fs, &o);
 
     let served = session.run();
     if let Err(e) = &served {

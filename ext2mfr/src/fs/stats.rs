@@ -47,7 +47,7 @@ impl Ext2 {
             },
             "cache": {
                 "hits": c.hits, "misses": c.misses, "evictions": c.evictions,
-                "writebacks": c.writebacks, "forgotten": c.forgotten,
+                "writebacks": c.writebacks, "written_blocks": c.written_blocks, "forgotten": c.forgotten,
             },
             "ama": self.ama_json(),
             "faults_injected": {
