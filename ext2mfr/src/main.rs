@@ -476,7 +476,7 @@ fn serve_own(
         move || ext2mfr::transport::session::unmount(&mountpoint),
         sigs,
     );
-    start_writers(&fs, &o);
+    start_writers(&fs, o);
     running.wait();
     finish(&fs)
 }
@@ -568,7 +568,7 @@ fn main() -> ExitCode {
     log::info!("transport: /dev/fuse (fuser)");
     let mut unmounter = session.unmount_callable();
     unmount_on_signals(move || unmounter.unmount(), sigs);
-    start_writers(&fs, &o);
+    start_writers(&fs, o);
 
     let served = session.run();
     if let Err(e) = &served {
