@@ -532,6 +532,19 @@ impl BlockCache {
         freed
     }
 
+    /// Evict every buffer that can go (written back first if dirty); how
+    /// many went.
+    pub fn drop_unused(&self) -> Result<usize> {
+        let mut dropped = 0;
+        for s in &self.shards {
+            let mut s = s.lock();
+            let before = s.map.len();
+            self.evict_to(&mut s, 0)?;
+            dropped += before - s.map.len();
+        }
+        Ok(dropped)
+    }
+
     /// Run `f` on the bytes of block `blk` for reading: the cached buffer
     /// if there is one; else, when the request's AMA reserve holds a scratch
     /// page, the block read into it without entering the cache (page

@@ -10,6 +10,9 @@
 //! - `ext2mfr.short_estimates` = N > 0: every N-th AMA reservation is one
 //!   page short, as an estimate overtaken by a concurrent request would be
 //!   (tests of the restart path); 0 stops it.
+//! - `ext2mfr.drop_caches` = 1: write back, then drop every cached block
+//!   nobody holds (`echo 3 > /proc/sys/vm/drop_caches` for the daemon's own
+//!   cache, so that a benchmark can start both drivers cold).
 //! - `ext2mfr.read_only` = 1 | 0: remount read-only (write back, mark the
 //!   image clean, refuse writes) or read-write (`ext2mfr -o remount,...`,
 //!   which mount(8) runs for `mount -o remount,ro`, sets it).
@@ -23,6 +26,7 @@ pub const FAULT_AFTER_XATTR: &str = "ext2mfr.fault_after";
 pub const INJECT_XATTR: &str = "ext2mfr.inject";
 pub const SHORT_ESTIMATES_XATTR: &str = "ext2mfr.short_estimates";
 pub const READ_ONLY_XATTR: &str = "ext2mfr.read_only";
+pub const DROP_CACHES_XATTR: &str = "ext2mfr.drop_caches";
 
 fn number(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(value).ok()?.trim().parse().ok()
@@ -58,6 +62,10 @@ impl Ext2 {
             },
             n if n == READ_ONLY_XATTR.as_bytes() => match value {
                 b"0" | b"1" => self.set_read_only(value == b"1"),
+                _ => Err(FsError::Invalid),
+            },
+            n if n == DROP_CACHES_XATTR.as_bytes() => match value {
+                b"1" => self.drop_caches(),
                 _ => Err(FsError::Invalid),
             },
             n if n == SHORT_ESTIMATES_XATTR.as_bytes() => match number(value) {

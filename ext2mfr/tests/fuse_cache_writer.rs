@@ -1,6 +1,9 @@
-//! The block cache's background writer: once a quarter of the cache is
-//! dirty, it writes the dirty blocks back in runs of consecutive blocks,
-//! one write per run, before anyone syncs. What that must give:
+//! The block cache seen from a mount: its background writer and its
+//! `ext2mfr.drop_caches` control.
+//!
+//! The writer: once a quarter of the cache is dirty, it writes the dirty
+//! blocks back in runs of consecutive blocks, one write per run, before
+//! anyone syncs. What that must give:
 //!
 //! - it runs: blocks reach the image with no sync asked, in writes of
 //!   many blocks each;
@@ -8,6 +11,10 @@
 //!   blocks rewritten while it runs, and requests rolled back by injected
 //!   faults meanwhile, leave the image with the last bytes written, which
 //!   the kernel's own ext2 reads back, and e2fsck is clean.
+//!
+//! The control writes everything back and empties the cache, so that the
+//! next reads go to the image (as a benchmark starting cold needs), and
+//! nothing written is lost by it.
 //!
 //! Like every `fuse_*.rs` file: each test takes `setup()` and ends with
 //! clean unmounts and `e2fsck -fn`.
@@ -130,4 +137,46 @@ fn rewritten_blocks_reach_the_image_newest_last() {
         }
         k.unmount();
     }
+}
+
+/// `ext2mfr.drop_caches` = 1: dirty blocks reach the image (the kernel's
+/// ext2 reads them from a copy taken while still mounted), the cache
+/// empties (re-reading misses again), the bytes read after it are the
+/// bytes written; another value is EINVAL.
+#[test]
+fn dropping_the_cache_writes_back_and_loses_nothing() {
+    let _serial = setup();
+    let img = mkfs_ext2(16384, 4096, &[]);
+    let m = mount(&img.path, "");
+    let mut f = File::create(m.p("f")).unwrap();
+    for i in 0..64u64 {
+        f.write_all(&pat(i * 4096, 4096, 17)).unwrap();
+    }
+    drop(f);
+    let evicted = cache_counter(&m, "evictions");
+    control(m.path(), "ext2mfr.drop_caches", "1");
+    assert!(
+        cache_counter(&m, "evictions") >= evicted + 64,
+        "the file's blocks were not dropped"
+    );
+    let copy = copy_image(&img, "dropped");
+    let k = KernelMount::new(&copy);
+    let kf = File::open(k.path().join("f")).unwrap();
+    check_pattern(&kf, 0, 64 * 4096, 17);
+    drop(kf);
+    k.unmount();
+    let misses = cache_counter(&m, "misses");
+    // (The kernel's page cache holds the file too.)
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    let f = File::open(m.p("f")).unwrap();
+    check_pattern(&f, 0, 64 * 4096, 17);
+    drop(f);
+    assert!(
+        cache_counter(&m, "misses") >= misses + 64,
+        "reading after the drop did not go to the image"
+    );
+    let e = setxattr(m.path(), "ext2mfr.drop_caches", b"2").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+    m.unmount_and_check();
+    fsck_strict(&img.path);
 }

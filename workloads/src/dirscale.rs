@@ -1,7 +1,7 @@
 //! Directory scale: many names in one directory, and many threads. Phases
 //! on a fresh directory: create N empty files (open O_CREAT + close), look
-//! up M random names after the kernel's caches are dropped (so each lookup
-//! reaches the file system), list the directory, unlink every file. With
+//! up M random names after every cache is dropped (so each lookup reaches
+//! the file system, and its storage), list the directory, unlink every file. With
 //! `threads` > 1 the files are created by that many threads, each in a
 //! directory of its own or all in one shared directory.
 
@@ -43,9 +43,34 @@ fn phase(name: &'static str, secs: f64, ops: usize) -> Phase {
     }
 }
 
-fn drop_caches() {
-    // Best effort: without root the lookups may be served by the dcache.
+/// Start cold: write everything back (drop_caches leaves dirty pages, so a
+/// kernel driver would keep what the create phase wrote), drop the
+/// kernel's caches, and ext2mfr's own block cache when `root` is on
+/// ext2mfr (its `ext2mfr.drop_caches` control; other file systems refuse
+/// the name, which is ignored). Best effort: without root the lookups may
+/// be served by the dcache.
+fn drop_caches(root: &Path) {
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
     let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
+    if let Some(top) = mount_root(root) {
+        let _ = crate::eval::stats::set_xattr(&top, "ext2mfr.drop_caches", b"1");
+    }
+}
+
+/// The root of the mount `dir` is on (the last ancestor on its device).
+fn mount_root(dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = fs::canonicalize(dir).ok()?;
+    let dev = fs::metadata(&dir).ok()?.dev();
+    let mut top = dir.clone();
+    for a in dir.ancestors().skip(1) {
+        if fs::metadata(a).ok()?.dev() != dev {
+            break;
+        }
+        top = a.to_path_buf();
+    }
+    Some(top)
 }
 
 /// A name long enough to look like real files, and unique.
@@ -99,7 +124,7 @@ pub fn run(root: &Path, cfg: &Config) -> std::io::Result<Vec<Phase>> {
         .flat_map(|t| (0..per).map(move |i| (t, i)))
         .collect();
     all.shuffle(&mut rng);
-    drop_caches();
+    drop_caches(root);
     let start = Instant::now();
     for &(t, i) in all.iter().cycle().take(cfg.lookups.min(all.len())) {
         fs::symlink_metadata(dir_of(root, cfg, t).join(name(t, i)))?;
@@ -110,7 +135,7 @@ pub fn run(root: &Path, cfg: &Config) -> std::io::Result<Vec<Phase>> {
         cfg.lookups.min(all.len()),
     ));
 
-    drop_caches();
+    drop_caches(root);
     let start = Instant::now();
     let mut listed = 0;
     for t in 0..if cfg.shared { 1 } else { threads } {

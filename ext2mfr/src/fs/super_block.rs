@@ -190,6 +190,15 @@ impl Ext2 {
             .write_at(crate::format::superblock::SUPERBLOCK_OFFSET, &bytes)
     }
 
+    /// Write everything back, then drop every cached block nobody holds
+    /// (those a request still uses, and the resident bitmaps, stay).
+    pub fn drop_caches(&self) -> Result<()> {
+        self.sync()?;
+        let dropped = self.cache.drop_unused()?;
+        log::info!("dropped {dropped} cached blocks");
+        Ok(())
+    }
+
     /// Write everything dirty to the image and sync it.
     pub fn sync(&self) -> Result<()> {
         if self.config.read_only {

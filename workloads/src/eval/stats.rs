@@ -62,27 +62,15 @@ pub fn read(mnt: &Path) -> Result<Value, String> {
 /// allocations in it, one try in 10,000 gets through): retry at once, many
 /// times, for a few seconds.
 pub fn set_injection(mnt: &Path, on: bool) -> Result<(), String> {
-    let path = c_path(mnt)?;
-    let name = CString::new(INJECT_XATTR).expect("no NUL");
+    let mnt = mnt.to_path_buf();
     let value: &'static [u8] = if on { b"1" } else { b"0" };
     let tries = Duration::from_secs(3);
     within(WAIT, move || {
         let start = std::time::Instant::now();
         loop {
-            // SAFETY: NUL-terminated strings; value is valid for its length.
-            let r = unsafe {
-                libc::setxattr(
-                    path.as_ptr(),
-                    name.as_ptr(),
-                    value.as_ptr().cast(),
-                    value.len(),
-                    0,
-                )
-            };
-            if r == 0 {
+            let Err(e) = set_xattr(&mnt, INJECT_XATTR, value) else {
                 return Ok(());
-            }
-            let e = std::io::Error::last_os_error();
+            };
             if start.elapsed() > tries {
                 return Err(format!(
                     "setxattr {INJECT_XATTR}: {e} (still, after {} s of retries)",
@@ -97,6 +85,29 @@ pub fn set_injection(mnt: &Path, on: bool) -> Result<(), String> {
             WAIT.as_secs()
         )
     })?
+}
+
+/// setxattr(2) of `name` on `path` (following symbolic links).
+pub fn set_xattr(path: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = CString::new(path.as_os_str().as_bytes())?;
+    let n = CString::new(name)?;
+    // SAFETY: both strings are NUL-terminated and live across the call;
+    // the value's pointer and length describe one slice.
+    let r = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// A counter by dotted path ("ama.allocated_bytes"), if present.
