@@ -5,7 +5,7 @@
 //! as mkfs makes it by default).
 //!
 //! Growth: N empty files created in one directory, then random lookups
-//! after the kernel's caches are dropped, a listing, and unlinking them all,
+//! with every cache cold (see `dirscale`), a listing, and unlinking them all,
 //! for growing N. Threads: 1..16 threads creating files, each in its own
 //! directory and all in one shared directory. dirscale runs as its own
 //! process with a deadline, so a peer that slows down badly (a linear
@@ -362,8 +362,9 @@ fn growth_table(ctx: &Ctx, s: &Scale) -> Table {
         "Seconds per phase of `dirscale` (one run each; peers in rotating order) on a fresh {} MiB image made \
          by `mkfs.ext2 -b 4096 -N {}` (dir_index on, the default), and in brackets the ratio to the kernel's ext2 \
          (>1 is slower). *create*: N empty files in one directory (open O_CREAT|O_EXCL, close); *lookup*: {} \
-         random names (at most N) stat'ed after the kernel's caches are dropped (the daemons' own caches are \
-         not); *list*: readdir of the directory; *unlink*: every file. *ext2-mfr* is the daemon's default \
+         random names (at most N) stat'ed cold: after a sync, the kernel's caches dropped, and ext2-mfr's own \
+         block cache dropped (`ext2mfr.drop_caches`; fuse2fs keeps only a few blocks of its own); *list*: readdir \
+         of the directory, cold the same way; *unlink*: every file. *ext2-mfr* is the daemon's default \
          configuration (AMA and recovery on) over /dev/fuse; *(io_uring)* the same over FUSE over io_uring. \
          A run has {} s; a peer that fails, misses that, or would miss it at the next size were its time to grow \
          quadratically, skips the larger sizes (see the notes). Every run ends with a clean unmount and \
