@@ -44,18 +44,20 @@ fn phase(name: &'static str, secs: f64, ops: usize) -> Phase {
 }
 
 /// Start cold: write everything back (drop_caches leaves dirty pages, so a
-/// kernel driver would keep what the create phase wrote), drop the
-/// kernel's caches, and ext2mfr's own block cache when `root` is on
-/// ext2mfr (its `ext2mfr.drop_caches` control; other file systems refuse
-/// the name, which is ignored). Best effort: without root the lookups may
-/// be served by the dcache.
+/// kernel driver would keep what the create phase wrote), empty ext2mfr's
+/// own block cache when `root` is on ext2mfr (its `ext2mfr.drop_caches`
+/// control, which writes back into the image file first; other file
+/// systems refuse the name, which is ignored), and only then drop the
+/// kernel's caches, so that what ext2mfr wrote back does not stay in the
+/// page cache of its image. Best effort: without root the lookups may be
+/// served by the dcache.
 fn drop_caches(root: &Path) {
     // SAFETY: sync has no preconditions.
     unsafe { libc::sync() };
-    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
     if let Some(top) = mount_root(root) {
         let _ = crate::eval::stats::set_xattr(&top, "ext2mfr.drop_caches", b"1");
     }
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "3");
 }
 
 /// The root of the mount `dir` is on (the last ancestor on its device).

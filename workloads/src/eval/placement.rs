@@ -237,7 +237,7 @@ fn table(
          every other part) or pinned to CPU {cpu} (*pinned*); the daemon is the same in both (its io_uring queue \
          threads are always pinned, one per CPU). *postmark*: our model, {} files, {} transactions, {} \
          subdirectories; *dirscale create*: {} empty files created in one directory; *dirscale lookup*: {} random \
-         names stat'ed cold (after a sync, the kernel's caches and ext2-mfr's own dropped). Ratios are to the kernel's ext2 in the same \
+         names stat'ed cold (after a sync, ext2-mfr's own cache dropped, then the kernel's). Ratios are to the kernel's ext2 in the same \
          placement (>1 is slower). A FUSE reply wakes the application while the daemon still holds its CPU, so a \
          free application is woken on another, idle CPU; on a VM without halt polling that wake-up exits to the \
          host at every request.",

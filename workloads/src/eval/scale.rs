@@ -362,9 +362,9 @@ fn growth_table(ctx: &Ctx, s: &Scale) -> Table {
         "Seconds per phase of `dirscale` (one run each; peers in rotating order) on a fresh {} MiB image made \
          by `mkfs.ext2 -b 4096 -N {}` (dir_index on, the default), and in brackets the ratio to the kernel's ext2 \
          (>1 is slower). *create*: N empty files in one directory (open O_CREAT|O_EXCL, close); *lookup*: {} \
-         random names (at most N) stat'ed cold: after a sync, the kernel's caches dropped, and ext2-mfr's own \
-         block cache dropped (`ext2mfr.drop_caches`; fuse2fs keeps only a few blocks of its own); *list*: readdir \
-         of the directory, cold the same way; *unlink*: every file. *ext2-mfr* is the daemon's default \
+         random names (at most N) stat'ed cold: after a sync, ext2-mfr's own block cache dropped \
+         (`ext2mfr.drop_caches`; fuse2fs keeps only a few blocks of its own), then the kernel's caches; *list*: \
+         readdir of the directory, cold the same way; *unlink*: every file. *ext2-mfr* is the daemon's default \
          configuration (AMA and recovery on) over /dev/fuse; *(io_uring)* the same over FUSE over io_uring. \
          A run has {} s; a peer that fails, misses that, or would miss it at the next size were its time to grow \
          quadratically, skips the larger sizes (see the notes). Every run ends with a clean unmount and \
