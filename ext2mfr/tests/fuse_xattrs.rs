@@ -270,7 +270,20 @@ fn xattr_transcript(root: &Path) -> Vec<String> {
         step(&mut t, &format!("remove {n}"), removexattr(&f, &n));
     }
     step(&mut t, "remove from directory", removexattr(&d, "user.dir"));
-    let fsid = statfs(root);
+    // ext2mfr frees the removed file's inode and block when the kernel
+    // forgets it; over io_uring that FORGET comes through /dev/fuse, beside
+    // the ring, and can still be on its way: read until two reads 100 ms
+    // apart agree (at once on the kernel's ext2).
+    let mut fsid = statfs(root);
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let again = statfs(root);
+        let same = (again.f_bfree, again.f_ffree) == (fsid.f_bfree, fsid.f_ffree);
+        fsid = again;
+        if same {
+            break;
+        }
+    }
     t.push(format!(
         "free blocks {} free inodes {}",
         fsid.f_bfree, fsid.f_ffree
