@@ -342,14 +342,21 @@ impl BlockCache {
 
     /// The cached block, read from the image on a miss.
     pub fn get(&self, blk: u64) -> Result<BufRef> {
-        self.lookup(blk, false)
+        self.lookup(blk, false, None)
+    }
+
+    /// [`BlockCache::get`], where a miss first asks the image for the
+    /// blocks of `ahead` (which should hold `blk`) as read-ahead: see
+    /// [`Device::will_need`].
+    pub fn get_ahead(&self, blk: u64, ahead: std::ops::Range<u64>) -> Result<BufRef> {
+        self.lookup(blk, false, Some(ahead))
     }
 
     /// A block this request has just allocated: its old contents do not
     /// matter, so it is not read nor kept as a before-image; it starts
     /// zeroed and dirty. (A block that was already there: [`BlockCache::get_cleared`].)
     pub fn get_zeroed(&self, blk: u64) -> Result<BufRef> {
-        let b = self.lookup(blk, true)?;
+        let b = self.lookup(blk, true, None)?;
         b.write_new().fill(0);
         Ok(b)
     }
@@ -357,7 +364,7 @@ impl BlockCache {
     /// [`BlockCache::get_zeroed`] for a block about to get `src` at byte
     /// `at`: only the rest is zeroed (a whole-block write zeroes nothing).
     pub fn get_new_with(&self, blk: u64, at: usize, src: &[u8]) -> Result<BufRef> {
-        let b = self.lookup(blk, true)?;
+        let b = self.lookup(blk, true, None)?;
         {
             let mut d = b.write_new();
             let end = at + src.len();
@@ -417,7 +424,7 @@ impl BlockCache {
         Some(b.clone())
     }
 
-    fn lookup(&self, blk: u64, fresh: bool) -> Result<BufRef> {
+    fn lookup(&self, blk: u64, fresh: bool, ahead: Option<std::ops::Range<u64>>) -> Result<BufRef> {
         self.check(blk)?;
         let mut shard = self.shard(blk).lock();
         let shard = &mut *shard;
@@ -442,6 +449,9 @@ impl BlockCache {
             .alloc_page("block frame")
             .map_err(|_| FsError::NoMem)?;
         if !fresh {
+            if let Some(ahead) = ahead {
+                self.dev.will_need(ahead);
+            }
             self.dev.read_block(blk, &mut frame)?;
         }
         let b = Arc::new(Buf {

@@ -63,6 +63,25 @@ impl Device {
         self.file.read_exact_at(buf, off).map_err(FsError::Io)
     }
 
+    /// Ask the host to start reading blocks `blocks` into its page cache
+    /// (read-ahead: the reads that follow find them there). A hint only:
+    /// an error changes nothing and is ignored.
+    pub fn will_need(&self, blocks: std::ops::Range<u64>) {
+        let (off, len) = (
+            blocks.start * self.block_size,
+            (blocks.end - blocks.start) * self.block_size,
+        );
+        // SAFETY: posix_fadvise on a descriptor we own; no memory is involved.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                off as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            )
+        };
+    }
+
     pub fn write_block(&self, blk: u64, buf: &[u8]) -> Result<()> {
         if self.read_only {
             return Err(FsError::ReadOnly);

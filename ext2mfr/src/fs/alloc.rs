@@ -244,7 +244,7 @@ impl Ext2 {
                     None => break,
                 },
             };
-            self.cache.get(self.inode_pos(want)?.0)?;
+            self.inode_buf(want)?;
             if let Some(ino) = self.alloc_inode_reversibly(parent, is_dir, Some(want))? {
                 return Ok(ino);
             }

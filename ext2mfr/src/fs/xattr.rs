@@ -284,8 +284,7 @@ impl Ext2 {
         if self.geo.inode_size <= 128 {
             return Ok(false);
         }
-        let (blk, off) = self.inode_pos(ino)?;
-        let b = self.cache.get(blk)?;
+        let (b, off) = self.inode_buf(ino)?;
         let d = b.read();
         Ok(
             xattr::ibody_start(&d[off..off + self.geo.inode_size as usize])
@@ -299,9 +298,8 @@ impl Ext2 {
         if self.geo.inode_size <= 128 {
             return Ok(entries.is_empty());
         }
-        let (blk, off) = self.inode_pos(ino)?;
+        let (b, off) = self.inode_buf(ino)?;
         let end = off + self.geo.inode_size as usize;
-        let b = self.cache.get(blk)?;
         // Tried on a copy first: a list that does not fit leaves the
         // block unwritten (and unlogged).
         let mut slot = b.read()[off..end].to_vec();

@@ -132,6 +132,7 @@ impl Ext2 {
             ));
         }
         let mut raw = [0u8; INODE_STRUCT_SIZE];
+        self.cache.device().will_need(self.inode_window(ino, blk));
         let pos = blk * self.geo.block_size as u64 + off as u64;
         self.cache.device().read_at(pos, &mut raw).ok()?;
         Some(Inode::from_slot(&raw))
@@ -152,6 +153,7 @@ impl Ext2 {
             return Some(has(&b.peek_bytes()[off..off + size]));
         }
         let mut slot = vec![0u8; size];
+        self.cache.device().will_need(self.inode_window(ino, blk));
         let pos = blk * self.geo.block_size as u64 + off as u64;
         self.cache.device().read_at(pos, &mut slot).ok()?;
         Some(has(&slot))
