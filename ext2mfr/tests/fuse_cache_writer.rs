@@ -16,6 +16,10 @@
 //! next reads go to the image (as a benchmark starting cold needs), and
 //! nothing written is lost by it.
 //!
+//! A miss on an inode-table block reads the 32 blocks around it ahead, as
+//! the kernel's driver does: they are in the host's page cache of the
+//! image right after one cold stat.
+//!
 //! Like every `fuse_*.rs` file: each test takes `setup()` and ends with
 //! clean unmounts and `e2fsck -fn`.
 
@@ -24,7 +28,7 @@ use common::*;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::time::{Duration, Instant};
 
 /// A 4 MiB cache: 1024 frames of 4 KiB, the writer wakes at 256 dirty.
@@ -177,6 +181,90 @@ fn dropping_the_cache_writes_back_and_loses_nothing() {
     );
     let e = setxattr(m.path(), "ext2mfr.drop_caches", b"2").unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+    m.unmount_and_check();
+    fsck_strict(&img.path);
+}
+
+/// Which of the image's 4 KiB pages `pages` are in the host's page cache
+/// (mincore over a read-only mapping that is never touched).
+fn resident(image: &std::path::Path, pages: std::ops::Range<u64>) -> Vec<bool> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(image).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    let mut vec = vec![0u8; len.div_ceil(4096)];
+    // SAFETY: a fresh read-only shared mapping of the whole file, only
+    // passed to mincore (never read through) and unmapped before return.
+    unsafe {
+        let at = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(at, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+        let r = libc::mincore(at, len, vec.as_mut_ptr());
+        let e = std::io::Error::last_os_error();
+        libc::munmap(at, len);
+        assert_eq!(r, 0, "mincore: {e}");
+    }
+    pages.map(|p| vec[p as usize] & 1 == 1).collect()
+}
+
+/// A cold stat of one file reads its inode's table block and the rest of
+/// its 32-block window ahead (blocks aligned to 32, inside the table),
+/// none of which was in the page cache before.
+#[test]
+fn a_cold_inode_miss_reads_the_inode_table_ahead() {
+    let _serial = setup();
+    // One group of 16384 inodes: a table of 512 blocks or more.
+    let img = mkfs_ext2(65536, 4096, &["-N", "16384"]);
+    let m = mount(&img.path, "");
+    for i in 0..1200 {
+        File::create(m.p(&format!("f{i}"))).unwrap();
+    }
+    // Where an inode lies: "located at block B, offset 0x...".
+    let inode_block = |ino: u64| -> u64 {
+        let imap = debugfs(&img.path, &format!("imap <{ino}>"));
+        imap.split("located at block ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|b| b.trim().parse().ok())
+            .unwrap_or_else(|| panic!("debugfs imap: {imap}"))
+    };
+    let table = inode_block(1);
+    let ino = std::fs::metadata(m.p("f1100")).unwrap().ino();
+    let blk = inode_block(ino);
+    let window = (blk & !31)..(blk & !31) + 32;
+    let table_blocks: u64 = dumpe2fs_field(&img.path, "Inode blocks per group")
+        .parse()
+        .unwrap();
+    assert!(
+        table <= window.start && window.end <= table + table_blocks && blk % 32 != 0,
+        "inode block {blk}: window {window:?} not inside the table at {table} (+{table_blocks})"
+    );
+
+    control(m.path(), "ext2mfr.drop_caches", "1");
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    let before = resident(&img.path, window.clone());
+    assert!(
+        before.iter().filter(|&&r| r).count() <= 1,
+        "blocks {window:?} still cached after the drop: {before:?}"
+    );
+    std::fs::symlink_metadata(m.p("f1100")).unwrap();
+    let start = Instant::now();
+    let after = loop {
+        let after = resident(&img.path, window.clone());
+        if after.iter().all(|&r| r) || start.elapsed() > Duration::from_secs(2) {
+            break after;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        after.iter().all(|&r| r),
+        "a miss on block {blk} did not read blocks {window:?} ahead: {after:?}"
+    );
     m.unmount_and_check();
     fsck_strict(&img.path);
 }
