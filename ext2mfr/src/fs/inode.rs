@@ -16,8 +16,9 @@ const INODE_READ_AHEAD: u64 = 32;
 /// The blocks of an inode table (`table`) that a miss on its block `blk`
 /// reads ahead, as the kernel's driver does (`inode_readahead_blks`, 32 by
 /// default): `INODE_READ_AHEAD` blocks from `blk` rounded down to a
-/// multiple of that, or from the table's start if later, cut to the table. Inodes made together lie together, so a cold `ls -l`
-/// or `find` costs one read per window rather than one per block.
+/// multiple of that, or from the table's start if later, cut to the table.
+/// Inodes made together lie together, so a cold `ls -l` or `find` costs
+/// one read per window rather than one per block.
 fn read_ahead_window(table: std::ops::Range<u64>, blk: u64) -> std::ops::Range<u64> {
     let start = (blk & !(INODE_READ_AHEAD - 1)).max(table.start);
     start..(start + INODE_READ_AHEAD).min(table.end).max(blk + 1)
@@ -218,7 +219,8 @@ mod tests {
 
     #[test]
     fn read_ahead_windows_are_aligned_and_stay_in_the_table() {
-        // A table of 100 blocks from block 40: windows at multiples of 32.
+        // A table of 100 blocks from block 40: windows from multiples of
+        // 32, or from the table's start.
         assert_eq!(read_ahead_window(40..140, 70), 64..96);
         assert_eq!(read_ahead_window(40..140, 40), 40..72);
         assert_eq!(read_ahead_window(40..140, 63), 40..72);
