@@ -123,7 +123,7 @@ impl Pool {
             return pages;
         }
         let n = self.fills.fetch_add(1, Ordering::Relaxed) + 1;
-        pages - u32::from(n % k == 0)
+        pages - u32::from(n.is_multiple_of(k))
     }
 
     fn under(&self, site: &str) {

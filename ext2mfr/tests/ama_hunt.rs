@@ -850,7 +850,7 @@ fn stress(root: &Path, bs: u64, seed: u64, secs: f64) -> (u64, Unexpected, BTree
                 deep.clone(),
             );
             s.spawn(move || {
-                let mut rng = StdRng::seed_from_u64(seed ^ (tid as u64 + 1) * 0x9E37_79B9);
+                let mut rng = StdRng::seed_from_u64(seed ^ ((tid as u64 + 1) * 0x9E37_79B9));
                 let mut ctr = 0u64;
                 let mut local: BTreeMap<Kind, u64> = BTreeMap::new();
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {

@@ -161,7 +161,7 @@ fn alloc_faults(c: &Value) -> u64 {
 
 /// File names of 100 to 255 bytes, unique by their numeric prefix.
 fn long_name(tag: char, i: usize) -> String {
-    let len = if i % 7 == 0 {
+    let len = if i.is_multiple_of(7) {
         255
     } else {
         100 + (i * 37) % 156
@@ -888,7 +888,7 @@ impl Model {
     }
     fn fresh(&mut self, dir: &str) -> String {
         self.next += 1;
-        let name = if self.next % 5 == 0 {
+        let name = if self.next.is_multiple_of(5) {
             format!("n{}-{}", self.next, "l".repeat(150))
         } else {
             format!("n{}", self.next)

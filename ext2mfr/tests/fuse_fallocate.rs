@@ -222,7 +222,7 @@ fn wait_for_coarse_clock_past(sec: i64, nsec: i64) {
         };
         // SAFETY: `now` is a valid timespec for the call to fill.
         unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) };
-        if (now.tv_sec as i64, now.tv_nsec as i64) > (sec, nsec) {
+        if (now.tv_sec, now.tv_nsec) > (sec, nsec) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(1));

@@ -195,7 +195,7 @@ fn listing_while_leaves_split_sees_each_name_once() {
     let mut it = fs::read_dir(&d).unwrap();
     let mut next_new = 2000;
     let mut count = 0;
-    while let Some(e) = it.next() {
+    for e in it.by_ref() {
         *seen
             .entry(e.unwrap().file_name().to_string_lossy().into_owned())
             .or_default() += 1;

@@ -758,7 +758,7 @@ fn huge_sparse(bs: u32) {
             got.truncate(n);
             let mut want = vec![0u8; (off - at) as usize];
             want.extend_from_slice(d);
-            want.extend(std::iter::repeat(0).take(got.len().saturating_sub(want.len())));
+            want.extend(std::iter::repeat_n(0, got.len().saturating_sub(want.len())));
             assert_bytes(&format!("{label}: huge at {off}"), &got, &want);
         }
         let mut hole = vec![1u8; 4096];

@@ -185,10 +185,7 @@ fn a_small_workload_costs_at_most_its_requests() {
         // The counters count: what must have come did.
         assert_eq!(cost.get("MKNOD"), Some(&N), "{cost:?}");
         assert_eq!(cost.get("UNLINK"), Some(&N), "{cost:?}");
-        assert!(
-            cost.get("LOOKUP").copied().unwrap_or(0) >= 1 + N,
-            "{cost:?}"
-        );
+        assert!(cost.get("LOOKUP").copied().unwrap_or(0) > N, "{cost:?}");
         assert_eq!(cost.get("READLINK"), Some(&1), "{cost:?}");
         if first {
             assert_eq!(cost.get("OPEN"), Some(&1), "{cost:?}");

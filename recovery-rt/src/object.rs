@@ -213,7 +213,7 @@ pub fn copy_chunks(src: &[u8], dst: &mut [u8], mask: u64) {
 /// The chunks bytes `range` of an object of `len` bytes fall in (all of
 /// them when `len` does not divide into [`CHUNKS`]).
 pub(crate) fn chunk_mask(range: std::ops::Range<usize>, len: usize) -> u64 {
-    if len == 0 || len % CHUNKS != 0 || range.end > len {
+    if len == 0 || !len.is_multiple_of(CHUNKS) || range.end > len {
         return FULL;
     }
     if range.start >= range.end {

@@ -227,8 +227,7 @@ pub fn run(base: &Path, cfg: &Config) -> std::io::Result<Report> {
     run.r.transaction_secs = t0.elapsed().as_secs_f64();
     run.r.created_in_transactions = run.r.created - run.r.created_alone;
     run.r.deleted_in_transactions = run.r.deleted;
-    while !pool.files.is_empty() {
-        let p = pool.files.pop().expect("non-empty");
+    while let Some(p) = pool.files.pop() {
         std::fs::remove_file(&p).map_err(|e| ctx(e, &p))?;
         run.r.deleted += 1;
     }

@@ -36,7 +36,7 @@ fn has_id(tag: u16) -> bool {
 impl Acl {
     /// Parse the xattr form: a version word, then 8-byte entries.
     pub fn from_xattr(v: &[u8]) -> Option<Acl> {
-        if v.len() < 4 || (v.len() - 4) % 8 != 0 || le32(v, 0) != XATTR_VERSION {
+        if v.len() < 4 || !(v.len() - 4).is_multiple_of(8) || le32(v, 0) != XATTR_VERSION {
             return None;
         }
         let entries = v[4..]

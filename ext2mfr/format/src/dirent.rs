@@ -144,7 +144,7 @@ pub fn visit_block_until<'a>(
         let rec_len = u16::from_le_bytes([r0, r1]) as usize;
         // A 64 KiB block stores rec_len 65536 as 0; we only allow up to 4 KiB blocks.
         let name_len = name_len as usize;
-        if rec_len < DIRENT_HEADER || rec_len % 4 != 0 {
+        if rec_len < DIRENT_HEADER || !rec_len.is_multiple_of(4) {
             return bad("bad rec_len");
         }
         if rec_len > block.len() - off {

@@ -263,14 +263,14 @@ impl Superblock {
             return bad(format!("block count {blocks} too small"));
         }
         let bpg = self.s_blocks_per_group.get();
-        if bpg == 0 || bpg > 8 * bs || bpg % 8 != 0 {
+        if bpg == 0 || bpg > 8 * bs || !bpg.is_multiple_of(8) {
             return bad(format!(
                 "blocks per group {bpg} out of range (8..={})",
                 8 * bs
             ));
         }
         let ipg = self.s_inodes_per_group.get();
-        if ipg == 0 || ipg > 8 * bs || ipg % 8 != 0 {
+        if ipg == 0 || ipg > 8 * bs || !ipg.is_multiple_of(8) {
             return bad(format!(
                 "inodes per group {ipg} out of range (8..={})",
                 8 * bs
@@ -354,7 +354,7 @@ pub fn group_has_super(g: u32, sparse: bool) -> bool {
     if !sparse || g <= 1 {
         return true;
     }
-    if g % 2 == 0 {
+    if g.is_multiple_of(2) {
         return false;
     }
     let is_power = |base: u32| {

@@ -304,7 +304,7 @@ pub fn ibody_start(slot: &[u8]) -> Option<usize> {
     }
     let extra = u16_at(slot, INODE_CORE) as usize;
     let start = INODE_CORE + extra;
-    (extra >= 4 && extra % 4 == 0 && start + 4 + END_LEN <= slot.len()).then_some(start)
+    (extra >= 4 && extra.is_multiple_of(4) && start + 4 + END_LEN <= slot.len()).then_some(start)
 }
 
 /// The entries in the extra space of a large inode's on-disk slot. A

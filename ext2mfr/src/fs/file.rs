@@ -188,7 +188,7 @@ impl Ext2 {
         if size < old {
             self.truncate_blocks(i, size.div_ceil(bs))?;
             // Zero the tail of the new last block so a later extension reads zeros.
-            if size % bs != 0 {
+            if !size.is_multiple_of(bs) {
                 if let Some(b) = self.map(i, size / bs)? {
                     let buf = self.cache.get(b as u64)?;
                     buf.write()[(size % bs) as usize..].fill(0);

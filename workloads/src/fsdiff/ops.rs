@@ -147,7 +147,7 @@ pub fn acl_text(entries: &[AclEntry]) -> String {
 
 /// Decode an ACL in the xattr form (None: not one, e.g. a wrong length).
 pub fn acl_parse(b: &[u8]) -> Option<(u32, Vec<AclEntry>)> {
-    if b.len() < 4 || (b.len() - 4) % 8 != 0 {
+    if b.len() < 4 || !(b.len() - 4).is_multiple_of(8) {
         return None;
     }
     let version = u32::from_le_bytes(b[..4].try_into().ok()?);

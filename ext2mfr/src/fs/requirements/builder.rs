@@ -401,7 +401,7 @@ impl Builder<'_, '_> {
         self.written(boundary);
         // (The new size decides, not the old: a file of whole blocks cut
         // to a partial one has its new last block zeroed past the end.)
-        if size % self.fs.geo.block_size as u64 != 0 {
+        if !size.is_multiple_of(self.fs.geo.block_size as u64) {
             self.unknown(1);
             self.written(1);
         }
