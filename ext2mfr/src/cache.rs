@@ -346,9 +346,9 @@ impl BlockCache {
     }
 
     /// [`BlockCache::get`], where a miss first asks the image for the
-    /// blocks of `ahead` (which should hold `blk`) as read-ahead: see
-    /// [`Device::will_need`].
-    pub fn get_ahead(&self, blk: u64, ahead: std::ops::Range<u64>) -> Result<BufRef> {
+    /// blocks `ahead()` gives (which should hold `blk`) as read-ahead: see
+    /// [`Device::will_need`]. (Worked out only on a miss.)
+    pub fn get_ahead(&self, blk: u64, ahead: &dyn Fn() -> std::ops::Range<u64>) -> Result<BufRef> {
         self.lookup(blk, false, Some(ahead))
     }
 
@@ -424,7 +424,12 @@ impl BlockCache {
         Some(b.clone())
     }
 
-    fn lookup(&self, blk: u64, fresh: bool, ahead: Option<std::ops::Range<u64>>) -> Result<BufRef> {
+    fn lookup(
+        &self,
+        blk: u64,
+        fresh: bool,
+        ahead: Option<&dyn Fn() -> std::ops::Range<u64>>,
+    ) -> Result<BufRef> {
         self.check(blk)?;
         let mut shard = self.shard(blk).lock();
         let shard = &mut *shard;
@@ -450,7 +455,7 @@ impl BlockCache {
             .map_err(|_| FsError::NoMem)?;
         if !fresh {
             if let Some(ahead) = ahead {
-                self.dev.will_need(ahead);
+                self.dev.will_need(ahead());
             }
             self.dev.read_block(blk, &mut frame)?;
         }

@@ -54,7 +54,8 @@ impl Ext2 {
     /// The cached block holding inode `ino`, and the inode's offset in it.
     pub(crate) fn inode_buf(&self, ino: u32) -> Result<(crate::cache::BufRef, usize)> {
         let (blk, off) = self.inode_pos(ino)?;
-        Ok((self.cache.get_ahead(blk, self.inode_window(ino, blk))?, off))
+        let ahead = || self.inode_window(ino, blk);
+        Ok((self.cache.get_ahead(blk, &ahead)?, off))
     }
 
     pub fn read_inode(&self, ino: u32) -> Result<Inode> {
