@@ -8,9 +8,11 @@
 //!
 //! Safety against sharing a block that is not (or no longer) a live xattr
 //! block: blocks are remembered only when the request that read or wrote
-//! them commits (a rolled-back allocation is never remembered); the last
-//! reference writes the count 0 and forgets the block before it is freed;
-//! a candidate is taken only under its write lock with a count of at least
+//! them commits (a rolled-back allocation is never remembered), and only
+//! if no block was forgotten since it read them (the block may have been
+//! freed meanwhile, and be a file's data by then); the last reference
+//! writes the count 0 and forgets the block before it is freed; a
+//! candidate is taken only under its write lock with a count of at least
 //! one and the very bytes wanted.
 
 use super::Ext2;
@@ -29,6 +31,9 @@ const IN_ALL: usize = 4096;
 pub struct SharedBlocks {
     by_hash: HashMap<u32, Vec<u32>>,
     count: usize,
+    /// Blocks forgotten so far: a note made at a commit is dropped if
+    /// this moved since its request read the block.
+    forgets: u64,
 }
 
 impl SharedBlocks {
@@ -50,6 +55,7 @@ impl SharedBlocks {
     }
 
     fn forget(&mut self, blk: u32) {
+        self.forgets += 1;
         for list in self.by_hash.values_mut() {
             if let Some(k) = list.iter().position(|&b| b == blk) {
                 list.remove(k);
@@ -69,15 +75,32 @@ impl SharedBlocks {
 }
 
 impl Ext2 {
-    /// Remember xattr block `blk` (contents `d`) once this request commits.
+    /// Remember xattr block `blk` (contents `d`, just read or written)
+    /// once this request commits, unless a block is forgotten before that:
+    /// its last reference may have gone meanwhile (dropped by concurrent
+    /// requests that commit first), and a freed block remembered could be
+    /// a file's data by the time a setxattr takes a reference to it.
+    /// (A note so dropped costs at most a block not shared: sharing is
+    /// best effort.)
     pub(super) fn xattr_share_note(&self, blk: u32, d: &[u8]) {
         let hash = xattr::block_hash_of(d);
-        if hash == 0 || self.xattr_shared.lock().knows(hash, blk) {
+        if hash == 0 {
             return;
         }
+        let since = {
+            let shared = self.xattr_shared.lock();
+            if shared.knows(hash, blk) {
+                return;
+            }
+            shared.forgets
+        };
         let fs = self.arc();
-        self.rt
-            .defer(move || fs.xattr_shared.lock().note(hash, blk));
+        self.rt.defer(move || {
+            let mut shared = fs.xattr_shared.lock();
+            if shared.forgets == since {
+                shared.note(hash, blk);
+            }
+        });
     }
 
     /// Forget block `blk` (its last reference is going).
