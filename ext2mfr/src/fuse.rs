@@ -55,6 +55,7 @@ fn ctx(req: &Request) -> Ctx {
     Ctx {
         uid: req.uid(),
         gid: req.gid(),
+        pid: req.pid(),
     }
 }
 
@@ -182,12 +183,14 @@ impl Filesystem for FuseFs {
         // CACHE_SYMLINKS: the kernel keeps a symlink's target in its page
         // cache (no READLINK per walk): a target never changes, and an
         // inode number is not reused while the kernel holds the inode.
-        // HANDLE_KILLPRIV_V2: write, truncate and chown clear set-user-ID,
-        // set-group-ID and security.capability here (see `Ext2::write` and
-        // `Ext2::setattr`), so the kernel sends no SETATTR to clear them.
-        // (It still asks for security.capability at an inode's first write
-        // and at the first write after each attribute refresh, which
-        // forgets that it has none: S_NOSEC.)
+        // Not HANDLE_KILLPRIV_V2: the kernel's VFS then clears set-user-ID,
+        // set-group-ID and security.capability at a write, truncate or
+        // chown as for its own ext2, with the caller's credentials (a
+        // SETATTR with the mode, a REMOVEXATTR); see
+        // `kill_sgid_without_group_exec` for the one case left to us. (It
+        // asks for security.capability at an inode's first write and at the
+        // first write after each attribute refresh, which forgets that it
+        // has none: S_NOSEC.)
         // POSIX_ACL: the kernel enforces the ACLs stored here (it turns on
         // default permissions and reads them through getxattr); DONT_MASK:
         // it leaves the umask to us, since a directory's default ACL
@@ -218,7 +221,6 @@ impl Filesystem for FuseFs {
             fuser::InitFlags::FUSE_PARALLEL_DIROPS,
             fuser::InitFlags::FUSE_NO_OPEN_SUPPORT,
             fuser::InitFlags::FUSE_CACHE_SYMLINKS,
-            fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2,
             fuser::InitFlags::FUSE_POSIX_ACL,
             fuser::InitFlags::FUSE_DONT_MASK,
             fuser::InitFlags::FUSE_EXPORT_SUPPORT,
@@ -468,7 +470,7 @@ impl Filesystem for FuseFs {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        write_flags: WriteFlags,
+        _write_flags: WriteFlags,
         flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -478,7 +480,6 @@ impl Filesystem for FuseFs {
             ino: to_ext2(ino),
             offset,
             data,
-            kill_suidgid: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
             // (The descriptor's open flags: FUSE sends them with each write.)
             append: flags.0 & libc::O_APPEND != 0,
         };

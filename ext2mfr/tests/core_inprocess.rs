@@ -54,7 +54,6 @@ fn write(fs: &Ext2, ino: u32, offset: u64, data: &[u8]) {
         ino,
         offset,
         data,
-        kill_suidgid: false,
         append: false,
     };
     assert!(matches!(serve(fs, r), Ok(Reply::Written(n)) if n == data.len()));
@@ -381,7 +380,14 @@ fn a_freed_xattr_block_is_not_remembered_by_a_late_reader() {
     // `a` (as after a lookup): unlinked, it stays until forgotten.
     let fs = mount(&img);
     fs.add_ref(a);
-    assert!(serve(&fs, Request::Unlink { parent: ROOT, name: b"a" }).is_ok());
+    assert!(serve(
+        &fs,
+        Request::Unlink {
+            parent: ROOT,
+            name: b"a"
+        }
+    )
+    .is_ok());
 
     // A reader of `b`'s block that commits only after the block is freed.
     let (read_done, go_on) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
@@ -396,7 +402,10 @@ fn a_freed_xattr_block_is_not_remembered_by_a_late_reader() {
                 .unwrap();
         });
         read_done.wait();
-        let r = Request::Removexattr { ino: b, name: b"user.same" };
+        let r = Request::Removexattr {
+            ino: b,
+            name: b"user.same",
+        };
         assert!(matches!(serve(&fs, r), Ok(Reply::Done)));
         fs.forget(a, 1); // the last reference: the block is freed
         go_on.wait();
@@ -414,7 +423,10 @@ fn a_freed_xattr_block_is_not_remembered_by_a_late_reader() {
     // Equal attributes again: a new block, not a reference to the file.
     let c = create(&fs, ROOT, "c");
     set(&fs, c);
-    assert!(read(&fs, data, 0, 1024) == image, "a setxattr wrote into a file");
+    assert!(
+        read(&fs, data, 0, 1024) == image,
+        "a setxattr wrote into a file"
+    );
     unmount_and_check(fs, &img);
 }
 

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{symlink, FileExt, MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::time::Duration;
 
 #[test]
@@ -204,11 +205,13 @@ fn permissions_for_another_user() {
 }
 
 /// Set-user-ID and set-group-ID are killed as the kernel's ext2 kills them
-/// (the daemon does it, FUSE_HANDLE_KILLPRIV_V2): a write or truncate by a
-/// caller without CAP_FSETID clears both (set-group-ID without
-/// group-execute only for a caller outside the file's group); root's own
-/// writes and truncates keep them; a change of owner clears set-user-ID for
-/// everyone, on anything but a directory.
+/// (the kernel's VFS decides, the daemon kills set-group-ID without
+/// group-execute): a write or truncate by a caller without CAP_FSETID
+/// clears both (set-group-ID without group-execute only for a caller
+/// outside the file's group, by its primary and supplementary groups);
+/// root's own writes and truncates keep them, also of a file with a
+/// capability (which goes); a change of owner, also chown(f, -1, -1),
+/// clears set-user-ID for everyone, on anything but a directory.
 #[test]
 fn set_id_bits_killed_by_write_truncate_and_chown() {
     let _serial = setup();
@@ -241,6 +244,50 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
         0o2766,
         "no group-execute, writer in the group"
     );
+    // A member through a supplementary group keeps it.
+    let sg = make("supplementary", 0o0760);
+    std::os::unix::fs::chown(&sg, None, Some(4321)).unwrap();
+    fs::set_permissions(&sg, fs::Permissions::from_mode(0o2760)).unwrap();
+    let by_member = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--groups=4321",
+            "sh",
+            "-c",
+        ])
+        .arg(format!("echo x >> '{sg}'"))
+        .status()
+        .expect("run setpriv");
+    assert!(
+        by_member.success(),
+        "a write by a member of the file's group"
+    );
+    assert_eq!(
+        mode("supplementary"),
+        0o2760,
+        "writer in a supplementary group"
+    );
+    // Root (CAP_FSETID) writing a file with a capability: the capability
+    // goes, both bits stay.
+    let c = make("root_written_cap", 0o6777);
+    let cap = [1u8, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    setxattr(Path::new(&c), "security.capability", &cap).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&c)
+        .unwrap()
+        .write_all(b"x")
+        .unwrap();
+    assert_eq!(
+        mode("root_written_cap"),
+        0o6777,
+        "root's write, with a capability"
+    );
+    assert_errno!(
+        getxattr(Path::new(&c), "security.capability", 64),
+        libc::ENODATA
+    );
     let r = make("root_written", 0o6777);
     OpenOptions::new()
         .append(true)
@@ -259,6 +306,9 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
     truncate(&m.p("root_truncated"), 1).unwrap();
     assert_eq!(mode("root_truncated"), 0o6777, "root's truncate");
 
+    make("chowned_to_same", 0o6755);
+    std::os::unix::fs::chown(m.p("chowned_to_same"), None, None).unwrap();
+    assert_eq!(mode("chowned_to_same"), 0o0755, "chown(f, -1, -1) by root");
     make("chowned", 0o6755);
     std::os::unix::fs::chown(m.p("chowned"), Some(1234), Some(1234)).unwrap();
     assert_eq!(mode("chowned"), 0o0755, "chown, even by root");
@@ -276,7 +326,10 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
         ("written", 0o0777),
         ("outside", 0o0766),
         ("in_group", 0o2766),
+        ("supplementary", 0o2760),
+        ("root_written_cap", 0o6777),
         ("root_written", 0o6777),
+        ("chowned_to_same", 0o0755),
         ("truncated", 0o0777),
         ("chowned", 0o0755),
         ("dir", 0o3775),

@@ -1,5 +1,5 @@
 //! Attributes of an inode as the FUSE adapter reports them, and the request
-//! context (caller's uid/gid).
+//! context (caller's uid, gid and process).
 
 use crate::format::inode::{FileKind, Inode, Timestamp};
 
@@ -8,12 +8,38 @@ use crate::format::inode::{FileKind, Inode, Timestamp};
 pub struct Ctx {
     pub uid: u32,
     pub gid: u32,
+    /// The calling process (0: none, a request made in-process).
+    pub pid: u32,
 }
 
 impl Ctx {
-    pub const ROOT: Ctx = Ctx { uid: 0, gid: 0 };
+    pub const ROOT: Ctx = Ctx {
+        uid: 0,
+        gid: 0,
+        pid: 0,
+    };
     pub fn privileged(&self) -> bool {
         self.uid == 0
+    }
+
+    /// Is the caller in group `gid`, by its primary group or a
+    /// supplementary one (the kernel's in_group_p)? FUSE passes on the
+    /// primary group only: the others are read from /proc, so call it only
+    /// where the answer matters. (Unreadable: the primary group decides.)
+    pub fn in_group(&self, gid: u32) -> bool {
+        if self.gid == gid {
+            return true;
+        }
+        if self.pid == 0 {
+            return false;
+        }
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", self.pid)) else {
+            return false;
+        };
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Groups:"))
+            .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
     }
 }
 

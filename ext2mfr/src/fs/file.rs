@@ -4,24 +4,7 @@
 use super::attr::Ctx;
 use super::Ext2;
 use crate::error::{FsError, Result};
-use crate::format::inode::{max_file_size, Inode, Timestamp, S_ISGID, S_ISUID, S_IXGRP};
-
-/// What a write, a truncate or a change of owner does to set-user-ID and
-/// set-group-ID, as the kernel decides it (setattr_should_drop_suidgid):
-/// set-user-ID goes; set-group-ID goes with group-execute, and without it
-/// (no longer a set-group-ID program) for a caller outside the file's group
-/// without CAP_FSETID. FUSE passes on the caller's primary group only, so a
-/// member through a supplementary group loses the bit too.
-pub(super) fn kill_suidgid(i: &mut Inode, ctx: &Ctx) {
-    let m = i.mode();
-    let mut kill = S_ISUID;
-    if m & S_IXGRP != 0 || (!ctx.privileged() && ctx.gid != i.gid()) {
-        kill |= S_ISGID;
-    }
-    if m & kill != 0 {
-        i.i_mode.set(m & !kill);
-    }
-}
+use crate::format::inode::{max_file_size, Inode, Timestamp};
 
 impl Ext2 {
     pub fn read(&self, ino: u32, offset: u64, size: u32) -> Result<Vec<u8>> {
@@ -88,10 +71,9 @@ impl Ext2 {
         );
     }
 
-    /// Write `data` at `offset`. `kill_privileges`: the kernel's
-    /// FUSE_WRITE_KILL_SUIDGID (the writer lacks CAP_FSETID), so the write
-    /// also clears set-user-ID and set-group-ID, as write(2) does.
-    /// `append`: the descriptor was opened with O_APPEND (all an
+    /// Write `data` at `offset`. (Set-user-ID and set-group-ID the
+    /// kernel kills itself, by a setattr before the write: see
+    /// `Ext2::setattr`.) `append`: the descriptor was opened with O_APPEND (all an
     /// append-only file takes).
     pub fn write(
         &self,
@@ -99,7 +81,6 @@ impl Ext2 {
         ino: u32,
         offset: u64,
         data: &[u8],
-        kill_privileges: bool,
         append: bool,
     ) -> Result<usize> {
         self.check_writable()?;
@@ -153,14 +134,6 @@ impl Ext2 {
             pos += n as u64;
         }
         let written = (pos - offset) as usize;
-        if kill_privileges {
-            kill_suidgid(&mut i, ctx);
-        }
-        if written > 0 {
-            // Whoever writes, file capabilities go (the kernel's
-            // file_remove_privs; FUSE_HANDLE_KILLPRIV_V2 leaves it to us).
-            self.drop_capability(ctx, ino, &mut i)?;
-        }
         if written > 0 {
             if pos > i.size() {
                 self.note_large_file(pos);

@@ -2,11 +2,10 @@
 //! cache), and their attributes (getattr, setattr, access).
 
 use super::attr::{Attr, Ctx, SetAttr};
-use super::file::kill_suidgid;
 use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
 use crate::format::inode::{
-    FileKind, Inode, Timestamp, INODE_KNOWN_SIZE, S_IFMT, WANT_EXTRA_ISIZE,
+    FileKind, Inode, Timestamp, INODE_KNOWN_SIZE, S_IFMT, S_ISGID, S_IXGRP, WANT_EXTRA_ISIZE,
 };
 
 /// Inode-table blocks read ahead at once (see [`read_ahead_window`]); a
@@ -107,6 +106,35 @@ impl Ext2 {
     }
 }
 
+/// The one kill of set-group-ID the kernel's FUSE client leaves to the
+/// daemon. The kernel's VFS decides every kill of set-user-ID and
+/// set-group-ID at a write, truncate or change of owner with the caller's
+/// credentials (setattr_should_drop_suidgid), as for its own ext2, and its
+/// FUSE client sends the new mode in a setattr, but for set-group-ID
+/// without group-execute (no set-group-ID program, and no longer killed
+/// there): that one goes for a caller without CAP_FSETID outside the
+/// file's group, judged on the file as it was. The setattr that asks for
+/// it carries the mode (with set-user-ID killed too), the size, the new
+/// owner, or nothing (a write or chown(f, -1, -1)). A chmod carries a mode
+/// too, but there the kernel has already dropped set-group-ID for a caller
+/// outside the group, so whatever is left belongs to a member. (Root, for
+/// CAP_FSETID, kills nothing: its write of a file with a capability sends
+/// an empty setattr after removing the capability, and keeps both bits.
+/// FUSE_HANDLE_KILLPRIV_V2 is not asked for: the kernel would then leave
+/// every kill to us, and send the same empty setattr from root for that
+/// write, which keeps both bits, and for chown(f, -1, -1), which kills them.)
+fn kill_sgid_without_group_exec(i: &mut Inode, ctx: &Ctx, s: &SetAttr) {
+    let m = i.mode();
+    let asks = s.mode.is_some() || s.size.is_some() || s.uid.is_some() || s.gid.is_some();
+    if (asks || s.is_empty())
+        && m & (S_ISGID | S_IXGRP) == S_ISGID
+        && !ctx.privileged()
+        && !ctx.in_group(i.gid())
+    {
+        i.i_mode.set(m & !S_ISGID);
+    }
+}
+
 // ---- an inode's attributes ----
 
 impl Ext2 {
@@ -143,16 +171,9 @@ impl Ext2 {
             i.i_mode.set(m);
             self.acl_chmod(ctx, ino, &mut i)?;
         }
-        // The kernel leaves killing set-user-ID and set-group-ID to us
-        // (FUSE_HANDLE_KILLPRIV_V2): a change of owner kills set-user-ID on
-        // anything but a directory, for everyone, as chown(2) does, judged
-        // on the file as it was. chown(f, -1, -1) changes no owner but does
-        // the same; FUSE sends it as a setattr with nothing set.
-        let chown = s.uid.is_some() || s.gid.is_some() || s.is_empty();
-        if chown && s.mode.is_none() && !i.is_dir() {
-            kill_suidgid(&mut i, ctx);
-            self.drop_capability(ctx, ino, &mut i)?;
-        }
+        // (A capability the kernel removes itself, by a removexattr before
+        // a write, truncate or change of owner, as for its own ext2.)
+        kill_sgid_without_group_exec(&mut i, ctx, s);
         if let Some(uid) = s.uid {
             i.set_uid(uid);
         }
@@ -168,13 +189,6 @@ impl Ext2 {
             }
             self.set_size(&mut i, size)?;
             i.set_mtime(t);
-            // A truncate kills them unless the caller holds CAP_FSETID. The
-            // kernel says so in FATTR_KILL_SUIDGID, which fuser does not
-            // pass on; root stands for the capability, as in `privileged`.
-            if !ctx.privileged() {
-                kill_suidgid(&mut i, ctx);
-            }
-            self.drop_capability(ctx, ino, &mut i)?;
         }
         if let Some(a) = s.atime {
             i.set_atime(a);

@@ -268,30 +268,6 @@ impl Ext2 {
         Ok(true)
     }
 
-    /// Drop `security.capability` (a write, truncate or change of owner
-    /// does, as the kernel's file_remove_privs and ATTR_KILL_PRIV). Cheap
-    /// for the common inode without attributes.
-    pub(crate) fn drop_capability(&self, ctx: &Ctx, ino: u32, i: &mut Inode) -> Result<()> {
-        if i.i_file_acl.get() == 0 && !self.has_ibody_xattrs(ino)? {
-            return Ok(());
-        }
-        self.xattr_set(ctx, ino, i, xattr::INDEX_SECURITY, b"capability", None, 0)?;
-        Ok(())
-    }
-
-    /// Whether the in-inode area of `ino` holds attributes (its magic).
-    fn has_ibody_xattrs(&self, ino: u32) -> Result<bool> {
-        if self.geo.inode_size <= 128 {
-            return Ok(false);
-        }
-        let (b, off) = self.inode_buf(ino)?;
-        let d = b.read();
-        Ok(
-            xattr::ibody_start(&d[off..off + self.geo.inode_size as usize])
-                .is_some_and(|s| d[off + s..off + s + 4] == xattr::MAGIC.to_le_bytes()),
-        )
-    }
-
     /// Write the in-inode list of `ino`; false (nothing written) when it
     /// does not fit or the inode has no such area.
     fn store_ibody(&self, ino: u32, entries: &[Entry]) -> Result<bool> {

@@ -169,6 +169,7 @@ impl Dispatcher {
         let ctx = Ctx {
             uid: h.uid,
             gid: h.gid,
+            pid: h.pid,
         };
         let mut o = Reader::new(op_header);
         let mut r = Reader::new(rest);
@@ -343,7 +344,6 @@ impl Dispatcher {
                     ino,
                     offset: w.offset,
                     data: bytes,
-                    kill_suidgid: w.write_flags & abi::WRITE_KILL_SUIDGID != 0,
                     // (The descriptor's open flags come with each write.)
                     append: w.flags & libc::O_APPEND as u32 != 0,
                 }) {

@@ -125,7 +125,6 @@ const WANTED: u64 = init::ASYNC_READ
     | init::PARALLEL_DIROPS
     | init::NO_OPEN_SUPPORT
     | init::CACHE_SYMLINKS
-    | init::HANDLE_KILLPRIV_V2
     | init::POSIX_ACL
     | init::DONT_MASK
     | init::EXPORT_SUPPORT;
@@ -196,7 +195,6 @@ pub fn negotiate(dev: &File, uring: bool, writeback_cache: bool) -> io::Result<C
         (init::PARALLEL_DIROPS, "PARALLEL_DIROPS"),
         (init::NO_OPEN_SUPPORT, "NO_OPEN_SUPPORT"),
         (init::CACHE_SYMLINKS, "CACHE_SYMLINKS"),
-        (init::HANDLE_KILLPRIV_V2, "HANDLE_KILLPRIV_V2"),
         (init::POSIX_ACL, "POSIX_ACL"),
         (init::DONT_MASK, "DONT_MASK"),
         (init::EXPORT_SUPPORT, "EXPORT_SUPPORT"),

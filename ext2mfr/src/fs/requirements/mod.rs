@@ -236,9 +236,9 @@ impl Builder<'_, '_> {
         self.written(IMAGES_PER_NEW_BLOCK);
     }
 
-    /// What a write or setattr may do to the attributes besides (drop
-    /// security.capability, carry a chmod into the ACL): only an inode
-    /// with an xattr block may need a block (a shared one is copied).
+    /// What a setattr may do to the attributes besides (carry a chmod into
+    /// the ACL): only an inode with an xattr block may need a block (a
+    /// shared one is copied).
     fn incidental_xattr_change(&mut self, i: Option<&Inode>) {
         match i {
             Some(i) if i.i_file_acl.get() == 0 => {}
@@ -328,7 +328,6 @@ impl Builder<'_, '_> {
         // path, and the bitmap once per allocation (each its own
         // domain). (An allocation's inverse runs unlogged: no image.)
         self.written((1 + count + ind + allocs).saturating_sub(self.sure_new));
-        self.incidental_xattr_change(i.as_ref());
     }
 
     /// Inode, and with a size Tree(i) + tail block + xattr + Bitmaps(i_blocks).
