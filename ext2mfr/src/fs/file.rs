@@ -71,10 +71,10 @@ impl Ext2 {
         );
     }
 
-    /// Write `data` at `offset`. (Set-user-ID and set-group-ID the
-    /// kernel kills itself, by a setattr before the write: see
-    /// `Ext2::setattr`.) `append`: the descriptor was opened with O_APPEND (all an
-    /// append-only file takes).
+    /// Write `data` at `offset`. `append`: the descriptor was opened with
+    /// O_APPEND (all an append-only file takes). (Set-user-ID,
+    /// set-group-ID and a capability the kernel kills before the write,
+    /// by a setattr and a removexattr: see `Ext2::setattr`.)
     pub fn write(
         &self,
         ctx: &Ctx,
