@@ -306,6 +306,21 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
     truncate(&m.p("root_truncated"), 1).unwrap();
     assert_eq!(mode("root_truncated"), 0o6777, "root's truncate");
 
+    // chown(f, -1, -1) by someone else: a kill of set-group-ID would be
+    // a change of mode, which only the owner may make: EPERM, as the
+    // kernel's ext2 (where a write by the same user kills it, above).
+    let n = make("not_owner_chown", 0o2766);
+    assert!(
+        !sh_as_nobody(&format!(
+            "perl -e 'chown(-1, -1, $ARGV[0]) or exit 1' '{n}'"
+        )),
+        "chown(f, -1, -1) by someone else"
+    );
+    assert_eq!(
+        mode("not_owner_chown"),
+        0o2766,
+        "chown(f, -1, -1) by someone else"
+    );
     make("chowned_to_same", 0o6755);
     std::os::unix::fs::chown(m.p("chowned_to_same"), None, None).unwrap();
     assert_eq!(mode("chowned_to_same"), 0o0755, "chown(f, -1, -1) by root");
@@ -330,6 +345,7 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
         ("root_written_cap", 0o6777),
         ("root_written", 0o6777),
         ("chowned_to_same", 0o0755),
+        ("not_owner_chown", 0o2766),
         ("truncated", 0o0777),
         ("chowned", 0o0755),
         ("dir", 0o3775),

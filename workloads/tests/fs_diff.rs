@@ -1,5 +1,6 @@
 //! The differential tester, short: three thousand seeded random
-//! system calls (extended attributes and ACLs among them) per block size
+//! system calls (extended attributes and ACLs among them, some as other
+//! users than root) per block size
 //! (1, 2 and 4 KiB, 256-byte inodes) and daemon configuration (default and
 //! baseline), and fifteen hundred at 4 KiB blocks with 128-byte inodes, on
 //! the kernel's driver and on ext2mfr, with no

@@ -41,6 +41,31 @@ impl Ctx {
             .find_map(|l| l.strip_prefix("Groups:"))
             .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
     }
+
+    /// Is the caller blocked in chown(2) or one of its kin, by
+    /// /proc/PID/syscall? (For the one request FUSE makes alike for a
+    /// chown and a write: see `kill_sgid_without_group_exec`.)
+    pub fn in_chown(&self) -> bool {
+        if self.pid == 0 {
+            return false;
+        }
+        let Ok(s) = std::fs::read_to_string(format!("/proc/{}/syscall", self.pid)) else {
+            return false;
+        };
+        let nr = s
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<i64>().ok());
+        nr.is_some_and(|n| {
+            [
+                libc::SYS_chown,
+                libc::SYS_lchown,
+                libc::SYS_fchown,
+                libc::SYS_fchownat,
+            ]
+            .contains(&n)
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -117,13 +117,17 @@ impl Ext2 {
 /// it carries the mode (with set-user-ID killed too), the size, the new
 /// owner, or nothing (a write or chown(f, -1, -1)). A chmod carries a mode
 /// too, but there the kernel has already dropped set-group-ID for a caller
-/// outside the group, so whatever is left belongs to a member. (Root, for
-/// CAP_FSETID, kills nothing: its write of a file with a capability sends
-/// an empty setattr after removing the capability, and keeps both bits.
-/// FUSE_HANDLE_KILLPRIV_V2 is not asked for: the kernel would then leave
-/// every kill to us, and send the same empty setattr from root for that
-/// write, which keeps both bits, and for chown(f, -1, -1), which kills them.)
-fn kill_sgid_without_group_exec(i: &mut Inode, ctx: &Ctx, s: &SetAttr) {
+/// outside the group, so whatever is left belongs to a member. A kill is a
+/// change of mode, which only the owner may make by chown (the kernel's
+/// ext2 answers EPERM) but anyone who may write by a write; FUSE sends an
+/// empty setattr for both, so the system call the caller is in decides.
+/// (Root, for CAP_FSETID, kills nothing: its write of a file with a
+/// capability sends an empty setattr after removing the capability, and
+/// keeps both bits. FUSE_HANDLE_KILLPRIV_V2 is not asked for: the kernel
+/// would then leave every kill to us, and send the same empty setattr from
+/// root for that write, which keeps both bits, and for chown(f, -1, -1),
+/// which kills them.)
+fn kill_sgid_without_group_exec(i: &mut Inode, ctx: &Ctx, s: &SetAttr) -> Result<()> {
     let m = i.mode();
     let asks = s.mode.is_some() || s.size.is_some() || s.uid.is_some() || s.gid.is_some();
     if (asks || s.is_empty())
@@ -131,8 +135,12 @@ fn kill_sgid_without_group_exec(i: &mut Inode, ctx: &Ctx, s: &SetAttr) {
         && !ctx.privileged()
         && !ctx.in_group(i.gid())
     {
+        if s.is_empty() && ctx.uid != i.uid() && ctx.in_chown() {
+            return Err(FsError::Perm);
+        }
         i.i_mode.set(m & !S_ISGID);
     }
+    Ok(())
 }
 
 // ---- an inode's attributes ----
@@ -173,7 +181,7 @@ impl Ext2 {
         }
         // (A capability the kernel removes itself, by a removexattr before
         // a write, truncate or change of owner, as for its own ext2.)
-        kill_sgid_without_group_exec(&mut i, ctx, s);
+        kill_sgid_without_group_exec(&mut i, ctx, s)?;
         if let Some(uid) = s.uid {
             i.set_uid(uid);
         }

@@ -47,8 +47,9 @@ struct Args {
     shrink_secs: u64,
     /// Op kinds to leave out, comma-separated (write, mknod, mkdir, rmdir,
     /// unlink, link, symlink, rename, truncate, fallocate, chmod, chown,
-    /// utimens, stat, read, readlink, readdir, statfs, fd, xattr, acl), e.g. to look
-    /// past a known bug.
+    /// utimens, stat, read, readlink, readdir, statfs, fd, xattr, acl; and
+    /// users: no op as another user than root), e.g. to look past a known
+    /// bug.
     #[arg(long, default_value = "")]
     without: String,
     /// Keep the images and the daemon log of each run.

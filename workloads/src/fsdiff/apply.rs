@@ -343,8 +343,99 @@ fn timespec(t: &Time) -> libc::timespec {
     }
 }
 
+/// The capability sets of a thread (capget/capset, version 3).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// This thread's capabilities.
+fn capabilities() -> [CapData; 2] {
+    let mut h = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut d = [CapData::default(); 2];
+    // SAFETY: a version-3 header and two data structs, as capget(2) wants.
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()) };
+    assert_eq!(r, 0, "capget: {}", std::io::Error::last_os_error());
+    d
+}
+
+fn set_capabilities(d: &[CapData; 2]) {
+    let mut h = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: as in `capabilities`.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()) };
+    assert_eq!(r, 0, "capset: {}", std::io::Error::last_os_error());
+}
+
+/// Run `f` as another user: this thread's file-system uid and gid (which
+/// the kernel checks permissions with, and FUSE passes on), its
+/// supplementary groups, and no effective capability (so no CAP_FSETID,
+/// CAP_DAC_OVERRIDE, CAP_SYS_RESOURCE...), then back to what it was. Raw
+/// system calls: they change the calling thread only (glibc's setgroups
+/// changes every thread), and both sides run on this thread.
+fn as_user<T>(uid: u32, gid: u32, groups: &[u32], f: impl FnOnce() -> T) -> T {
+    let caps = capabilities();
+    let mut saved = vec![0 as libc::gid_t; 256];
+    // SAFETY: the buffer holds 256 groups; raw calls with plain values.
+    let n = unsafe {
+        let n = libc::getgroups(256, saved.as_mut_ptr());
+        assert!(n >= 0, "getgroups");
+        assert_eq!(
+            libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()),
+            0
+        );
+        libc::syscall(libc::SYS_setfsgid, gid);
+        libc::syscall(libc::SYS_setfsuid, uid);
+        n as usize
+    };
+    set_capabilities(&[
+        CapData {
+            effective: 0,
+            ..caps[0]
+        },
+        CapData {
+            effective: 0,
+            ..caps[1]
+        },
+    ]);
+    let r = f();
+    set_capabilities(&caps);
+    // SAFETY: as above.
+    unsafe {
+        libc::syscall(libc::SYS_setfsuid, 0);
+        libc::syscall(libc::SYS_setfsgid, 0);
+        assert_eq!(libc::syscall(libc::SYS_setgroups, n, saved.as_ptr()), 0);
+    }
+    r
+}
+
 /// Apply `op` under `root`, with this side's descriptors.
 pub fn apply(op: &Op, root: &Path, fds: &mut Fds) -> Outcome {
+    if let Op::AsUser {
+        uid,
+        gid,
+        groups,
+        op,
+    } = op
+    {
+        return as_user(*uid, *gid, groups, || apply(op, root, fds));
+    }
     let p = |rel: &str| root.join(rel);
     let done = |r: i64| check(r).map(|_| Value::Done);
     // SAFETY (all calls below): paths are NUL-terminated CStrings that live
@@ -533,7 +624,7 @@ pub fn apply(op: &Op, root: &Path, fds: &mut Fds) -> Outcome {
                 xattr::get(Target::Fd(fds.get(*slot)?), name, *size)
             }
             // The runner walks the trees itself.
-            Op::CheckTrees => Ok(Value::Done),
+            Op::CheckTrees | Op::AsUser { .. } => Ok(Value::Done),
         }
     }
 }

@@ -12,8 +12,10 @@ use std::path::Path;
 
 mod xattr;
 
-/// Op kinds the generator can make (for `--without`).
+/// Op kinds the generator can make (for `--without`; "users": no op runs
+/// as another user than root).
 pub const KINDS: &[&str] = &[
+    "users",
     "write",
     "mknod",
     "mkdir",
@@ -92,8 +94,27 @@ pub fn clamp_time(t: (i64, i64)) -> (i64, i64) {
     }
 }
 
+/// The other users an op may run as (uid, gid, supplementary groups): one
+/// with no group but its own, one in root's group (gid 0, which owns what
+/// root makes) by a supplementary group, one whose primary group is
+/// another user's.
+const OTHER_USERS: [(u32, u32, &[u32]); 4] = [
+    (1000, 1000, &[]),
+    (1000, 1000, &[0, 2000]),
+    (65534, 65534, &[1000]),
+    (2000, 1000, &[]),
+];
+
+/// Percent of the ops that run as another user ("users" in `without`
+/// leaves them all to root).
+const AS_OTHER_USER: u32 = 15;
+
 pub struct Generator {
     rng: StdRng,
+    /// Whether an op runs as another user, and as whom: a stream of its
+    /// own, so that the ops drawn from `rng` are those of the same seed
+    /// without users.
+    users: StdRng,
     block_size: u32,
     max_size: u64,
     /// (path, ls -l type letter) of every entry but the root.
@@ -108,6 +129,7 @@ impl Generator {
     pub fn new(seed: u64, block_size: u32, without: &[String]) -> Generator {
         Generator {
             rng: StdRng::seed_from_u64(seed),
+            users: StdRng::seed_from_u64(seed ^ 0x05e7_05e7_05e7_05e7),
             block_size,
             max_size: max_file_size(block_size),
             entries: Vec::new(),
@@ -122,7 +144,7 @@ impl Generator {
         if ok && op.changes_names() {
             self.stale = true;
         }
-        match op {
+        match op.inner() {
             Op::FdOpen { slot, path, .. } => self.slots[*slot as usize] = ok.then(|| path.clone()),
             Op::FdClose { slot } => self.slots[*slot as usize] = None,
             _ => {}
@@ -211,7 +233,19 @@ impl Generator {
             }
             r -= w;
         }
-        self.make(kind)
+        let op = self.make(kind);
+        let other = self.users.gen_range(0..100) < AS_OTHER_USER;
+        let (uid, gid, groups) = OTHER_USERS[self.users.gen_range(0..OTHER_USERS.len())];
+        if other && !self.without.iter().any(|w| w == "users") {
+            Op::AsUser {
+                uid,
+                gid,
+                groups: groups.to_vec(),
+                op: Box::new(op),
+            }
+        } else {
+            op
+        }
     }
 
     fn make(&mut self, kind: &str) -> Op {

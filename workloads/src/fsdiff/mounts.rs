@@ -40,6 +40,14 @@ impl Pristine {
                 .arg(format!("{IMAGE_MIB}M")),
             Duration::from_secs(120),
         )?;
+        // The root open to everyone, sticky (as /tmp): ops run as other
+        // users too, and may then make their own files and directories.
+        run_ok(
+            Command::new("debugfs")
+                .args(["-w", "-R", "set_inode_field / mode 041777"])
+                .arg(&img),
+            Duration::from_secs(60),
+        )?;
         Ok(Pristine {
             _dir: dir,
             img,
@@ -108,9 +116,15 @@ impl Pair {
             log: dir.file("daemon.log"),
             kimg,
             oimg,
+            // allow_other: ops run as other users too (the kernel's ext2
+            // serves everyone; a FUSE mount only its mounter without it).
             peer: Peer::Daemon {
                 label: daemon.label.clone(),
-                opts: daemon.opts.clone(),
+                opts: if daemon.opts.is_empty() {
+                    "allow_other".into()
+                } else {
+                    format!("{},allow_other", daemon.opts)
+                },
             },
             tools: tools.clone(),
             dir,

@@ -367,6 +367,17 @@ pub enum Op {
     /// (the runner does it). In the sequence so a replay walks at the same
     /// points: a walk reads every file, which changes what is cached.
     CheckTrees,
+    /// `op` by another user: the calling thread's file-system uid and gid
+    /// (setfsuid, setfsgid: which also drop root's capabilities) and its
+    /// supplementary groups, for the call only. Permission checks, and
+    /// what writes, truncates and changes of owner do to set-user-ID and
+    /// set-group-ID, depend on them.
+    AsUser {
+        uid: u32,
+        gid: u32,
+        groups: Vec<u32>,
+        op: Box<Op>,
+    },
 }
 
 impl Op {
@@ -451,6 +462,15 @@ impl Op {
                 format!("fsetxattr({}, {})", namespace(name), xattr_flags(*flags))
             }
             Op::CheckTrees => "tree check".into(),
+            Op::AsUser { op, .. } => format!("{} as another user", op.kind()),
+        }
+    }
+
+    /// The op itself, the same as another user.
+    pub fn inner(&self) -> &Op {
+        match self {
+            Op::AsUser { op, .. } => op,
+            op => op,
         }
     }
 
@@ -458,7 +478,7 @@ impl Op {
     /// generator then re-reads its model of the tree).
     pub fn changes_names(&self) -> bool {
         matches!(
-            self,
+            self.inner(),
             Op::WriteFile { .. }
                 | Op::Mknod { .. }
                 | Op::Mkdir { .. }
@@ -474,7 +494,7 @@ impl Op {
     /// File offsets this op makes interesting for content comparison of
     /// large sparse files (see tree.rs): where it writes or cuts.
     pub fn offsets(&self) -> Vec<u64> {
-        match self {
+        match self.inner() {
             Op::WriteFile { at: Some(o), .. } | Op::FdWrite { at: Some(o), .. } => vec![*o],
             Op::Truncate { size, .. } | Op::FdTruncate { size, .. } => vec![*size],
             Op::Fallocate { off, len, .. } => vec![*off, off.saturating_add(*len)],
@@ -744,6 +764,12 @@ impl fmt::Display for Op {
                 write!(f, "fgetxattr(fd{slot}, {}, size {size})", show(name))
             }
             Op::CheckTrees => write!(f, "(syncfs, walk and compare both trees)"),
+            Op::AsUser {
+                uid,
+                gid,
+                groups,
+                op,
+            } => write!(f, "as uid {uid} gid {gid} groups {groups:?}: {op}"),
         }
     }
 }

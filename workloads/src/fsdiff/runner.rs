@@ -184,7 +184,7 @@ struct Known {
 
 impl Known {
     fn learn(&mut self, op: &Op) {
-        if let Op::Utimens { atime, mtime, .. } = op {
+        if let Op::Utimens { atime, mtime, .. } = op.inner() {
             for t in [atime, mtime] {
                 if let Time::At(s, ns) = t {
                     self.times.insert(clamp_time((*s, *ns)));
@@ -366,15 +366,15 @@ pub fn run(setup: &Setup, mut source: Source, limits: &Limits) -> Result<RunResu
         if let Source::Generate(g, _) = &mut source {
             g.observe(&op, k.is_ok());
         }
-        if let (Op::Fallocate { path, .. }, Err(libc::EOPNOTSUPP)) = (&op, &k) {
+        if let (Op::Fallocate { path, .. }, Err(libc::EOPNOTSUPP)) = (op.inner(), &k) {
             if let Ok(st) = StatInfo::lstat(&roots.0.join(path)) {
                 known.fallocated.insert(st.ino);
             }
         }
-        if let (Op::FdWrite { slot, .. }, Ok(_)) = (&op, &k) {
+        if let (Op::FdWrite { slot, .. }, Ok(_)) = (op.inner(), &k) {
             known.fifo_written.extend(kfds.fifo_ino(*slot));
         }
-        match (&op, &k) {
+        match (op.inner(), &k) {
             (Op::WriteFile { path, .. }, Err(libc::EFBIG)) => {
                 if let Ok(st) = StatInfo::lstat(&roots.0.join(path)) {
                     known.efbig_written.insert(st.ino);
@@ -387,8 +387,8 @@ pub fn run(setup: &Setup, mut source: Source, limits: &Limits) -> Result<RunResu
         }
         let ctx = known.ctx(Scope::Call, op.kind());
         let mut diffs = diff::outcomes(&ctx, "", &k, &o);
-        if let Op::GetXattr { path, .. } | Op::ListXattr { path, .. } = &op {
-            let capability_get = match &op {
+        if let Op::GetXattr { path, .. } | Op::ListXattr { path, .. } = op.inner() {
+            let capability_get = match op.inner() {
                 Op::GetXattr { name, .. } => name == "security.capability",
                 _ => true,
             };
