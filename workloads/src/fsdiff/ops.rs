@@ -462,7 +462,9 @@ impl Op {
                 format!("fsetxattr({}, {})", namespace(name), xattr_flags(*flags))
             }
             Op::CheckTrees => "tree check".into(),
-            Op::AsUser { op, .. } => format!("{} as another user", op.kind()),
+            // (As root's: the same code paths; the call's line shows the
+            // user.)
+            Op::AsUser { op, .. } => op.kind(),
         }
     }
 
