@@ -232,3 +232,31 @@ fn acls_answer_and_enforce_as_the_kernels() {
         assert!(nobody_reads, "the kernel's ACL enforced here");
     }
 }
+
+/// Setting an access ACL keeps set-group-ID for a caller in the file's
+/// group, also through a supplementary group (posix_acl_update_mode, as
+/// the kernel's driver), and drops it for a caller outside the group.
+#[test]
+fn an_acl_set_by_a_member_through_a_supplementary_group_keeps_set_group_id() {
+    let _serial = setup();
+    let img = mkfs_ext2mfr(16 << 20, 1024);
+    let m = mount(&img.path, "allow_other");
+    // u::rwx, g::rwx, o::---
+    let acl = acl_xattr(&[(1, 7, 0), (4, 7, 0), (0x20, 0, 0)]);
+    for (name, groups, want) in [
+        ("member", &[4321u32][..], 0o2770),
+        ("outsider", &[][..], 0o0770),
+    ] {
+        let p = m.p(name);
+        fs::write(&p, b"").unwrap();
+        chown(&p, 1000, 4321).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o2770)).unwrap();
+        on_thread_as(1000, 1000, groups, || {
+            setxattr(&p, "system.posix_acl_access", &acl)
+        })
+        .unwrap();
+        let mode = fs::metadata(&p).unwrap().mode() & 0o7777;
+        assert_eq!(mode, want, "{name}");
+    }
+    m.unmount_and_check();
+}

@@ -61,10 +61,10 @@ impl Ext2 {
         };
         // posix_acl_update_mode: the mode follows the ACL; an ACL the mode
         // says all of is not kept; set-group-ID goes for a caller outside
-        // the file's group (FUSE passes the primary group only).
+        // the file's group, by its primary and supplementary groups.
         let (perm, equiv) = acl.equiv_mode();
         let mut mode = (i.mode() & !0o777) | perm;
-        if !ctx.privileged() && ctx.gid != i.gid() {
+        if !ctx.privileged() && !ctx.in_group(i.gid()) {
             mode &= !S_ISGID;
         }
         let mode_changed = mode != i.mode();

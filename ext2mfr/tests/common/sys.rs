@@ -220,3 +220,32 @@ pub fn assert_root() {
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "these tests must run as root (euid {euid})");
 }
+
+/// Run `f` on a thread of its own as another user: its file-system uid
+/// and gid (which also drop root's file capabilities: CAP_FSETID,
+/// CAP_FOWNER, CAP_DAC_OVERRIDE...) and supplementary groups. Raw system
+/// calls: they change that thread only (glibc's setgroups changes every
+/// thread of the process).
+pub fn on_thread_as<T: Send>(
+    uid: u32,
+    gid: u32,
+    groups: &[u32],
+    f: impl FnOnce() -> T + Send,
+) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: plain values and a slice that lives across the call.
+            unsafe {
+                assert_eq!(
+                    libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()),
+                    0
+                );
+                libc::syscall(libc::SYS_setfsgid, gid);
+                libc::syscall(libc::SYS_setfsuid, uid);
+            }
+            f()
+        })
+        .join()
+        .expect("thread as another user")
+    })
+}
