@@ -367,8 +367,8 @@ fn a_freed_xattr_block_is_not_remembered_by_a_late_reader() {
     set(&fs, b);
     unmount_and_check(fs, &img);
     // `a` and `b` share one block; its image, with one reference.
-    let (blk, refs) = xattr_block_of(&img.path, "/a");
-    assert_eq!((xattr_block_of(&img.path, "/b"), refs), ((blk, 2), 2));
+    let (blk, refs) = xattr_block(&img.path, "/a");
+    assert_eq!((xattr_block(&img.path, "/b"), refs), ((blk, 2), 2));
     let mut image = vec![0u8; 1024];
     std::fs::File::open(&img.path)
         .unwrap()
@@ -428,18 +428,4 @@ fn a_freed_xattr_block_is_not_remembered_by_a_late_reader() {
         "a setxattr wrote into a file"
     );
     unmount_and_check(fs, &img);
-}
-
-/// An inode's xattr block in an image, and its reference count.
-fn xattr_block_of(img: &std::path::Path, path: &str) -> (u64, u32) {
-    use std::os::unix::fs::FileExt;
-    let blk: u64 = stat_field(&debugfs_stat(img, path), "File ACL:")
-        .parse()
-        .unwrap();
-    let mut hdr = [0u8; 8];
-    std::fs::File::open(img)
-        .unwrap()
-        .read_exact_at(&mut hdr, blk * 1024)
-        .unwrap();
-    (blk, u32::from_le_bytes(hdr[4..8].try_into().unwrap()))
 }

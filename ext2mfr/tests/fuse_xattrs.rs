@@ -338,21 +338,6 @@ fn xattr_calls_answer_as_the_kernels() {
     }
 }
 
-/// The xattr block of `path` in an image, and its reference count.
-fn xattr_block(img: &Path, path: &str) -> (u64, u32) {
-    let blk: u64 = stat_field(&debugfs_stat(img, path), "File ACL:")
-        .parse()
-        .unwrap();
-    assert_ne!(blk, 0, "{path} has no xattr block");
-    let bs = le32(&sb_bytes(img), 24);
-    let mut hdr = [0u8; 8];
-    fs::File::open(img)
-        .unwrap()
-        .read_exact_at(&mut hdr, blk * (1024u64 << bs))
-        .unwrap();
-    (blk, le32(&hdr, 4))
-}
-
 /// Two files with equal attributes, set by the kernel, share one block
 /// (refcount 2); changing one here copies the block, the other keeps its
 /// value and the old block with refcount 1; deleting it frees that block.

@@ -30,10 +30,7 @@ impl Ctx {
         if self.gid == gid {
             return true;
         }
-        if self.pid == 0 {
-            return false;
-        }
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", self.pid)) else {
+        let Some(status) = self.proc_file("status") else {
             return false;
         };
         status
@@ -46,10 +43,7 @@ impl Ctx {
     /// /proc/PID/syscall? (For the one request FUSE makes alike for a
     /// chown and a write: see `kill_sgid_without_group_exec`.)
     pub fn in_chown(&self) -> bool {
-        if self.pid == 0 {
-            return false;
-        }
-        let Ok(s) = std::fs::read_to_string(format!("/proc/{}/syscall", self.pid)) else {
+        let Some(s) = self.proc_file("syscall") else {
             return false;
         };
         let nr = s
@@ -65,6 +59,14 @@ impl Ctx {
             ]
             .contains(&n)
         })
+    }
+
+    /// /proc/PID/`name` of the caller, if FUSE named it and it is readable.
+    fn proc_file(&self, name: &str) -> Option<String> {
+        if self.pid == 0 {
+            return None;
+        }
+        std::fs::read_to_string(format!("/proc/{}/{name}", self.pid)).ok()
     }
 }
 

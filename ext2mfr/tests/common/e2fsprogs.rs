@@ -2,6 +2,8 @@
 //! (and write) an image the way e2fsprogs sees it, dumpe2fs's super block
 //! fields.
 
+use super::image::{le32, sb_bytes};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -152,4 +154,19 @@ pub fn dump_field<'a>(dump: &'a str, name: &str) -> &'a str {
 /// One field of the image's `dumpe2fs -h` report.
 pub fn dumpe2fs_field(img: &Path, name: &str) -> String {
     dump_field(&dumpe2fs_h(img), name).to_string()
+}
+
+/// The xattr block of `path` in an image, and its reference count.
+pub fn xattr_block(img: &Path, path: &str) -> (u64, u32) {
+    let blk: u64 = stat_field(&debugfs_stat(img, path), "File ACL:")
+        .parse()
+        .unwrap();
+    assert_ne!(blk, 0, "{path} has no xattr block");
+    let bs = le32(&sb_bytes(img), 24);
+    let mut hdr = [0u8; 8];
+    std::fs::File::open(img)
+        .unwrap()
+        .read_exact_at(&mut hdr, blk * (1024u64 << bs))
+        .unwrap();
+    (blk, le32(&hdr, 4))
 }
