@@ -86,6 +86,10 @@ struct Frame {
     cell: Option<Arc<DomainCell>>,
     /// A root's own thread waits for its outcome (for its cell).
     owner_waits: bool,
+    /// An exclusive domain (see [`Runtime::exclusive_domain`]): its small
+    /// writes of objects nobody else has a version of keep their
+    /// before-bytes privately ([`Private`]).
+    exclusive: bool,
     logs: Logs,
     /// Its logged reads and writes, counted here and added to its thread's
     /// share of the counters when the frame is popped (with the domain's
@@ -105,6 +109,24 @@ impl Frame {
         self.cell.as_ref().is_none_or(|c| c.settle(to))
     }
 }
+
+/// Before-bytes an exclusive domain keeps of one small write, in its
+/// thread's state instead of a version in the object's chain. Its caller's
+/// lock keeps every other domain away from the object until the domain has
+/// ended, and the domain commits at its end: no other domain can come to
+/// see or depend on the change, so nothing needs publishing; a rollback
+/// puts these bytes back, and a commit forgets them.
+struct Private {
+    id: DomainId,
+    obj: Arc<dyn LoggedObject>,
+    at: usize,
+    len: usize,
+    bytes: [u8; PRIVATE_BYTES],
+}
+
+/// The largest write an exclusive domain keeps privately (an allocator
+/// changes one byte of a bitmap).
+const PRIVATE_BYTES: usize = 16;
 
 /// A domain as other threads see it, shared by its frame, its node and its
 /// versions. A domain gets a node in the dependence graph only when one
@@ -166,6 +188,8 @@ struct PerThread {
     spare_logs: Vec<Logs>,
     /// Cells of ended domains, for new frames (see `fresh_cell`).
     spare_cells: Vec<Arc<DomainCell>>,
+    /// Exclusive domains' private before-bytes, innermost domain's last.
+    private: Vec<Private>,
     /// This thread's shares of the counters of the runtimes it used last,
     /// by runtime uid, the last used first (see [`StatsInner`]).
     shares: Vec<(u64, Arc<StatsInner>)>,
@@ -283,6 +307,7 @@ thread_local! {
             frames: Vec::new(),
             spare_logs: Vec::new(),
             spare_cells: Vec::new(),
+            private: Vec::new(),
             shares: Vec::new(),
             ids: (0, 0),
         })
@@ -891,6 +916,13 @@ impl Runtime {
             return;
         }
         let published = obj.chain().newest();
+        if published == 0 && image {
+            if let Some(r) = &range {
+                if r.len() <= PRIVATE_BYTES && self.write_private(obj, r.clone()) {
+                    return;
+                }
+            }
+        }
         let Some((id, doomed, cell)) = self.current_frame_recording(obj, published) else {
             self.count(|s| &s.unlogged_writes);
             return;
@@ -951,6 +983,82 @@ impl Runtime {
         }
     }
 
+    /// A small write of an object no domain has a version of, in an
+    /// exclusive domain: its before-bytes kept privately (see [`Private`]);
+    /// false if the current domain is not exclusive (or is doomed), or the
+    /// object does not lend its bytes: then it is versioned as any write.
+    fn write_private(&self, obj: &Arc<dyn LoggedObject>, r: std::ops::Range<usize>) -> bool {
+        let exclusive = STACK.with(|s| {
+            s.borrow()
+                .last()
+                .is_some_and(|f| f.exclusive && f.rt == self.key() && !f.doomed())
+        });
+        if !exclusive {
+            return false;
+        }
+        let mut bytes = [0u8; PRIVATE_BYTES];
+        let mut lent = false;
+        obj.read_bytes(&mut |b| {
+            if let Some(before) = b.get(r.clone()) {
+                bytes[..r.len()].copy_from_slice(before);
+                lent = true;
+            }
+        });
+        if !lent {
+            return false;
+        }
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            let top = s.frames.last_mut().expect("current frame");
+            top.writes += 1;
+            let id = top.id;
+            s.private.push(Private {
+                id,
+                obj: obj.clone(),
+                at: r.start,
+                len: r.len(),
+                bytes,
+            });
+        });
+        true
+    }
+
+    /// The exclusive domain `id` ended: its private before-bytes are put
+    /// back if it `failed`, else forgotten (it commits).
+    fn end_private(&self, id: DomainId, failed: bool) {
+        let mine = STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.private.last().is_none_or(|p| p.id != id) {
+                return None;
+            }
+            match s.private.iter().rposition(|p| p.id != id) {
+                // All of them (the common case): the vector itself, given
+                // back below, so that no domain allocates one.
+                None => Some(std::mem::take(&mut s.private)),
+                Some(i) => Some(s.private.split_off(i + 1)),
+            }
+        });
+        // (Outside the thread's state: putting bytes back and dropping
+        // objects run client code.)
+        let Some(mut mine) = mine else {
+            return;
+        };
+        if failed {
+            for p in mine.iter().rev() {
+                let before = &p.bytes[..p.len];
+                p.obj
+                    .write_bytes(&mut |b| b[p.at..p.at + p.len].copy_from_slice(before));
+            }
+        }
+        mine.clear();
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.private.capacity() == 0 {
+                s.private = mine;
+            }
+        });
+    }
+
     /// Log an inverse with the current domain: run if it rolls back.
     /// Outside a logged domain nothing can roll back, and `f` is dropped.
     pub fn log_undo(&self, f: impl FnOnce() + Send + 'static) {
@@ -1006,12 +1114,17 @@ impl Runtime {
     }
 
     fn push_frame(&self, kind: Kind, owner_waits: bool) -> DomainId {
-        self.push_frame_under(kind, owner_waits).0
+        self.push_frame_under(kind, owner_waits, false).0
     }
 
     /// Push a frame; its id, and whether the frame it is pushed on is a
     /// logged one of this runtime (in one access to the stack).
-    fn push_frame_under(&self, kind: Kind, owner_waits: bool) -> (DomainId, bool) {
+    fn push_frame_under(
+        &self,
+        kind: Kind,
+        owner_waits: bool,
+        exclusive: bool,
+    ) -> (DomainId, bool) {
         let (id, parent_logged) = STACK.with(|s| {
             let mut t = s.borrow_mut();
             let id = if kind == Kind::Unlogged {
@@ -1034,6 +1147,7 @@ impl Runtime {
                 kind,
                 cell: None,
                 owner_waits,
+                exclusive,
                 logs,
                 reads: 0,
                 writes: 0,
@@ -1287,7 +1401,7 @@ impl Runtime {
         f: impl FnOnce() -> T,
         inverse: impl FnOnce(&T) -> Option<Action>,
     ) -> Result<T, Fault> {
-        self.domain_inner(kind, f, inverse)
+        self.domain_inner(kind, false, f, inverse)
     }
 
     /// Run `f` as a nested Reversible domain (see [`Runtime::domain`]) whose
@@ -1298,17 +1412,25 @@ impl Runtime {
     /// so nobody can come to depend on it, and it commits at completion
     /// without a node in the dependence graph. (Any domain that nobody
     /// comes to depend on does: see [`DomainCell`]. This one is sure to.)
+    /// For the same reason its small writes ([`Runtime::write_range`]) of
+    /// objects no other domain has a version of need no version either:
+    /// their before-bytes stay with this thread ([`Private`]), put back if
+    /// it fails, forgotten when it commits. (So the cache's write-back may
+    /// take such a change before the domain ends, as it takes any change
+    /// the moment the domain commits; a failed domain's bytes put back are
+    /// written again.)
     pub fn exclusive_domain<T>(
         &self,
         f: impl FnOnce() -> T,
         inverse: impl FnOnce(&T) -> Option<Action>,
     ) -> Result<T, Fault> {
-        self.domain_inner(Kind::Reversible, f, inverse)
+        self.domain_inner(Kind::Reversible, true, f, inverse)
     }
 
     fn domain_inner<T>(
         &self,
         kind: Kind,
+        exclusive: bool,
         f: impl FnOnce() -> T,
         inverse: impl FnOnce(&T) -> Option<Action>,
     ) -> Result<T, Fault> {
@@ -1324,20 +1446,27 @@ impl Runtime {
                 Err(p) => resume_unwind(p),
             };
         }
-        let has_parent = self.push_frame_under(kind, false).1;
+        let has_parent = self.push_frame_under(kind, false, exclusive).1;
         let r = catch_unwind(AssertUnwindSafe(f));
         let frame = self.pop_frame();
         let value = match r {
             Ok(v) if !frame.doomed() => v,
             Ok(_) => {
+                let id = frame.id;
                 self.rollback_frame(frame);
+                self.end_private(id, true);
                 return Err(Fault::Cascade);
             }
             Err(p) => {
+                let id = frame.id;
                 self.rollback_frame(frame);
+                self.end_private(id, true);
                 return Err(fault_of(p));
             }
         };
+        if exclusive {
+            self.end_private(frame.id, false);
+        }
         let id = frame.id;
         match kind {
             Kind::Basic if has_parent => self.merge_into_parent(frame),
@@ -1356,6 +1485,13 @@ impl Runtime {
                     let Frame { logs, .. } = frame;
                     !self.complete(id, logs)
                 };
+                // (An exclusive domain's private bytes went final at its end:
+                // it must not wait for another domain, which its caller's
+                // lock rules out.)
+                debug_assert!(
+                    !(exclusive && pending),
+                    "an exclusive domain came to depend on another"
+                );
                 if has_parent {
                     let parent = STACK
                         .with(|s| s.borrow().last().map(|f| f.id))

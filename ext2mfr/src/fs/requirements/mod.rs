@@ -163,19 +163,21 @@ pub enum Need<'a> {
 
 /// Before-images of the blocks each kind of request writes besides the
 /// blocks it allocates (recovery on). Create: the directory block, the
-/// parent's and the new inode's table blocks, the inode bitmap. Link: the
+/// parent's and the new inode's table blocks. (A bitmap bit an allocator
+/// sets needs none: its exclusive domain keeps the byte's old value
+/// without a page, `Runtime::exclusive_domain`.) Link: the
 /// directory block, both inodes. Remove: the directory block, parent and
 /// child (bitmaps change at commit). Rename: both directory blocks, three
 /// inodes, the moved directory's ".." block and the replaced target's
 /// inode. Exchange: one more inode and ".." block.
-const CREATE_IMAGES: u64 = 4;
+const CREATE_IMAGES: u64 = 3;
 const LINK_IMAGES: u64 = 3;
 const REMOVE_IMAGES: u64 = 3;
 const RENAME_IMAGES: u64 = 7;
 const EXCHANGE_IMAGES: u64 = 8;
-/// A new block is written twice in its first domain: zeroed (or filled),
-/// and its bit in the bitmap.
-const IMAGES_PER_NEW_BLOCK: u64 = 2;
+/// A new block is written in its first domain: zeroed (or filled). (Its
+/// bit in the bitmap needs no image: see [`CREATE_IMAGES`].)
+const IMAGES_PER_NEW_BLOCK: u64 = 1;
 /// The indirect blocks a directory's path may gain when it grows past its
 /// direct blocks (single, double, triple), each written.
 const GROWN_PATH: u64 = 3;
@@ -325,9 +327,9 @@ impl Builder<'_, '_> {
         self.bitmaps(allocs);
         // Images: the inode, every block written but those surely
         // new (a new block needs none), the indirect blocks on the
-        // path, and the bitmap once per allocation (each its own
-        // domain). (An allocation's inverse runs unlogged: no image.)
-        self.written((1 + count + ind + allocs).saturating_sub(self.sure_new));
+        // path. (An allocation's bitmap bit needs none: see
+        // CREATE_IMAGES; its inverse runs unlogged.)
+        self.written((1 + count + ind).saturating_sub(self.sure_new));
     }
 
     /// Inode, and with a size Tree(i) + tail block + xattr + Bitmaps(i_blocks).
