@@ -10,7 +10,8 @@
 //! The domain runs, commits or rolls back under the group's lock, which
 //! guards the bitmap it writes (frees write bitmaps unlogged, under the same
 //! lock; everything else only peeks): an exclusive domain, which needs no
-//! node in the dependence graph (`Runtime::exclusive_domain`). The counts
+//! node in the dependence graph (`Runtime::exclusive_domain`), nor a
+//! version of the bitmap block: the old byte stays with the thread. The counts
 //! change after it succeeds, still under the lock, so a rolled-back
 //! allocator leaves nothing to undo but its bitmap bit; the unit a request
 //! takes from the global free count first goes back by [`Claim`]'s drop.
