@@ -1119,12 +1119,7 @@ impl Runtime {
 
     /// Push a frame; its id, and whether the frame it is pushed on is a
     /// logged one of this runtime (in one access to the stack).
-    fn push_frame_under(
-        &self,
-        kind: Kind,
-        owner_waits: bool,
-        exclusive: bool,
-    ) -> (DomainId, bool) {
+    fn push_frame_under(&self, kind: Kind, owner_waits: bool, exclusive: bool) -> (DomainId, bool) {
         let (id, parent_logged) = STACK.with(|s| {
             let mut t = s.borrow_mut();
             let id = if kind == Kind::Unlogged {
