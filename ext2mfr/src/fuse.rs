@@ -183,14 +183,13 @@ impl Filesystem for FuseFs {
         // CACHE_SYMLINKS: the kernel keeps a symlink's target in its page
         // cache (no READLINK per walk): a target never changes, and an
         // inode number is not reused while the kernel holds the inode.
-        // Not HANDLE_KILLPRIV_V2: the kernel's VFS then clears set-user-ID,
-        // set-group-ID and security.capability at a write, truncate or
-        // chown as for its own ext2, with the caller's credentials (a
-        // SETATTR with the mode, a REMOVEXATTR); see
-        // `kill_sgid_without_group_exec` for the one case left to us. (It
-        // asks for security.capability at an inode's first write and at the
-        // first write after each attribute refresh, which forgets that it
-        // has none: S_NOSEC.)
+        // HANDLE_KILLPRIV_V2: set-user-ID and set-group-ID are killed here
+        // at a write, truncate or change of owner, as the kernel's VFS
+        // decides for its own ext2 (see `kill_suidgid`); the kernel still
+        // removes a capability itself. With it the kernel marks an inode
+        // found without a capability (S_NOSEC) and does not ask again
+        // before each write: without it, a GETXATTR of
+        // security.capability came before most writes.
         // POSIX_ACL: the kernel enforces the ACLs stored here (it turns on
         // default permissions and reads them through getxattr); DONT_MASK:
         // it leaves the umask to us, since a directory's default ACL
@@ -224,6 +223,7 @@ impl Filesystem for FuseFs {
             fuser::InitFlags::FUSE_POSIX_ACL,
             fuser::InitFlags::FUSE_DONT_MASK,
             fuser::InitFlags::FUSE_EXPORT_SUPPORT,
+            fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             if config.add_capabilities(flag).is_err() {
                 log::warn!("the kernel does not offer {flag:?}");
@@ -470,7 +470,7 @@ impl Filesystem for FuseFs {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
@@ -480,6 +480,7 @@ impl Filesystem for FuseFs {
             ino: to_ext2(ino),
             offset,
             data,
+            kill_suidgid: write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID),
             // (The descriptor's open flags: FUSE sends them with each write.)
             append: flags.0 & libc::O_APPEND != 0,
         };

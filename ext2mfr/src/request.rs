@@ -80,11 +80,13 @@ pub enum Request<'a> {
         offset: u64,
         size: u32,
     },
+    /// `kill_suidgid`: the writer lacks CAP_FSETID (FUSE_WRITE_KILL_SUIDGID);
     /// `append`: through a descriptor opened with O_APPEND.
     Write {
         ino: u32,
         offset: u64,
         data: &'a [u8],
+        kill_suidgid: bool,
         append: bool,
     },
     /// fallocate(2); `mode` as the call's (`FALLOC_FL_*`).
@@ -435,8 +437,9 @@ impl Ext2 {
                 ino,
                 offset,
                 data,
+                kill_suidgid,
                 append,
-            } => Reply::Written(self.write(ctx, ino, offset, data, append)?),
+            } => Reply::Written(self.write(ctx, ino, offset, data, kill_suidgid, append)?),
             Request::Fallocate {
                 ino,
                 offset,

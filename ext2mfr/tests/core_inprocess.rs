@@ -54,6 +54,7 @@ fn write(fs: &Ext2, ino: u32, offset: u64, data: &[u8]) {
         ino,
         offset,
         data,
+        kill_suidgid: false,
         append: false,
     };
     assert!(matches!(serve(fs, r), Ok(Reply::Written(n)) if n == data.len()));

@@ -340,37 +340,36 @@ fn an_exclusive_domains_small_writes_are_undone_without_versions() {
         let o = obj_lending(lends);
         let big = obj_lending(true);
         let inverse_ran = Arc::new(Mutex::new(false));
-        let r: Result<(), _> =
-            rt.root(|| {
-                // Fails after two small writes (one over the other) and a large one.
-                let failed = rt.exclusive_domain(
-                    || {
-                        put(&rt, &o, 10..11, 0xA1);
-                        put(&rt, &o, 8..12, 0xA2);
-                        put(&rt, &big, 0..64, 0xA3);
-                        assert_eq!(o.chain.is_speculative(), !lends, "lends {lends}");
-                        assert!(big.chain.is_speculative(), "too large for private bytes");
-                        fault(4)
-                    },
-                    |_: &()| None,
-                );
-                assert_eq!(failed, Err(Fault::Explicit(4)));
-                assert_eq!(*o.data.lock(), original(), "lends {lends}");
-                assert_eq!(*big.data.lock(), original());
-                assert!(!o.chain.is_speculative() && !big.chain.is_speculative());
-                // Commits: the change stays, nothing is left versioned.
-                let ran = inverse_ran.clone();
-                rt.exclusive_domain(
+        let r: Result<(), _> = rt.root(|| {
+            // Fails after two small writes (one over the other) and a large one.
+            let failed = rt.exclusive_domain(
+                || {
+                    put(&rt, &o, 10..11, 0xA1);
+                    put(&rt, &o, 8..12, 0xA2);
+                    put(&rt, &big, 0..64, 0xA3);
+                    assert_eq!(o.chain.is_speculative(), !lends, "lends {lends}");
+                    assert!(big.chain.is_speculative(), "too large for private bytes");
+                    fault(4)
+                },
+                |_: &()| None,
+            );
+            assert_eq!(failed, Err(Fault::Explicit(4)));
+            assert_eq!(*o.data.lock(), original(), "lends {lends}");
+            assert_eq!(*big.data.lock(), original());
+            assert!(!o.chain.is_speculative() && !big.chain.is_speculative());
+            // Commits: the change stays, nothing is left versioned.
+            let ran = inverse_ran.clone();
+            rt.exclusive_domain(
                     || put(&rt, &o, 3..4, 0xB1),
                     move |_: &()| {
                         Some(Box::new(move || *ran.lock() = true) as Box<dyn FnOnce() + Send>)
                     },
                 )
                 .unwrap();
-                assert_eq!(o.data.lock()[3], 0xB1);
-                assert!(!o.chain.is_speculative());
-                fault(5)
-            });
+            assert_eq!(o.data.lock()[3], 0xB1);
+            assert!(!o.chain.is_speculative());
+            fault(5)
+        });
         assert_eq!(r, Err(Fault::Explicit(5)));
         assert!(
             *inverse_ran.lock(),

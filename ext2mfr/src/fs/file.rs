@@ -2,6 +2,7 @@
 //! the truncate half of inode.c.
 
 use super::attr::Ctx;
+use super::inode::{kill_suidgid, Kill};
 use super::Ext2;
 use crate::error::{FsError, Result};
 use crate::format::inode::{max_file_size, Inode, Timestamp};
@@ -72,15 +73,18 @@ impl Ext2 {
     }
 
     /// Write `data` at `offset`. `append`: the descriptor was opened with
-    /// O_APPEND (all an append-only file takes). (Set-user-ID,
-    /// set-group-ID and a capability the kernel kills before the write,
-    /// by a setattr and a removexattr: see `Ext2::setattr`.)
+    /// O_APPEND (all an append-only file takes). `kill`: the
+    /// writer lacks CAP_FSETID (FUSE_WRITE_KILL_SUIDGID), so set-user-ID
+    /// and set-group-ID go as the kernel's VFS kills them before a write
+    /// (see [`kill_suidgid`]). (A capability the kernel removes itself, by
+    /// a removexattr before the write.)
     pub fn write(
         &self,
         ctx: &Ctx,
         ino: u32,
         offset: u64,
         data: &[u8],
+        kill: bool,
         append: bool,
     ) -> Result<usize> {
         self.check_writable()?;
@@ -97,6 +101,9 @@ impl Ext2 {
             return Err(FsError::TooBig);
         }
         let data = &data[..data.len().min((max - offset) as usize)];
+        if kill && !data.is_empty() {
+            kill_suidgid(&mut i, ctx, Kill::Modify);
+        }
         let end = offset + data.len() as u64;
         let bs = self.geo.block_size as u64;
         let mut pos = offset;

@@ -5,7 +5,8 @@ use super::attr::{Attr, Ctx, SetAttr};
 use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
 use crate::format::inode::{
-    FileKind, Inode, Timestamp, INODE_KNOWN_SIZE, S_IFMT, S_ISGID, S_IXGRP, WANT_EXTRA_ISIZE,
+    FileKind, Inode, Timestamp, INODE_KNOWN_SIZE, S_IFMT, S_ISGID, S_ISUID, S_IXGRP,
+    WANT_EXTRA_ISIZE,
 };
 
 /// Inode-table blocks read ahead at once (see [`read_ahead_window`]); a
@@ -106,39 +107,60 @@ impl Ext2 {
     }
 }
 
-/// The one kill of set-group-ID the kernel's FUSE client leaves to the
-/// daemon. The kernel's VFS decides every kill of set-user-ID and
-/// set-group-ID at a write, truncate or change of owner with the caller's
-/// credentials (setattr_should_drop_suidgid), as for its own ext2, and its
-/// FUSE client sends the new mode in a setattr, but for set-group-ID
-/// without group-execute (no set-group-ID program, and no longer killed
-/// there): that one goes for a caller without CAP_FSETID outside the
-/// file's group, judged on the file as it was. The setattr that asks for
-/// it carries the mode (with set-user-ID killed too), the size, the new
-/// owner, or nothing (a write or chown(f, -1, -1)). A chmod carries a mode
-/// too, but there the kernel has already dropped set-group-ID for a caller
-/// outside the group, so whatever is left belongs to a member. A kill is a
-/// change of mode, which only the owner may make by chown (the kernel's
-/// ext2 answers EPERM) but anyone who may write by a write; FUSE sends an
-/// empty setattr for both, so the system call the caller is in decides.
-/// (Root, for CAP_FSETID, kills nothing: its write of a file with a
-/// capability sends an empty setattr after removing the capability, and
-/// keeps both bits. FUSE_HANDLE_KILLPRIV_V2 is not asked for: the kernel
-/// would then leave every kill to us, and send the same empty setattr from
-/// root for that write, which keeps both bits, and for chown(f, -1, -1),
-/// which kills them.)
-fn kill_sgid_without_group_exec(i: &mut Inode, ctx: &Ctx, s: &SetAttr) -> Result<()> {
+/// Why set-user-ID and set-group-ID may go (the kernel's VFS kills them at
+/// these, for its own ext2; with FUSE_HANDLE_KILLPRIV_V2 its FUSE client
+/// leaves every kill to the daemon).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Kill {
+    /// A write or truncate by a caller without CAP_FSETID (the kernel's
+    /// FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID).
+    Modify,
+    /// A change of owner (chown(2), also with -1 for both): for any
+    /// caller, of anything but a directory.
+    Chown,
+}
+
+/// Kill set-user-ID and set-group-ID of `i` as the kernel's VFS decides
+/// it (setattr_should_drop_suidgid, ATTR_KILL_SUID and
+/// setattr_should_drop_sgid): set-user-ID goes; set-group-ID goes with
+/// group-execute, and without it (no set-group-ID program) only for a
+/// caller outside the file's group, by its primary or a supplementary
+/// group, without CAP_FSETID (root stands for the capability, as in
+/// [`Ctx::privileged`]). Judged on the file as it was. Whether anything
+/// went.
+pub(super) fn kill_suidgid(i: &mut Inode, ctx: &Ctx, why: Kill) -> bool {
     let m = i.mode();
-    let asks = s.mode.is_some() || s.size.is_some() || s.uid.is_some() || s.gid.is_some();
-    if (asks || s.is_empty())
-        && m & (S_ISGID | S_IXGRP) == S_ISGID
-        && !ctx.privileged()
-        && !ctx.in_group(i.gid())
-    {
-        if s.is_empty() && ctx.uid != i.uid() && ctx.in_chown() {
+    if why == Kill::Chown && i.is_dir() {
+        return false;
+    }
+    let mut kill = m & S_ISUID;
+    if m & S_ISGID != 0 && (m & S_IXGRP != 0 || (!ctx.privileged() && !ctx.in_group(i.gid()))) {
+        kill |= S_ISGID;
+    }
+    i.i_mode.set(m & !kill);
+    kill != 0
+}
+
+/// What a setattr kills (see [`kill_suidgid`]). FUSE sends a change of
+/// owner with the new owner, a truncate with the size (a caller without
+/// CAP_FSETID: root stands for it), and chown(f, -1, -1) as a setattr with
+/// nothing in it, which it also sends before a write that kills (the write
+/// itself then says so) or that removes a capability: the system call the
+/// caller is in tells them apart. A kill by chown is a change of mode,
+/// which only the owner may make (the kernel's ext2 answers EPERM; FUSE's
+/// own check never sees the mode).
+fn setattr_kills(i: &mut Inode, ctx: &Ctx, s: &SetAttr) -> Result<()> {
+    if s.uid.is_some() || s.gid.is_some() {
+        kill_suidgid(i, ctx, Kill::Chown);
+    } else if s.is_empty() && !i.is_dir() && ctx.in_chown() {
+        let before = i.mode();
+        if kill_suidgid(i, ctx, Kill::Chown) && !ctx.privileged() && ctx.uid != i.uid() {
+            i.i_mode.set(before);
             return Err(FsError::Perm);
         }
-        i.i_mode.set(m & !S_ISGID);
+    }
+    if s.size.is_some() && i.is_reg() && !ctx.privileged() {
+        kill_suidgid(i, ctx, Kill::Modify);
     }
     Ok(())
 }
@@ -181,7 +203,7 @@ impl Ext2 {
         }
         // (A capability the kernel removes itself, by a removexattr before
         // a write, truncate or change of owner, as for its own ext2.)
-        kill_sgid_without_group_exec(&mut i, ctx, s)?;
+        setattr_kills(&mut i, ctx, s)?;
         if let Some(uid) = s.uid {
             i.set_uid(uid);
         }

@@ -88,6 +88,9 @@ pub mod fattr {
     pub const CTIME: u32 = 1 << 10;
 }
 
+/// `fuse_write_in.write_flags`: the writer lacks CAP_FSETID.
+pub const WRITE_KILL_SUIDGID: u32 = 1 << 2;
+
 /// `fuse_getattr_in.getattr_flags`: `fh` is valid (the kernel asks through
 /// an open file).
 pub const GETATTR_FH: u32 = 1 << 0;

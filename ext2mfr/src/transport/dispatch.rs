@@ -344,6 +344,7 @@ impl Dispatcher {
                     ino,
                     offset: w.offset,
                     data: bytes,
+                    kill_suidgid: w.write_flags & abi::WRITE_KILL_SUIDGID != 0,
                     // (The descriptor's open flags come with each write.)
                     append: w.flags & libc::O_APPEND as u32 != 0,
                 }) {

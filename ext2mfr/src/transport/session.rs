@@ -127,7 +127,8 @@ const WANTED: u64 = init::ASYNC_READ
     | init::CACHE_SYMLINKS
     | init::POSIX_ACL
     | init::DONT_MASK
-    | init::EXPORT_SUPPORT;
+    | init::EXPORT_SUPPORT
+    | init::HANDLE_KILLPRIV_V2;
 
 /// Read the kernel's INIT from `dev` and answer it; with `uring`, offer to
 /// take requests over io_uring when the kernel does; with
