@@ -8,7 +8,6 @@ use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
 use crate::format::dirent::{self, rec_len_for, DirEntry, FT_DIR};
 use crate::format::inode::{Inode, INDEX_FL};
-use std::ops::ControlFlow;
 
 /// Where a name was found.
 #[derive(Clone, Copy, Debug)]
@@ -29,18 +28,6 @@ pub struct Slot {
     ino: u32,
     rec_len: usize,
     name_len: usize,
-}
-
-impl Found {
-    pub(super) fn at(blk: u32, e: &DirEntry, prev: Option<usize>) -> Found {
-        Found {
-            blk,
-            offset: e.offset,
-            prev,
-            ino: e.inode,
-            file_type: e.file_type,
-        }
-    }
 }
 
 impl Slot {
@@ -172,21 +159,27 @@ impl Ext2 {
         room: &mut Option<Slot>,
     ) -> Result<Option<Found>> {
         self.cache.read_with(blk as u64, |d| {
-            let (mut prev, mut found) = (None, None);
             // (The scan ends at the name, as the kernel's does.)
-            dirent::visit_block_until(d, self.geo.inodes_count, |e| {
-                if e.is(name) {
-                    found = Some(Found::at(blk, &e, prev));
-                    return ControlFlow::Break(());
-                }
-                if room.is_none() && need.is_some_and(|n| e.slack() >= n) {
-                    *room = Some(Slot::at(blk, &e));
-                }
-                prev = Some(e.offset);
-                ControlFlow::Continue(())
-            })
-            .map_err(|e| corrupt(format!("directory block {blk}: {e}")))?;
-            Ok(found)
+            // (No more room wanted once some is found.)
+            let need = if room.is_some() { None } else { need };
+            let (hit, r) = dirent::search_block(d, self.geo.inodes_count, name, need)
+                .map_err(|e| corrupt(format!("directory block {blk}: {e}")))?;
+            if let Some(r) = r {
+                *room = Some(Slot {
+                    blk,
+                    offset: r.offset,
+                    ino: r.inode,
+                    rec_len: r.rec_len,
+                    name_len: r.name_len,
+                });
+            }
+            Ok(hit.map(|h| Found {
+                blk,
+                offset: h.offset,
+                prev: h.prev,
+                ino: h.inode,
+                file_type: h.file_type,
+            }))
         })
     }
 
