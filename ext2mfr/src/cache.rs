@@ -51,7 +51,16 @@ pub struct Buf {
     rt: Arc<Runtime>,
     pool: Arc<Pool>,
     dirt: Arc<Dirt>,
+    /// Something computed from the bytes and kept with them (a directory
+    /// block's name index: see [`BlockCache::read_derived_with`]), dropped
+    /// at any change of the bytes, under their write lock; `has_derived`
+    /// spares that lock at each write of a block that has none.
+    derived: Mutex<Option<Derived>>,
+    has_derived: AtomicBool,
 }
+
+/// What a buffer keeps computed from its bytes (see [`Buf::derived`]).
+pub type Derived = Box<dyn std::any::Any + Send + Sync>;
 
 pub type BufRef = Arc<Buf>;
 
@@ -107,7 +116,40 @@ impl Buf {
         self.write_as(Logged::New)
     }
 
+    /// [`Buf::write_range`] for a change `f` makes to the bytes and brings
+    /// the derived value (see [`BlockCache::read_derived_with`]) up to date
+    /// with: `f` gets it taken out of the buffer, and hands back what is
+    /// to be kept (`None`: it could not follow the change). A fault in `f`
+    /// leaves the buffer without one.
+    pub fn write_range_derived<R>(
+        self: &Arc<Self>,
+        range: std::ops::Range<usize>,
+        f: impl FnOnce(&mut [u8], Option<Derived>) -> (R, Option<Derived>),
+    ) -> R {
+        let mut g = self.write_keeping(Logged::Range(range));
+        let taken = if self.has_derived.load(Ordering::Relaxed) {
+            self.has_derived.store(false, Ordering::Relaxed);
+            self.derived.lock().take()
+        } else {
+            None
+        };
+        let (r, kept) = f(&mut g, taken);
+        if kept.is_some() {
+            *self.derived.lock() = kept;
+            self.has_derived.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+
     fn write_as(self: &Arc<Self>, how: Logged) -> RwLockWriteGuard<'_, Frame> {
+        let g = self.write_keeping(how);
+        self.drop_derived();
+        g
+    }
+
+    /// Write access through the runtime's hook, the derived value left to
+    /// the caller (see [`Buf::write_as`]).
+    fn write_keeping(self: &Arc<Self>, how: Logged) -> RwLockWriteGuard<'_, Frame> {
         crate::faults::site(&self.rt, "block write");
         ama::note_change();
         let obj: Arc<dyn LoggedObject> = self.clone();
@@ -119,6 +161,40 @@ impl Buf {
         let g = self.data.write();
         self.mark_dirty();
         g
+    }
+
+    /// Run `f` on the bytes for reading and on the derived slot (see
+    /// [`BlockCache::read_derived_with`]).
+    fn read_derived<R>(
+        &self,
+        f: impl FnOnce(&[u8], Option<&mut Option<Derived>>) -> Result<R>,
+    ) -> Result<R> {
+        let d = self.read();
+        let mut slot = self.derived.lock();
+        let r = f(&d, Some(&mut slot));
+        // (Set before the bytes' read lock goes: a writer, which takes the
+        // write lock next, sees it and drops what was derived.)
+        self.has_derived.store(slot.is_some(), Ordering::Relaxed);
+        r
+    }
+
+    /// [`Buf::read_derived`] for AMA's requirement phase, without the
+    /// runtime's hook (see [`Buf::peek_bytes`]).
+    pub(crate) fn peek_derived<R>(&self, f: impl FnOnce(&[u8], &mut Option<Derived>) -> R) -> R {
+        let d = self.data.read();
+        let mut slot = self.derived.lock();
+        let r = f(&d, &mut slot);
+        self.has_derived.store(slot.is_some(), Ordering::Relaxed);
+        r
+    }
+
+    /// The bytes are about to change (their write lock is held): what was
+    /// computed from them goes.
+    fn drop_derived(&self) {
+        if self.has_derived.load(Ordering::Relaxed) {
+            *self.derived.lock() = None;
+            self.has_derived.store(false, Ordering::Relaxed);
+        }
     }
 
     pub fn is_dirty(&self) -> bool {
@@ -184,6 +260,7 @@ impl LoggedObject for Buf {
     }
     fn restore(&self, image: &[u8]) {
         let mut d = self.data.write();
+        self.drop_derived();
         d.copy_from_slice(image);
         self.mark_dirty();
     }
@@ -200,6 +277,7 @@ impl LoggedObject for Buf {
     }
     fn restore_chunks(&self, image: &[u8], mask: u64) {
         let mut d = self.data.write();
+        self.drop_derived();
         recovery_rt::copy_chunks(image, &mut d, mask);
         self.mark_dirty();
     }
@@ -211,6 +289,7 @@ impl LoggedObject for Buf {
     }
     fn write_bytes(&self, f: &mut dyn FnMut(&mut [u8])) {
         let mut d = self.data.write();
+        self.drop_derived();
         f(&mut d);
         self.mark_dirty();
     }
@@ -469,6 +548,8 @@ impl BlockCache {
             rt: self.rt.clone(),
             pool: self.pool.clone(),
             dirt: self.dirt.clone(),
+            derived: Mutex::new(None),
+            has_derived: AtomicBool::new(false),
         });
         shard.map.insert(blk, b.clone());
         shard.clock.push_back(blk);
@@ -571,20 +652,44 @@ impl BlockCache {
         if let Some(b) = self.peek(blk) {
             return f(&b.read());
         }
+        self.read_past(blk, |d, _| f(d))
+    }
+
+    /// [`BlockCache::read_with`], with the cached buffer's derived slot
+    /// for `f` to use, or fill: something computed from the bytes (a
+    /// directory block's name index), kept until they change. A block read
+    /// past the cache has none (`None`). (The slot's lock is held while `f`
+    /// runs.)
+    pub fn read_derived_with<R>(
+        &self,
+        blk: u64,
+        f: impl FnOnce(&[u8], Option<&mut Option<Derived>>) -> Result<R>,
+    ) -> Result<R> {
+        match self.peek(blk) {
+            Some(b) => b.read_derived(f),
+            None => self.read_past(blk, f),
+        }
+    }
+
+    /// The rest of [`BlockCache::read_with`] for a block not cached: read
+    /// into the request's scratch page if it has one, else into the cache.
+    fn read_past<R>(
+        &self,
+        blk: u64,
+        f: impl FnOnce(&[u8], Option<&mut Option<Derived>>) -> Result<R>,
+    ) -> Result<R> {
         self.check(blk)?;
         let mut f = Some(f);
         let scratch = ama::with_scratch(|page| -> Result<R> {
             crate::faults::site(&self.rt, "block read");
             self.dev.read_block(blk, page)?;
-            (f.take().expect("called once"))(page)
+            (f.take().expect("called once"))(page, None)
         });
         match scratch {
             Some(r) => r,
-            None => {
-                let b = self.get(blk)?;
-                let d = b.read();
-                (f.take().expect("not called yet"))(&d)
-            }
+            None => self
+                .get(blk)?
+                .read_derived(f.take().expect("not called yet")),
         }
     }
 

@@ -291,6 +291,100 @@ fn directory_insert_remove_reuse() {
     unmount_and_check(fs, &img);
 }
 
+/// A directory block's name index (kept with the cached block, see
+/// `dirent_index.rs`) answers as the block's bytes do through adds,
+/// removals and their rollbacks: each change below faults at its n-th
+/// fault site (n from 1 to 10: some before the entry is written, some
+/// after) and is rolled back and retried. Every name is then found, and
+/// every removed or never made one is not, here and after a remount (no
+/// index); the tree matches.
+#[test]
+fn name_lookups_follow_changes_and_their_rollbacks() {
+    faultinject::install(faultinject::Injector::new(faultinject::Config::default()));
+    let img = mkfs_ext2mfr(16 << 20, 1024);
+    let fs = mount(&img);
+    let mkdir = Request::Mkdir {
+        parent: ROOT,
+        name: b"d",
+        mode: 0o755,
+        umask: 0,
+    };
+    let dir = entry(&fs, mkdir).ino;
+    let control = |fs: &Ext2, name: &str, value: &str| {
+        let r = Request::Setxattr {
+            ino: ROOT,
+            name: name.as_bytes(),
+            value: value.as_bytes(),
+            flags: 0,
+        };
+        assert!(matches!(serve(fs, r), Ok(Reply::Done)), "{name}={value}");
+    };
+    let lookup = |fs: &Ext2, name: &str| {
+        let r = Request::Lookup {
+            parent: dir,
+            name: name.as_bytes(),
+        };
+        match serve(fs, r) {
+            Ok(Reply::Entry(a)) => Ok(a.ino),
+            Err(e) => Err(e),
+            other => panic!("lookup: {other:?}"),
+        }
+    };
+    let mut inos = std::collections::BTreeMap::new();
+    for i in 0..60 {
+        let name = format!("a-name-of-some-length-{i}");
+        inos.insert(name.clone(), create(&fs, dir, &name));
+    }
+    let mut gone = Vec::new();
+    for round in 0..40 {
+        // (The lookups of the round before made the blocks' indexes.)
+        control(&fs, "ext2mfr.fault_after", &(1 + round % 10).to_string());
+        if round % 2 == 0 {
+            let name = format!("late-{round}");
+            inos.insert(name.clone(), create(&fs, dir, &name));
+        } else {
+            let name = format!("a-name-of-some-length-{round}");
+            let r = Request::Unlink {
+                parent: dir,
+                name: name.as_bytes(),
+            };
+            assert!(matches!(serve(&fs, r), Ok(Reply::Done)), "unlink {name}");
+            inos.remove(&name);
+            gone.push(name);
+        }
+        for (name, ino) in &inos {
+            assert_eq!(lookup(&fs, name), Ok(*ino), "round {round}: {name}");
+        }
+        for name in &gone {
+            assert_eq!(
+                lookup(&fs, name),
+                Err(libc::ENOENT),
+                "round {round}: {name}"
+            );
+        }
+    }
+    let want: BTreeSet<String> = inos
+        .keys()
+        .cloned()
+        .chain([".".into(), "..".into()])
+        .collect();
+    assert_eq!(names(&fs, dir), want);
+    fs.unmount().expect("unmount");
+    drop(fs);
+    let fs = mount(&img);
+    for (name, ino) in &inos {
+        assert_eq!(lookup(&fs, name), Ok(*ino), "after remount: {name}");
+    }
+    for name in &gone {
+        assert_eq!(
+            lookup(&fs, name),
+            Err(libc::ENOENT),
+            "after remount: {name}"
+        );
+    }
+    unmount_and_check(fs, &img);
+}
+
 /// The gate's paths with the daemon's controls: every AMA reservation one
 /// page short (restarts on a fresh estimate), and a fault at the N-th fault
 /// site (rolled back and retried). Requests still succeed, nothing is

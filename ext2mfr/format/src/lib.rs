@@ -6,6 +6,7 @@ pub mod acl;
 pub mod bitmap;
 pub mod block_ptr;
 pub mod dirent;
+pub mod dirent_index;
 pub mod group_desc;
 pub mod htree;
 pub mod inode;

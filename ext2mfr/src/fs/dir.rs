@@ -7,6 +7,7 @@
 use super::Ext2;
 use crate::error::{corrupt, FsError, Result};
 use crate::format::dirent::{self, rec_len_for, DirEntry, FT_DIR};
+use crate::format::dirent_index::NameIndex;
 use crate::format::inode::{Inode, INDEX_FL};
 
 /// Where a name was found.
@@ -158,12 +159,19 @@ impl Ext2 {
         need: Option<usize>,
         room: &mut Option<Slot>,
     ) -> Result<Option<Found>> {
-        self.cache.read_with(blk as u64, |d| {
-            // (The scan ends at the name, as the kernel's does.)
+        self.cache.read_derived_with(blk as u64, |d, derived| {
             // (No more room wanted once some is found.)
             let need = if room.is_some() { None } else { need };
-            let (hit, r) = dirent::search_block(d, self.geo.inodes_count, name, need)
-                .map_err(|e| corrupt(format!("directory block {blk}: {e}")))?;
+            // Through the block's name index, made at its first search and
+            // kept with the cached block until the block changes; else (a
+            // block read past the cache, a damaged one, no memory for an
+            // index) a scan, which ends at the name as the kernel's does.
+            let index = derived.and_then(|slot| self.name_index(d, slot));
+            let (hit, r) = match index {
+                Some(index) => index.search(d, name, need),
+                None => dirent::search_block(d, self.geo.inodes_count, name, need)
+                    .map_err(|e| corrupt(format!("directory block {blk}: {e}")))?,
+            };
             if let Some(r) = r {
                 *room = Some(Slot {
                     blk,
@@ -181,6 +189,20 @@ impl Ext2 {
                 file_type: h.file_type,
             }))
         })
+    }
+
+    /// The name index of directory block `d` kept in its cached buffer's
+    /// derived `slot`, made now if there is none; `None` for a damaged
+    /// block or when no memory for one can be had.
+    pub(crate) fn name_index<'a>(
+        &self,
+        d: &[u8],
+        slot: &'a mut Option<crate::cache::Derived>,
+    ) -> Option<&'a NameIndex> {
+        if slot.is_none() {
+            *slot = NameIndex::build(d, self.geo.inodes_count).map(|i| Box::new(i) as _);
+        }
+        slot.as_ref()?.downcast_ref::<NameIndex>()
     }
 
     /// Add `name -> ino` at `room` (found by [`Ext2::dir_probe`] under the
@@ -233,17 +255,40 @@ impl Ext2 {
         let b = self.cache.get(s.blk as u64)?;
         // Only the entries' bytes change: the undo log keeps those, not
         // a copy of the whole block.
+        // The slot's entry, and the block's name index with it, change
+        // within the slot's span.
         let end = |at: usize| at + dirent::DIRENT_HEADER + name.len();
+        let span = (s.offset, s.offset + s.rec_len);
         if s.ino == 0 {
-            let mut d = b.write_range(s.offset..end(s.offset));
-            dirent::write_entry(&mut d, s.offset, ino, s.rec_len, ft, name);
+            b.write_range_derived(s.offset..end(s.offset), |d, index| {
+                dirent::write_entry(d, s.offset, ino, s.rec_len, ft, name);
+                ((), self.follow(d, index, span))
+            });
         } else {
             let used = rec_len_for(s.name_len);
-            let mut d = b.write_range(s.offset + 4..end(s.offset + used));
-            dirent::set_rec_len(&mut d, s.offset, used);
-            dirent::write_entry(&mut d, s.offset + used, ino, s.rec_len - used, ft, name);
+            b.write_range_derived(s.offset + 4..end(s.offset + used), |d, index| {
+                dirent::set_rec_len(d, s.offset, used);
+                dirent::write_entry(d, s.offset + used, ino, s.rec_len - used, ft, name);
+                ((), self.follow(d, index, span))
+            });
         }
         Ok(())
+    }
+
+    /// A block's name index (see [`Ext2::name_index`]) brought up to date
+    /// with a change of its entries within `span`; `None` if there was
+    /// none or it cannot follow.
+    fn follow(
+        &self,
+        d: &[u8],
+        index: Option<crate::cache::Derived>,
+        (start, end): (usize, usize),
+    ) -> Option<crate::cache::Derived> {
+        let mut index = index?;
+        index
+            .downcast_mut::<NameIndex>()?
+            .reparse(d, self.geo.inodes_count, start, end)
+            .then_some(index)
     }
 
     /// A new zeroed block at the end of the directory: (logical, physical).
@@ -266,19 +311,21 @@ impl Ext2 {
         self.dx_or_unflag(dir)?;
         let b = self.cache.get(f.blk as u64)?;
         // (Ranged writes: the undo log keeps the entry's bytes only.)
+        // (The block's name index follows the entries that change.)
         match f.prev {
-            Some(p) => {
-                let mut d = b.write_range(p + 4..p + 6);
+            Some(p) => b.write_range_derived(p + 4..p + 6, |d, index| {
                 let rec_len = u16::from_le_bytes([d[f.offset + 4], d[f.offset + 5]]) as usize;
                 let prev_len = u16::from_le_bytes([d[p + 4], d[p + 5]]) as usize;
-                dirent::set_rec_len(&mut d, p, prev_len + rec_len);
+                dirent::set_rec_len(d, p, prev_len + rec_len);
+                ((), self.follow(d, index, (p, f.offset + rec_len)))
+            }),
+            None => {
+                b.write_range_derived(f.offset..f.offset + dirent::DIRENT_HEADER, |d, index| {
+                    let rec_len = u16::from_le_bytes([d[f.offset + 4], d[f.offset + 5]]) as usize;
+                    dirent::set_inode(d, f.offset, 0, 0);
+                    ((), self.follow(d, index, (f.offset, f.offset + rec_len)))
+                })
             }
-            None => dirent::set_inode(
-                &mut b.write_range(f.offset..f.offset + dirent::DIRENT_HEADER),
-                f.offset,
-                0,
-                0,
-            ),
         }
         Ok(())
     }

@@ -317,18 +317,27 @@ impl Builder<'_, '_> {
                 continue;
             };
             if let (None, Some(name)) = (found, name) {
-                let data = b.peek_bytes();
-                let seen =
-                    crate::format::dirent::visit_block(&data, self.fs.geo.inodes_count, |e| {
-                        if e.is(name) {
-                            found = Some(e.inode);
-                        }
-                        // (No division for the many entries without room.)
-                        let free = e.slack();
-                        if free >= need {
-                            slots += free / need;
-                        }
-                    });
+                // Through the block's name index (see `Ext2::name_index`),
+                // else every entry.
+                let seen = b.peek_derived(|data, slot| match self.fs.name_index(data, slot) {
+                    Some(index) => {
+                        found = index.find(data, name);
+                        slots += index.slots(need);
+                        Ok(())
+                    }
+                    None => {
+                        crate::format::dirent::visit_block(data, self.fs.geo.inodes_count, |e| {
+                            if e.is(name) {
+                                found = Some(e.inode);
+                            }
+                            // (No division for the many entries without room.)
+                            let free = e.slack();
+                            if free >= need {
+                                slots += free / need;
+                            }
+                        })
+                    }
+                });
                 if seen.is_err() {
                     complete = false;
                 }
