@@ -306,6 +306,19 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
     truncate(&m.p("root_truncated"), 1).unwrap();
     assert_eq!(mode("root_truncated"), 0o6777, "root's truncate");
 
+    // A hole punched: the kernel kills before a fallocate (FUSE then sends
+    // an empty setattr, told from chown(f, -1, -1) by the system call).
+    let p = make("punched", 0o6766);
+    as_nobody(&format!("fallocate -p -o 0 -l 2 '{p}'"));
+    assert_eq!(mode("punched"), 0o0766, "a hole punched by nobody");
+    let p = make("root_punched", 0o6766);
+    let punched = std::process::Command::new("fallocate")
+        .args(["-p", "-o", "0", "-l", "2", &p])
+        .status()
+        .expect("run fallocate");
+    assert!(punched.success(), "fallocate -p as root");
+    assert_eq!(mode("root_punched"), 0o6766, "a hole punched by root");
+
     // chown(f, -1, -1) by someone else: a kill of set-group-ID would be
     // a change of mode, which only the owner may make: EPERM, as the
     // kernel's ext2 (where a write by the same user kills it, above).
@@ -347,6 +360,8 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
         ("chowned_to_same", 0o0755),
         ("not_owner_chown", 0o2766),
         ("truncated", 0o0777),
+        ("punched", 0o0766),
+        ("root_punched", 0o6766),
         ("chowned", 0o0755),
         ("dir", 0o3775),
     ] {

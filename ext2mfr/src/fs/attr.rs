@@ -39,26 +39,15 @@ impl Ctx {
             .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
     }
 
-    /// Is the caller blocked in chown(2) or one of its kin, by
-    /// /proc/PID/syscall? (For the one request FUSE makes alike for a
-    /// chown and a write: see `kill_sgid_without_group_exec`.)
-    pub fn in_chown(&self) -> bool {
-        let Some(s) = self.proc_file("syscall") else {
-            return false;
-        };
-        let nr = s
+    /// The system call the caller is blocked in, by /proc/PID/syscall
+    /// (for the one request FUSE makes alike for a chown, a fallocate and
+    /// a write: see `setattr_kills`); `None` when it cannot be read.
+    pub fn syscall(&self) -> Option<i64> {
+        self.proc_file("syscall")?
             .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<i64>().ok());
-        nr.is_some_and(|n| {
-            [
-                libc::SYS_chown,
-                libc::SYS_lchown,
-                libc::SYS_fchown,
-                libc::SYS_fchownat,
-            ]
-            .contains(&n)
-        })
+            .next()?
+            .parse()
+            .ok()
     }
 
     /// /proc/PID/`name` of the caller, if FUSE named it and it is readable.

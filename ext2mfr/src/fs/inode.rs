@@ -143,20 +143,36 @@ pub(super) fn kill_suidgid(i: &mut Inode, ctx: &Ctx, why: Kill) -> bool {
 
 /// What a setattr kills (see [`kill_suidgid`]). FUSE sends a change of
 /// owner with the new owner, a truncate with the size (a caller without
-/// CAP_FSETID: root stands for it), and chown(f, -1, -1) as a setattr with
-/// nothing in it, which it also sends before a write that kills (the write
-/// itself then says so) or that removes a capability: the system call the
-/// caller is in tells them apart. A kill by chown is a change of mode,
-/// which only the owner may make (the kernel's ext2 answers EPERM; FUSE's
-/// own check never sees the mode).
+/// CAP_FSETID: root stands for it), and a setattr with nothing in it for
+/// chown(f, -1, -1) and for the kernel's kill before a fallocate or a
+/// copy_file_range (which then come without a word of it), and before a
+/// write (which says so itself) or one that removes a capability: the
+/// system call the caller is in tells them apart. A kill by chown is a
+/// change of mode, which only the owner may make (the kernel's ext2
+/// answers EPERM; FUSE's own check never sees the mode).
 fn setattr_kills(i: &mut Inode, ctx: &Ctx, s: &SetAttr) -> Result<()> {
     if s.uid.is_some() || s.gid.is_some() {
         kill_suidgid(i, ctx, Kill::Chown);
-    } else if s.is_empty() && !i.is_dir() && ctx.in_chown() {
-        let before = i.mode();
-        if kill_suidgid(i, ctx, Kill::Chown) && !ctx.privileged() && ctx.uid != i.uid() {
-            i.i_mode.set(before);
-            return Err(FsError::Perm);
+    } else if s.is_empty() && !i.is_dir() {
+        const CHOWN: [i64; 4] = [
+            libc::SYS_chown,
+            libc::SYS_lchown,
+            libc::SYS_fchown,
+            libc::SYS_fchownat,
+        ];
+        const MODIFY: [i64; 2] = [libc::SYS_fallocate, libc::SYS_copy_file_range];
+        match ctx.syscall() {
+            Some(nr) if CHOWN.contains(&nr) => {
+                let before = i.mode();
+                if kill_suidgid(i, ctx, Kill::Chown) && !ctx.privileged() && ctx.uid != i.uid() {
+                    i.i_mode.set(before);
+                    return Err(FsError::Perm);
+                }
+            }
+            Some(nr) if MODIFY.contains(&nr) && i.is_reg() && !ctx.privileged() => {
+                kill_suidgid(i, ctx, Kill::Modify);
+            }
+            _ => {}
         }
     }
     if s.size.is_some() && i.is_reg() && !ctx.privileged() {
