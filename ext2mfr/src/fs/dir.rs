@@ -31,18 +31,6 @@ pub struct Slot {
     name_len: usize,
 }
 
-impl Slot {
-    pub(super) fn at(blk: u32, e: &DirEntry) -> Slot {
-        Slot {
-            blk,
-            offset: e.offset,
-            ino: e.inode,
-            rec_len: e.rec_len,
-            name_len: e.name.len(),
-        }
-    }
-}
-
 /// What [`Ext2::dir_probe`] found.
 pub enum Probe {
     Exists(Found),

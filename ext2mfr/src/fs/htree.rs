@@ -228,16 +228,10 @@ impl Ext2 {
     /// Put the entry in the first place of block `blk` with room for it;
     /// false when there is none.
     fn insert_in_block(&self, blk: u32, name: &[u8], ino: u32, ft: u8) -> Result<bool> {
-        let need = rec_len_for(name.len());
-        let slot = self.cache.read_with(blk as u64, |d| {
-            let mut slot = None;
-            self.visit_dir_block(d, blk, |e| {
-                if slot.is_none() && e.slack() >= need {
-                    slot = Some(Slot::at(blk, &e));
-                }
-            })?;
-            Ok(slot)
-        })?;
+        // The first room in the block (the name is not there: the caller
+        // probed for it under the directory's lock), through its index.
+        let mut slot = None;
+        self.scan_dir_block(blk, name, Some(rec_len_for(name.len())), &mut slot)?;
         match slot {
             Some(s) => {
                 self.write_in_slot(&s, name, ino, self.ft(ft))?;
