@@ -77,6 +77,18 @@ fn truncate(fs: &Ext2, ino: u32, size: u64) {
     );
 }
 
+/// The daemon's counters (`ext2mfr.stats`).
+fn stats(fs: &Ext2) -> serde_json::Value {
+    let r = Request::Getxattr {
+        ino: ROOT,
+        name: b"ext2mfr.stats",
+    };
+    match serve(fs, r) {
+        Ok(Reply::Data(d)) => serde_json::from_slice(&d).unwrap(),
+        other => panic!("stats: {other:?}"),
+    }
+}
+
 fn names(fs: &Ext2, dir: u32) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut offset = 0;
@@ -369,6 +381,9 @@ fn name_lookups_follow_changes_and_their_rollbacks() {
         .chain([".".into(), "..".into()])
         .collect();
     assert_eq!(names(&fs, dir), want);
+    // (The faults struck: 40 changes, each rolled back and retried.)
+    let retries = stats(&fs)["requests"]["retries"].as_u64().unwrap();
+    assert!(retries >= 40, "{retries} retries");
     fs.unmount().expect("unmount");
     drop(fs);
     let fs = mount(&img);
@@ -415,16 +430,7 @@ fn gate_restarts_and_retries() {
         write(&fs, ino, 0, &[i as u8; 3000]);
         assert_eq!(read(&fs, ino, 0, 3000), vec![i as u8; 3000]);
     }
-    let stats: serde_json::Value = match serve(
-        &fs,
-        Request::Getxattr {
-            ino: ROOT,
-            name: b"ext2mfr.stats",
-        },
-    ) {
-        Ok(Reply::Data(d)) => serde_json::from_slice(&d).unwrap(),
-        other => panic!("stats: {other:?}"),
-    };
+    let stats = stats(&fs);
     assert!(stats["ama"]["restarts"].as_u64().unwrap() > 0, "{stats}");
     assert!(
         stats["requests"]["retries"].as_u64().unwrap() > 0,

@@ -349,47 +349,15 @@ mod tests {
 
     #[test]
     fn search_finds_what_a_visit_finds() {
-        // Blocks of entries with names of every length from a few
-        // families, some removed (inode 0), some slack; then each of them
-        // with one header byte changed at random, which makes most of them
-        // corrupt at some entry. Every search agrees with the visit: the
-        // entry, the room, the error.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        // Random blocks (see `testgen`); then each of them with one header
+        // byte changed at random, which makes most of them corrupt at some
+        // entry. Every search agrees with the visit: the entry, the room,
+        // the error.
+        let mut next = testgen::rng(0x2545_f491_4f6c_dd1d);
         let (mut hits, mut errors, mut rooms) = (0, 0, 0);
-        let name_of = |k: u64, len: usize| -> Vec<u8> {
-            (0..len)
-                .map(|i| b'a' + ((k + i as u64 * 7) % 26) as u8)
-                .collect()
-        };
         for round in 0..400 {
             let bs = [1024usize, 2048, 4096][round % 3];
-            let mut b = vec![0u8; bs];
-            let mut names = Vec::new();
-            let mut off = 0;
-            while off < bs {
-                let mut len = 1 + next(40) as usize;
-                let mut rec = rec_len_for(len) + 4 * next(3) as usize;
-                if bs - off < rec + 12 {
-                    // The last entry reaches the block's end.
-                    rec = bs - off;
-                    len = len.min(rec - DIRENT_HEADER);
-                }
-                let name = name_of(next(5), len);
-                let ino = if next(5) == 0 {
-                    0
-                } else {
-                    1 + next(100) as u32
-                };
-                write_entry(&mut b, off, ino, rec, FT_DIR, &name);
-                names.push(name);
-                off += rec;
-            }
+            let (mut b, mut names, _) = testgen::random_block(&mut next, bs, 40);
             if round % 2 == 1 {
                 let at = next(bs as u64) as usize;
                 b[at] = next(256) as u8;
@@ -432,5 +400,60 @@ mod tests {
         assert!(parse_block(&b, 100).is_err());
         set_rec_len(&mut b, 12, 1012);
         assert!(parse_block(&b, 1).is_err());
+    }
+}
+
+/// Random directory blocks for the tests here and in `dirent_index.rs`.
+#[cfg(test)]
+pub(crate) mod testgen {
+    use super::*;
+
+    /// A small xorshift generator: `next(n)` is below `n`.
+    pub fn rng(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        }
+    }
+
+    /// A block of `bs` bytes of valid entries, names of 1 to `max_len`
+    /// bytes from a few families (so that many share a length and most of
+    /// their bytes, and some come twice), some unused (inode 0), some with
+    /// room after them, inode numbers up to 100; its names, and whether
+    /// any entry is in use.
+    pub fn random_block(
+        next: &mut impl FnMut(u64) -> u64,
+        bs: usize,
+        max_len: u64,
+    ) -> (Vec<u8>, Vec<Vec<u8>>, bool) {
+        let mut b = vec![0u8; bs];
+        let mut names = Vec::new();
+        let mut any_live = false;
+        let mut off = 0;
+        while off < bs {
+            let mut len = 1 + next(max_len) as usize;
+            let mut rec = rec_len_for(len) + 4 * next(3) as usize;
+            if bs - off < rec + 12 {
+                // The last entry reaches the block's end.
+                rec = bs - off;
+                len = len.min(rec - DIRENT_HEADER);
+            }
+            let family = next(5);
+            let name: Vec<u8> = (0..len)
+                .map(|i| b'a' + ((family + i as u64 * 7) % 26) as u8)
+                .collect();
+            let ino = if next(5) == 0 {
+                0
+            } else {
+                1 + next(100) as u32
+            };
+            any_live |= ino != 0;
+            write_entry(&mut b, off, ino, rec, FT_DIR, &name);
+            names.push(name);
+            off += rec;
+        }
+        (b, names, any_live)
     }
 }

@@ -195,17 +195,7 @@ impl NameIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dirent::{search_block, set_inode, set_rec_len, write_entry, FT_REG_FILE};
-
-    /// A small xorshift generator.
-    fn rng(mut seed: u64) -> impl FnMut(u64) -> u64 {
-        move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        }
-    }
+    use crate::dirent::{search_block, set_inode, set_rec_len, testgen, write_entry, FT_REG_FILE};
 
     /// Every name in `names` and some absent ones, with every need: the
     /// index answers as the search of `block` does; returns (hits, rooms).
@@ -233,35 +223,11 @@ mod tests {
         // families (so that many share a length and a hash is often
         // compared in vain), some removed (inode 0), some with room, some
         // names twice. A corrupt block has no index.
-        let mut next = rng(0x9e37_79b9_7f4a_7c15);
+        let mut next = testgen::rng(0x9e37_79b9_7f4a_7c15);
         let (mut hits, mut rooms) = (0, 0);
         for round in 0..300 {
             let bs = [1024usize, 2048, 4096][round % 3];
-            let mut b = vec![0u8; bs];
-            let mut names: Vec<Vec<u8>> = Vec::new();
-            let mut off = 0;
-            let mut any_live = false;
-            while off < bs {
-                let mut len = 1 + next(24) as usize;
-                let mut rec = rec_len_for(len) + 4 * next(3) as usize;
-                if bs - off < rec + 12 {
-                    // The last entry reaches the block's end.
-                    rec = bs - off;
-                    len = len.min(rec - DIRENT_HEADER);
-                }
-                let name: Vec<u8> = (0..len)
-                    .map(|i| b'a' + ((next(3) + i as u64) % 26) as u8)
-                    .collect();
-                let ino = if next(5) == 0 {
-                    0
-                } else {
-                    1 + next(100) as u32
-                };
-                any_live |= ino != 0;
-                write_entry(&mut b, off, ino, rec, FT_REG_FILE, &name);
-                names.push(name);
-                off += rec;
-            }
+            let (b, names, any_live) = testgen::random_block(&mut next, bs, 24);
             let index = NameIndex::build(&b, 200).expect("a valid block");
             let (h, r) = agrees(&index, &b, &names, &format!("round {round}"));
             hits += h;
@@ -280,7 +246,7 @@ mod tests {
         // and `Ext2::dir_remove` change the bytes, each followed by a
         // reparse of the run it changed: after every step the index answers
         // as the search of the block, and equals one built afresh.
-        let mut next = rng(0x2545_f491_4f6c_dd1d);
+        let mut next = testgen::rng(0x2545_f491_4f6c_dd1d);
         let mut steps = 0;
         for round in 0..60 {
             let bs = [1024usize, 2048, 4096][round % 3];
