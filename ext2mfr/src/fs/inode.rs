@@ -112,8 +112,9 @@ impl Ext2 {
 /// leaves every kill to the daemon).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Kill {
-    /// A write or truncate by a caller without CAP_FSETID (the kernel's
-    /// FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID).
+    /// A write, truncate, fallocate or copy_file_range by a caller without
+    /// CAP_FSETID (the kernel's FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID,
+    /// or the empty setattr before the last two).
     Modify,
     /// A change of owner (chown(2), also with -1 for both): for any
     /// caller, of anything but a directory.
