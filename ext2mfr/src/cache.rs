@@ -121,11 +121,11 @@ impl Buf {
     /// with: `f` gets it taken out of the buffer, and hands back what is
     /// to be kept (`None`: it could not follow the change). A fault in `f`
     /// leaves the buffer without one.
-    pub fn write_range_derived<R>(
+    pub fn write_range_derived(
         self: &Arc<Self>,
         range: std::ops::Range<usize>,
-        f: impl FnOnce(&mut [u8], Option<Derived>) -> (R, Option<Derived>),
-    ) -> R {
+        f: impl FnOnce(&mut [u8], Option<Derived>) -> Option<Derived>,
+    ) {
         let mut g = self.write_keeping(Logged::Range(range));
         let taken = if self.has_derived.load(Ordering::Relaxed) {
             self.has_derived.store(false, Ordering::Relaxed);
@@ -133,12 +133,11 @@ impl Buf {
         } else {
             None
         };
-        let (r, kept) = f(&mut g, taken);
+        let kept = f(&mut g, taken);
         if kept.is_some() {
             *self.derived.lock() = kept;
             self.has_derived.store(true, Ordering::Relaxed);
         }
-        r
     }
 
     fn write_as(self: &Arc<Self>, how: Logged) -> RwLockWriteGuard<'_, Frame> {

@@ -250,14 +250,14 @@ impl Ext2 {
         if s.ino == 0 {
             b.write_range_derived(s.offset..end(s.offset), |d, index| {
                 dirent::write_entry(d, s.offset, ino, s.rec_len, ft, name);
-                ((), self.follow(d, index, span))
+                self.follow(d, index, span)
             });
         } else {
             let used = rec_len_for(s.name_len);
             b.write_range_derived(s.offset + 4..end(s.offset + used), |d, index| {
                 dirent::set_rec_len(d, s.offset, used);
                 dirent::write_entry(d, s.offset + used, ino, s.rec_len - used, ft, name);
-                ((), self.follow(d, index, span))
+                self.follow(d, index, span)
             });
         }
         Ok(())
@@ -305,13 +305,13 @@ impl Ext2 {
                 let rec_len = u16::from_le_bytes([d[f.offset + 4], d[f.offset + 5]]) as usize;
                 let prev_len = u16::from_le_bytes([d[p + 4], d[p + 5]]) as usize;
                 dirent::set_rec_len(d, p, prev_len + rec_len);
-                ((), self.follow(d, index, (p, f.offset + rec_len)))
+                self.follow(d, index, (p, f.offset + rec_len))
             }),
             None => {
                 b.write_range_derived(f.offset..f.offset + dirent::DIRENT_HEADER, |d, index| {
                     let rec_len = u16::from_le_bytes([d[f.offset + 4], d[f.offset + 5]]) as usize;
                     dirent::set_inode(d, f.offset, 0, 0);
-                    ((), self.follow(d, index, (f.offset, f.offset + rec_len)))
+                    self.follow(d, index, (f.offset, f.offset + rec_len))
                 })
             }
         }
