@@ -342,6 +342,16 @@ fn name_lookups_follow_changes_and_their_rollbacks() {
             other => panic!("lookup: {other:?}"),
         }
     };
+    // Every name made is found with its inode; every one removed is not.
+    let all_as_made =
+        |fs: &Ext2, inos: &std::collections::BTreeMap<String, u32>, gone: &[String], when: &str| {
+            for (name, ino) in inos {
+                assert_eq!(lookup(fs, name), Ok(*ino), "{when}: {name}");
+            }
+            for name in gone {
+                assert_eq!(lookup(fs, name), Err(libc::ENOENT), "{when}: {name}");
+            }
+        };
     let mut inos = std::collections::BTreeMap::new();
     for i in 0..60 {
         let name = format!("a-name-of-some-length-{i}");
@@ -364,16 +374,7 @@ fn name_lookups_follow_changes_and_their_rollbacks() {
             inos.remove(&name);
             gone.push(name);
         }
-        for (name, ino) in &inos {
-            assert_eq!(lookup(&fs, name), Ok(*ino), "round {round}: {name}");
-        }
-        for name in &gone {
-            assert_eq!(
-                lookup(&fs, name),
-                Err(libc::ENOENT),
-                "round {round}: {name}"
-            );
-        }
+        all_as_made(&fs, &inos, &gone, &format!("round {round}"));
     }
     let want: BTreeSet<String> = inos
         .keys()
@@ -388,16 +389,7 @@ fn name_lookups_follow_changes_and_their_rollbacks() {
     fs.unmount().expect("unmount");
     drop(fs);
     let fs = mount(&img);
-    for (name, ino) in &inos {
-        assert_eq!(lookup(&fs, name), Ok(*ino), "after remount: {name}");
-    }
-    for name in &gone {
-        assert_eq!(
-            lookup(&fs, name),
-            Err(libc::ENOENT),
-            "after remount: {name}"
-        );
-    }
+    all_as_made(&fs, &inos, &gone, "after remount");
     unmount_and_check(fs, &img);
 }
 
