@@ -74,6 +74,14 @@ struct Logs {
     deferred: Vec<Action>,
 }
 
+impl Logs {
+    /// Nothing logged (a lookup, a stat, an allocator whose one write was
+    /// kept privately): nothing to finish at a commit or to undo.
+    fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.undo.is_empty() && self.deferred.is_empty()
+    }
+}
+
 struct Frame {
     rt: usize,
     id: DomainId,
@@ -1171,8 +1179,10 @@ impl Runtime {
     /// A domain without a node completed (its cell now says so): nobody
     /// depends on it and it on nobody, so it commits now.
     fn commit_alone(&self, mut frame: Frame) {
-        drop_versions(frame.id, &frame.logs.writes);
-        self.run_unlogged(&mut frame.logs.deferred);
+        if !frame.logs.is_empty() {
+            drop_versions(frame.id, &frame.logs.writes);
+            self.run_unlogged(&mut frame.logs.deferred);
+        }
         let logs = emptied(std::mem::take(&mut frame.logs));
         // Counted, and the logs kept, in one access to the thread's state
         // (this runs at the end of almost every domain).
@@ -1194,6 +1204,27 @@ impl Runtime {
                 add(&share.logged_writes, f.writes.into());
             }
             f
+        })
+    }
+
+    /// Pop the current (logged) frame, as [`Runtime::pop_frame`]; when
+    /// `commit`, a domain that no other saw and that logged nothing (a
+    /// lookup, a stat: most requests) is committed in the same access to
+    /// the thread's state, and `None` returned.
+    fn pop_frame_or_commit(&self, commit: bool) -> Option<Frame> {
+        STACK.with(|s| {
+            let mut s = s.borrow_mut();
+            let f = s.pop().expect("domain frame");
+            let share = s.share(self);
+            bump(&share.started);
+            add(&share.logged_reads, f.reads.into());
+            add(&share.logged_writes, f.writes.into());
+            if commit && f.cell.is_none() && f.logs.is_empty() {
+                bump(&share.committed);
+                s.keep_logs(f.logs);
+                return None;
+            }
+            Some(f)
         })
     }
 
@@ -1273,12 +1304,7 @@ impl Runtime {
 
     /// Roll back a domain of this thread that faulted (its frame is popped).
     fn rollback_frame(&self, frame: Frame) {
-        let Logs {
-            writes,
-            undo,
-            deferred,
-        } = &frame.logs;
-        if writes.is_empty() && undo.is_empty() && deferred.is_empty() {
+        if frame.logs.is_empty() {
             // It changed nothing (a failed lookup, say): nobody can depend
             // on it and there is nothing to undo.
             if !frame.settle(Reg::ROLLED_BACK) {
@@ -1471,6 +1497,31 @@ impl Runtime {
                 } else {
                     None
                 };
+                // What its parent logs of it: its inverse, or (Transparent)
+                // a mark to roll it back with the parent.
+                let undo = match inv {
+                    _ if !has_parent => None,
+                    Some(inv) => Some(Undo::Child(id, inv)),
+                    None if kind == Kind::Transparent => Some(Undo::Child(id, Box::new(|| {}))),
+                    None => None,
+                };
+                if frame.cell.is_none() && frame.logs.is_empty() {
+                    // Never seen by another domain and nothing logged (an
+                    // allocator whose write was kept privately, say): it
+                    // commits here, and is counted, its empty logs kept and
+                    // its parent's undo logged in one access to the
+                    // thread's state.
+                    let Frame { logs, .. } = frame;
+                    STACK.with(|s| {
+                        let mut s = s.borrow_mut();
+                        bump(&s.share(self).committed);
+                        s.keep_logs(logs);
+                        if let Some(u) = undo {
+                            s.last_mut().expect("parent").logs.undo.push(u);
+                        }
+                    });
+                    return Ok(value);
+                }
                 // Still in the graph after its completion: it waits for a
                 // domain it depends on.
                 let pending = if frame.settle(Reg::COMMITTED) {
@@ -1500,10 +1551,8 @@ impl Runtime {
                         };
                         self.undo_orphans(orphans);
                     }
-                    if let Some(inv) = inv {
-                        self.with_top(|fr| fr.logs.undo.push(Undo::Child(id, inv)));
-                    } else if kind == Kind::Transparent {
-                        self.with_top(|fr| fr.logs.undo.push(Undo::Child(id, Box::new(|| {}))));
+                    if let Some(u) = undo {
+                        self.with_top(|fr| fr.logs.undo.push(u));
                     }
                 }
                 if pending {
@@ -1597,36 +1646,45 @@ impl Runtime {
         if !self.enabled {
             return Ok(f());
         }
-        let id = self.push_frame(Kind::Basic, true);
+        self.push_frame(Kind::Basic, true);
         let r = catch_unwind(AssertUnwindSafe(f));
-        let frame = self.pop_frame();
-        let value = match r {
-            Ok(v) if !frame.doomed() && failed(&v) => {
+        let failed = r.as_ref().is_ok_and(failed);
+        let Some(frame) = self.pop_frame_or_commit(r.is_ok() && !failed) else {
+            return Ok(r.unwrap_or_else(|_| unreachable!("committed")));
+        };
+        match r {
+            Ok(v) if !frame.doomed() && failed => {
                 self.rollback_frame(frame);
-                return Ok(v);
+                Ok(v)
             }
-            Ok(v) if !frame.doomed() => v,
+            Ok(v) if !frame.doomed() => self.commit_root(frame).map(|()| v),
             Ok(_) => {
                 self.rollback_frame(frame);
-                return Err(Fault::Cascade);
+                Err(Fault::Cascade)
             }
             Err(p) => {
                 self.rollback_frame(frame);
-                return Err(fault_of(p));
+                Err(fault_of(p))
             }
-        };
+        }
+    }
+
+    /// A root that completed: committed once nothing it depends on can be
+    /// rolled back any more (`Ok`), or rolled back with one (`Err`).
+    fn commit_root(&self, frame: Frame) -> Result<(), Fault> {
+        let id = frame.id;
         if frame.settle(Reg::COMMITTED) {
             self.commit_alone(frame);
-            return Ok(value);
+            return Ok(());
         }
         if self.complete(id, frame.logs) {
-            return Ok(value);
+            return Ok(());
         }
         self.try_commit(id);
         let mut g = self.graph.lock();
         loop {
             match g.nodes.get(&id) {
-                None => return Ok(value),
+                None => return Ok(()),
                 Some(n) if n.cell.doomed() => {
                     let orphans = g.doom(id, &self.stats);
                     let logs = std::mem::take(&mut g.nodes.get_mut(&id).expect("present").logs);
