@@ -143,6 +143,12 @@ pub fn run(root: &Path, cfg: &Config) -> std::io::Result<Vec<Phase>> {
     for t in 0..if cfg.shared { 1 } else { threads } {
         listed += fs::read_dir(dir_of(root, cfg, t))?.count();
     }
+    if listed != per * threads {
+        return Err(std::io::Error::other(format!(
+            "the listing found {listed} entries, {} were created",
+            per * threads
+        )));
+    }
     phases.push(phase("list", start.elapsed().as_secs_f64(), listed));
 
     let start = Instant::now();

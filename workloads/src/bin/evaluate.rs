@@ -45,6 +45,12 @@ struct Args {
     /// Largest file for Figure 8, in MiB.
     #[arg(long)]
     truncate_max_mib: Option<u64>,
+    /// Files in one directory per scale run, comma-separated (default 10000 to 160000; the image gets inodes for the largest).
+    #[arg(long, value_delimiter = ',')]
+    scale_sizes: Option<Vec<usize>>,
+    /// Deadline of one scale run, in seconds (default 120).
+    #[arg(long)]
+    scale_deadline: Option<u64>,
     /// Directory holding the ext2mfr binary (default: beside this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -117,6 +123,8 @@ fn main() -> ExitCode {
         seed: a.seed,
         timeout_secs: a.timeout,
         truncate_max_mib: a.truncate_max_mib,
+        scale_sizes: a.scale_sizes,
+        scale_deadline_secs: a.scale_deadline,
         bin_dir: a.bin_dir,
         workdir: a.workdir,
         keep_workdir: a.keep_workdir,

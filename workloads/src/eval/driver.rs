@@ -26,6 +26,8 @@ pub struct Options {
     pub seed: Option<u64>,
     pub timeout_secs: Option<u64>,
     pub truncate_max_mib: Option<u64>,
+    pub scale_sizes: Option<Vec<usize>>,
+    pub scale_deadline_secs: Option<u64>,
     pub bin_dir: Option<PathBuf>,
     pub workdir: PathBuf,
     pub keep_workdir: bool,
@@ -80,6 +82,26 @@ pub fn plan_from(o: &Options) -> Result<Plan, String> {
         if plan.truncate_sizes_mib.is_empty() {
             return Err(format!("--truncate-max-mib {m}: need at least 1"));
         }
+    }
+    if let Some(sizes) = &o.scale_sizes {
+        let mut sizes = sizes.clone();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let Some(&largest) = sizes.last().filter(|_| sizes[0] > 0) else {
+            return Err("--scale-sizes: need sizes of at least 1 file".into());
+        };
+        let sp = &mut plan.scale;
+        // An inode per file and a tenth more (mkfs rounds per group), and an
+        // image that holds twice their tables (256-byte inodes).
+        sp.inodes = sp.inodes.max(largest as u64 + largest as u64 / 10);
+        sp.image_mib = sp.image_mib.max((sp.inodes * 256 * 2) >> 20);
+        sp.sizes = sizes;
+    }
+    if let Some(t) = o.scale_deadline_secs {
+        if t == 0 {
+            return Err("--scale-deadline: need at least 1 second".into());
+        }
+        plan.scale.deadline = Duration::from_secs(t);
     }
     Ok(plan)
 }
@@ -271,6 +293,32 @@ fn run_part(ctx: &Ctx, part: Part) -> Section {
                 Err(e) => s.failed = Some(e),
             }
             s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_sizes_get_room_for_the_largest() {
+        let o = Options {
+            scale_sizes: Some(vec![1_000_000, 10_000, 10_000]),
+            scale_deadline_secs: Some(400),
+            ..Default::default()
+        };
+        let plan = plan_from(&o).expect("plan");
+        assert_eq!(plan.scale.sizes, vec![10_000, 1_000_000]);
+        assert_eq!(plan.scale.inodes, 1_100_000);
+        assert_eq!(plan.scale.image_mib, 1024);
+        assert_eq!(plan.scale.deadline, Duration::from_secs(400));
+        for bad in [vec![0, 10], vec![]] {
+            let o = Options {
+                scale_sizes: Some(bad),
+                ..Default::default()
+            };
+            assert!(plan_from(&o).is_err());
         }
     }
 }
