@@ -1178,7 +1178,7 @@ impl Runtime {
 
     /// A domain without a node completed (its cell now says so): nobody
     /// depends on it and it on nobody, so it commits now.
-    fn commit_alone(&self, mut frame: Frame) {
+    fn commit_alone(&self, frame: &mut Frame) {
         if !frame.logs.is_empty() {
             drop_versions(frame.id, &frame.logs.writes);
             self.run_unlogged(&mut frame.logs.deferred);
@@ -1469,7 +1469,7 @@ impl Runtime {
         }
         let has_parent = self.push_frame_under(kind, false, exclusive).1;
         let r = catch_unwind(AssertUnwindSafe(f));
-        let frame = self.pop_frame();
+        let mut frame = self.pop_frame();
         let value = match r {
             Ok(v) if !frame.doomed() => v,
             Ok(_) => {
@@ -1525,7 +1525,7 @@ impl Runtime {
                 // Still in the graph after its completion: it waits for a
                 // domain it depends on.
                 let pending = if frame.settle(Reg::COMMITTED) {
-                    self.commit_alone(frame);
+                    self.commit_alone(&mut frame);
                     false
                 } else {
                     let Frame { logs, .. } = frame;
@@ -1649,7 +1649,7 @@ impl Runtime {
         self.push_frame(Kind::Basic, true);
         let r = catch_unwind(AssertUnwindSafe(f));
         let failed = r.as_ref().is_ok_and(failed);
-        let Some(frame) = self.pop_frame_or_commit(r.is_ok() && !failed) else {
+        let Some(mut frame) = self.pop_frame_or_commit(r.is_ok() && !failed) else {
             return Ok(r.unwrap_or_else(|_| unreachable!("committed")));
         };
         match r {
@@ -1657,7 +1657,7 @@ impl Runtime {
                 self.rollback_frame(frame);
                 Ok(v)
             }
-            Ok(v) if !frame.doomed() => self.commit_root(frame).map(|()| v),
+            Ok(v) if !frame.doomed() => self.commit_root(&mut frame).map(|()| v),
             Ok(_) => {
                 self.rollback_frame(frame);
                 Err(Fault::Cascade)
@@ -1671,13 +1671,13 @@ impl Runtime {
 
     /// A root that completed: committed once nothing it depends on can be
     /// rolled back any more (`Ok`), or rolled back with one (`Err`).
-    fn commit_root(&self, frame: Frame) -> Result<(), Fault> {
+    fn commit_root(&self, frame: &mut Frame) -> Result<(), Fault> {
         let id = frame.id;
         if frame.settle(Reg::COMMITTED) {
             self.commit_alone(frame);
             return Ok(());
         }
-        if self.complete(id, frame.logs) {
+        if self.complete(id, std::mem::take(&mut frame.logs)) {
             return Ok(());
         }
         self.try_commit(id);

@@ -54,6 +54,10 @@ pub const TAG_FIFO_WRITTEN: &str = "fifo-written";
 /// The kernel's file still has security.capability, ext2mfr's has not,
 /// and a write to the file failed with EFBIG (see excused.rs).
 pub const TAG_CAPABILITY_KEPT_AFTER_EFBIG: &str = "capability-kept-after-efbig";
+/// The kernel's file still has set-user-ID or set-group-ID, ext2mfr's has
+/// not (and the modes differ in nothing else), and a write to the file
+/// failed with EFBIG (see excused.rs).
+pub const TAG_SETID_KEPT_AFTER_EFBIG: &str = "setid-kept-after-efbig";
 
 impl Diff {
     /// What identifies "the same mismatch" across runs and while shrinking:
@@ -206,6 +210,12 @@ pub fn stats(ctx: &Ctx, path: &str, k: &StatInfo, o: &StatInfo) -> Vec<Diff> {
             }
             if name == "mtime" && ctx.fifo_written.contains(&k.ino) {
                 d.tags.push(TAG_FIFO_WRITTEN);
+            }
+            let setid = 0o6000;
+            let only_setid_more =
+                k.perm & !o.perm & !setid == 0 && o.perm & !k.perm == 0 && k.perm & !o.perm != 0;
+            if name == "mode" && ctx.efbig_written.contains(&k.ino) && only_setid_more {
+                d.tags.push(TAG_SETID_KEPT_AFTER_EFBIG);
             }
             out.push(d);
         }
