@@ -230,6 +230,23 @@ fn set_id_bits_killed_by_write_truncate_and_chown() {
     let w = make("written", 0o6777);
     as_nobody(&format!("echo x >> '{w}'"));
     assert_eq!(mode("written"), 0o0777, "a write by nobody");
+    // The kill reaches the mode the kernel caches, not only the inode: a
+    // hard link by someone else (protected_hardlinks) checks the cached
+    // set-user-ID bit without asking (found by fs-diff, seed 4337).
+    fs::create_dir(m.p("shared")).unwrap();
+    fs::set_permissions(m.p("shared"), fs::Permissions::from_mode(0o1777)).unwrap();
+    let l = make("shared/linked", 0o4666);
+    as_nobody(&format!("echo x >> '{l}'"));
+    let sysctl = "/proc/sys/fs/protected_hardlinks";
+    let protected = fs::read_to_string(sysctl).unwrap();
+    fs::write(sysctl, "1").unwrap();
+    let linked = sh_as_nobody(&format!("ln '{l}' '{l}.2'"));
+    fs::write(sysctl, protected.trim()).unwrap();
+    assert!(
+        linked,
+        "a hard link by nobody after its write killed set-user-ID"
+    );
+    assert_eq!(mode("shared/linked"), 0o0666);
     // Set-group-ID without group-execute goes only for a writer outside
     // the file's group (the kernel's ext2 does the same).
     let o = make("outside", 0o6766);

@@ -145,10 +145,11 @@ pub(super) fn kill_suidgid(i: &mut Inode, ctx: &Ctx, why: Kill) -> bool {
 /// What a setattr kills (see [`kill_suidgid`]). FUSE sends a change of
 /// owner with the new owner, a truncate with the size (a caller without
 /// CAP_FSETID: root stands for it), and a setattr with nothing in it for
-/// chown(f, -1, -1) and for the kernel's kill before a fallocate or a
-/// copy_file_range (which then come without a word of it), and before a
-/// write (which says so itself) or one that removes a capability: the
-/// system call the caller is in tells them apart. A kill by chown is a
+/// chown(f, -1, -1) and for the kernel's kill before a write, a fallocate
+/// or a copy_file_range (its file_remove_privs: the kernel takes the mode
+/// it caches from the reply, so the kill happens here, not only in the
+/// write after it) or before one that removes a capability: the system
+/// call the caller is in tells them apart. A kill by chown is a
 /// change of mode, which only the owner may make (the kernel's ext2
 /// answers EPERM; FUSE's own check never sees the mode).
 fn setattr_kills(i: &mut Inode, ctx: &Ctx, s: &SetAttr) -> Result<()> {
@@ -161,7 +162,18 @@ fn setattr_kills(i: &mut Inode, ctx: &Ctx, s: &SetAttr) -> Result<()> {
             libc::SYS_fchown,
             libc::SYS_fchownat,
         ];
-        const MODIFY: [i64; 2] = [libc::SYS_fallocate, libc::SYS_copy_file_range];
+        // The kernel's file_remove_privs before a change of data: its
+        // reply must carry the killed bits, as the kernel caches the mode
+        // from it (a write kills again by its own flag, finding nothing).
+        const MODIFY: [i64; 7] = [
+            libc::SYS_write,
+            libc::SYS_pwrite64,
+            libc::SYS_writev,
+            libc::SYS_pwritev,
+            libc::SYS_pwritev2,
+            libc::SYS_fallocate,
+            libc::SYS_copy_file_range,
+        ];
         match ctx.syscall() {
             Some(nr) if CHOWN.contains(&nr) => {
                 let before = i.mode();

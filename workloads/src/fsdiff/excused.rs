@@ -110,9 +110,11 @@ pub const EXCUSES: &[Excuse] = &[
                  CAP_FSETID that fails with EFBIG leaves them on the kernel's ext2 (its \
                  generic_write_checks refuses the write before file_remove_privs); over \
                  FUSE the kernel's FUSE code passes the check against its own limit, kills \
-                 them (a setattr with the new mode, which the daemon must obey) and only \
-                 then sends the write ext2mfr refuses. Found by fs-diff (seed 21, 1 KiB \
-                 blocks, a write as another user past a file at ext2's largest size). \
+                 them (an empty setattr, whose reply gives the mode it caches, so the \
+                 daemon kills there) and only then sends the write ext2mfr refuses. Found \
+                 by fs-diff (seed 21, 1 KiB blocks, a write as another user past a file at \
+                 ext2's largest size; kept since seed 4337 showed a kill left to the write \
+                 leaves the kernel's cached mode stale). \
                  Excused only for files a write to failed with EFBIG, only when the modes \
                  differ in nothing but set-ID bits the kernel's file has more",
         applies: |d| d.tags.contains(&TAG_SETID_KEPT_AFTER_EFBIG),
