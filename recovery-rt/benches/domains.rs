@@ -4,37 +4,15 @@
 //! the same with two threads at once on unrelated blocks, which share
 //! nothing but the runtime (its graph and counters).
 
+#[path = "common/block.rs"]
+mod block;
+
+use block::new_block;
 use criterion::{criterion_group, criterion_main, Criterion};
 use parking_lot::Mutex;
-use recovery_rt::{LoggedObject, Runtime, VersionChain};
+use recovery_rt::{LoggedObject, Runtime};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-
-struct Block {
-    chain: VersionChain,
-    data: Mutex<Vec<u8>>,
-}
-
-impl LoggedObject for Block {
-    fn chain(&self) -> &VersionChain {
-        &self.chain
-    }
-    fn snapshot(&self) -> recovery_rt::Image {
-        Box::new(self.data.lock().clone())
-    }
-    fn restore(&self, image: &[u8]) {
-        self.data.lock().copy_from_slice(image);
-    }
-    // Lends its bytes, as the block cache's buffers do: small writes keep
-    // compact before-bytes.
-    fn read_bytes(&self, f: &mut dyn FnMut(&[u8])) -> bool {
-        f(&self.data.lock());
-        true
-    }
-    fn write_bytes(&self, f: &mut dyn FnMut(&mut [u8])) {
-        f(&mut self.data.lock());
-    }
-}
 
 fn benches(c: &mut Criterion) {
     let on = Runtime::new();
@@ -45,10 +23,7 @@ fn benches(c: &mut Criterion) {
     c.bench_function("bare (runtime disabled)", |b| {
         b.iter(|| off.root(|| 1u32).unwrap())
     });
-    let block: Arc<dyn LoggedObject> = Arc::new(Block {
-        chain: VersionChain::new(),
-        data: Mutex::new(vec![0u8; 4096]),
-    });
+    let block: Arc<dyn LoggedObject> = new_block();
     c.bench_function("root domain with one logged 4 KiB block write", |b| {
         b.iter(|| {
             on.root(|| {
@@ -90,13 +65,6 @@ fn benches(c: &mut Criterion) {
             .unwrap()
         })
     });
-}
-
-fn new_block() -> Arc<dyn LoggedObject> {
-    Arc::new(Block {
-        chain: VersionChain::new(),
-        data: Mutex::new(vec![0u8; 4096]),
-    })
 }
 
 /// `iters` root domains on each of `threads` threads at once, each thread

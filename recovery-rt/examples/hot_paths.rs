@@ -14,34 +14,12 @@
 //! `exclusive` (a root whose child writes one byte and leaves an inverse:
 //! an allocator, with and without its caller's lock).
 
+#[path = "../benches/common/block.rs"]
+mod block;
+
+use block::new_block;
 use parking_lot::Mutex;
-use recovery_rt::{Kind, LoggedObject, Runtime, VersionChain};
-use std::sync::Arc;
-
-/// A 4 KiB block that lends its bytes, as the daemon's cached buffers do.
-struct Block {
-    chain: VersionChain,
-    data: Mutex<Vec<u8>>,
-}
-
-impl LoggedObject for Block {
-    fn chain(&self) -> &VersionChain {
-        &self.chain
-    }
-    fn snapshot(&self) -> recovery_rt::Image {
-        Box::new(self.data.lock().clone())
-    }
-    fn restore(&self, image: &[u8]) {
-        self.data.lock().copy_from_slice(image);
-    }
-    fn read_bytes(&self, f: &mut dyn FnMut(&[u8])) -> bool {
-        f(&self.data.lock());
-        true
-    }
-    fn write_bytes(&self, f: &mut dyn FnMut(&mut [u8])) {
-        f(&mut self.data.lock());
-    }
-}
+use recovery_rt::{Kind, Runtime};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -51,10 +29,7 @@ fn main() {
         std::process::exit(2);
     };
     let rt = Runtime::new();
-    let block: Arc<dyn LoggedObject> = Arc::new(Block {
-        chain: VersionChain::new(),
-        data: Mutex::new(vec![0u8; 4096]),
-    });
+    let block = new_block();
     let group_lock = Mutex::new(());
     let inverse = |_: &()| Some(Box::new(|| {}) as Box<dyn FnOnce() + Send>);
     let one: Box<dyn Fn()> = match path.as_str() {
