@@ -220,47 +220,100 @@ fn listing_while_leaves_split_sees_each_name_once() {
     fsck_strict(&img.path);
 }
 
-/// Creates and unlinks in one indexed directory under injected allocation
-/// failures and memory-safety faults (retry): every call succeeds, the
-/// names are exactly those asked for, no under-allocation, e2fsck clean
-/// (the index too), and the kernel reads it.
+fn name_set(range: impl Iterator<Item = usize>) -> BTreeSet<String> {
+    range
+        .map(|i| format!("file_with_a_longish_name_{i}"))
+        .collect()
+}
+
+fn remove_files(dir: &Path, range: impl Iterator<Item = usize>) {
+    for i in range {
+        fs::remove_file(dir.join(format!("file_with_a_longish_name_{i}"))).unwrap();
+    }
+}
+
+/// Index interop both ways under injected allocation failures and
+/// memory-safety faults (retry), at 1, 2 and 4 KiB blocks: ext2mfr builds
+/// an index from nothing (`m`) and continues one the kernel built (`k`);
+/// the kernel then changes both, and ext2mfr, under faults again, reads
+/// and changes what the kernel left. Every call succeeds, the names are
+/// exactly those asked for, no under-allocation, something was injected,
+/// and e2fsck is clean (the index too) after every mount of either driver.
 #[test]
 fn indexed_directory_under_injected_faults() {
     let _serial = setup();
-    for opts in [
-        "policy=retry,inject_alloc=0.2,inject_seed=5",
-        "policy=retry,inject_safety=0.01,inject_seed=9",
-    ] {
-        let img = mkfs_ext2(65536, 1024, &[]);
-        let m = mount(&img.path, opts);
-        let d = m.p("d");
-        fs::create_dir(&d).unwrap();
-        create_files(&d, 0..2500);
-        for i in (0..2500).step_by(2) {
-            fs::remove_file(d.join(format!("file_with_a_longish_name_{i}"))).unwrap();
+    for bs in [1024u32, 2048, 4096] {
+        for opts in [
+            "policy=retry,inject_alloc=0.2,inject_seed=5",
+            "policy=retry,inject_safety=0.01,inject_seed=9",
+        ] {
+            let what = format!("{bs}-byte blocks, {opts}");
+            let img = mkfs_ext2(65536, bs, &[]);
+            let k = KernelMount::new(&img.path);
+            fs::create_dir(k.path().join("k")).unwrap();
+            create_files(&k.path().join("k"), 0..1500);
+            k.unmount();
+            fsck_strict(&img.path);
+            let injected = |m: &Mount| {
+                let c = counters(m.path());
+                assert_eq!(c["ama"]["under_allocations"], 0, "{what}");
+                let f = &c["faults_injected"];
+                f["alloc_faults"].as_u64().unwrap() + f["safety_faults"].as_u64().unwrap()
+            };
+
+            let m = mount(&img.path, opts);
+            let (md, kd) = (m.p("m"), m.p("k"));
+            fs::create_dir(&md).unwrap();
+            create_files(&md, 0..1500);
+            remove_files(&md, (0..1500).step_by(2));
+            create_files(&md, 1500..2000);
+            remove_files(&kd, (0..1500).step_by(2));
+            create_files(&kd, 1500..2500);
+            let want_m = name_set((1..1500).step_by(2).chain(1500..2000));
+            let want_k = name_set((1..1500).step_by(2).chain(1500..2500));
+            assert_eq!(names(&md), want_m, "{what}");
+            assert_eq!(names(&kd), want_k, "{what}");
+            assert!(injected(&m) > 0, "{what}: nothing injected");
+            m.unmount_and_check();
+            fsck_strict(&img.path);
+            for d in ["/m", "/k"] {
+                let shape = index_shape(&img.path, d);
+                assert!(
+                    shape.iter().any(|l| l.contains("count")),
+                    "{what}: {d} has no index"
+                );
+            }
+
+            // The kernel reads and changes both indexes.
+            let k = KernelMount::new(&img.path);
+            for (d, want) in [("m", &want_m), ("k", &want_k)] {
+                let kd = k.path().join(d);
+                assert_eq!(&names(&kd), want, "{what}: the kernel's view of {d}");
+                remove_files(&kd, (1..1500).step_by(4));
+                create_files(&kd, 3000..3300);
+            }
+            k.unmount();
+            fsck_strict(&img.path);
+
+            // And ext2mfr, under faults again, what the kernel left.
+            let m = mount(&img.path, opts);
+            for (d, want) in [(m.p("m"), &want_m), (m.p("k"), &want_k)] {
+                let want: BTreeSet<String> = want
+                    .difference(&name_set((1..1500).step_by(4)))
+                    .cloned()
+                    .chain(name_set(3000..3300))
+                    .collect();
+                assert_eq!(names(&d), want, "{what}: after the kernel");
+                remove_files(&d, 3000..3300);
+                create_files(&d, 4000..4200);
+            }
+            assert!(injected(&m) > 0, "{what}: nothing injected");
+            m.unmount_and_check();
+            fsck_strict(&img.path);
+            let k = KernelMount::new(&img.path);
+            assert!(k.path().join("k/file_with_a_longish_name_4199").exists());
+            assert!(!k.path().join("m/file_with_a_longish_name_3000").exists());
+            k.unmount();
         }
-        create_files(&d, 2500..3000);
-        let want: BTreeSet<String> = (1..2500)
-            .step_by(2)
-            .chain(2500..3000)
-            .map(|i| format!("file_with_a_longish_name_{i}"))
-            .collect();
-        assert_eq!(names(&d), want, "{opts}");
-        let c = counters(m.path());
-        assert_eq!(c["ama"]["under_allocations"], 0, "{opts}");
-        let f = &c["faults_injected"];
-        assert!(
-            f["alloc_faults"].as_u64().unwrap() + f["safety_faults"].as_u64().unwrap() > 0,
-            "{opts}: nothing injected"
-        );
-        m.unmount_and_check();
-        fsck_strict(&img.path);
-        let k = KernelMount::new(&img.path);
-        assert_eq!(
-            names(&k.path().join("d")),
-            want,
-            "{opts}: the kernel's view"
-        );
-        k.unmount();
     }
 }
