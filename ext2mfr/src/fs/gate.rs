@@ -7,8 +7,7 @@
 //! rollback caused by a fault, the policy decides: `fail-fast` answers EIO
 //! (ENOMEM for an allocation failure); `retry` runs the request again from
 //! scratch, up to [`MAX_ATTEMPTS`] times with a back-off that doubles from
-//! 1 ms to [`MAX_BACKOFF_MS`] (about 1.9 s in all), then answers as
-//! fail-fast.
+//! 1 ms to [`MAX_BACKOFF_MS`] (231 ms in all), then answers as fail-fast.
 //!
 //! With AMA on, every attempt first takes the request's worst-case memory
 //! (its [`Need`], priced by `requirements/`) from the pool in one
@@ -32,16 +31,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Attempts of a request under `retry` before it fails as under
-/// `fail-fast`. Bounded so that a fault that strikes every attempt (a real
-/// bug) ends in an error instead of a hung caller; high because faults
-/// strike per block touched: a listing that reads 70 blocks under
-/// `inject_safety=0.01` faults on half of its attempts, and 8 attempts
-/// (this bound until 2026-12) failed about one such request in 250.
-pub const MAX_ATTEMPTS: u32 = 64;
+/// `fail-fast`. Many, because faults strike per block touched: a listing
+/// that reads 70 blocks under `inject_safety=0.01` faults on half of its
+/// attempts, and 8 attempts (the bound until 2026-12) failed one such
+/// request in about 250. Yet within about a quarter of a second in all
+/// (with [`MAX_BACKOFF_MS`]), as 8 attempts took: where a fault strikes
+/// every attempt (a real bug, or allocations failing at 99% without AMA)
+/// the caller gets its error, not a hang.
+pub const MAX_ATTEMPTS: u32 = 32;
 
 /// The longest pause between two attempts: the back-off gives a request
-/// it depended on time to finish, which takes milliseconds, not seconds.
-pub const MAX_BACKOFF_MS: u64 = 32;
+/// it depended on time to finish, which takes milliseconds.
+pub const MAX_BACKOFF_MS: u64 = 8;
 
 /// Restarts on a stale AMA estimate before the request runs on an estimate
 /// with margins.
