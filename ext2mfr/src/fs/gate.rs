@@ -33,8 +33,8 @@ use std::time::Duration;
 /// Attempts of a request under `retry` before it fails as under
 /// `fail-fast`. Many, because faults strike per block touched: a listing
 /// that reads 70 blocks under `inject_safety=0.01` faults on half of its
-/// attempts, and 8 attempts (the bound until 2026-12) failed one such
-/// request in about 250. Yet within about a quarter of a second in all
+/// attempts, and 8 attempts (the bound until 2026-12) failed 7 of 2,364
+/// such requests (EIO). Yet within about a quarter of a second in all
 /// (with [`MAX_BACKOFF_MS`]), as 8 attempts took: where a fault strikes
 /// every attempt (a real bug, or allocations failing at 99% without AMA)
 /// the caller gets its error, not a hang.
