@@ -211,9 +211,9 @@ pub fn stats(ctx: &Ctx, path: &str, k: &StatInfo, o: &StatInfo) -> Vec<Diff> {
             if name == "mtime" && ctx.fifo_written.contains(&k.ino) {
                 d.tags.push(TAG_FIFO_WRITTEN);
             }
-            let setid = 0o6000;
-            let only_setid_more =
-                k.perm & !o.perm & !setid == 0 && o.perm & !k.perm == 0 && k.perm & !o.perm != 0;
+            // Bits only the kernel's mode has: some, all of them set-ID.
+            let more = k.perm & !o.perm;
+            let only_setid_more = more != 0 && more & !0o6000 == 0 && o.perm & !k.perm == 0;
             if name == "mode" && ctx.efbig_written.contains(&k.ino) && only_setid_more {
                 d.tags.push(TAG_SETID_KEPT_AFTER_EFBIG);
             }
